@@ -1,0 +1,38 @@
+/* ridge.c — entry point: dispatch to the subcommand named by argv[1]. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"info", cmd_info, "show a GGUF file: hyper-parameters, tokenizer, tensors, sizes"},
+    {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ridge COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'ridge COMMAND --help' shows a command's options.\n");
+}
+
+int cli_report(const char *what, const rg_err *err) {
+    fprintf(stderr, "ridge: %s: %s\n", what, err->msg[0] ? err->msg : rg_status_name(err->status));
+    return err->status == RG_E_INVALID ? RG_EXIT_USAGE : RG_EXIT_BAD_INPUT;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? RG_EXIT_USAGE : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "ridge: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return RG_EXIT_USAGE;
+}
