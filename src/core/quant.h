@@ -77,4 +77,32 @@ rg_status rg_dequantize_ref(rg_dtype type, const void *src, float *dst, int64_t 
  * their sub-block scales/mins to minimize squared error. */
 rg_status rg_quantize_ref(rg_dtype type, const float *src, void *dst, int64_t n, rg_err *err);
 
+/* The per-format halves of the two functions above, for callers that already
+ * know the format (quant_legacy.c, quant_k.c). nb counts blocks. Block data may
+ * sit at any byte alignment (a GGUF file may align tensors to 1; a Q8_K row may
+ * start on a 2-byte boundary): blocks are copied through memcpy, never read in
+ * place. The float arrays need only float alignment. */
+void rg_dequantize_q4_0(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q4_1(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q5_0(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q5_1(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q8_0(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q4_K(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q5_K(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q6_K(const void *src, float *dst, int64_t nb);
+void rg_dequantize_q8_K(const void *src, float *dst, int64_t nb);
+void rg_quantize_q4_0(const float *src, void *dst, int64_t nb);
+void rg_quantize_q4_1(const float *src, void *dst, int64_t nb);
+void rg_quantize_q5_0(const float *src, void *dst, int64_t nb);
+void rg_quantize_q5_1(const float *src, void *dst, int64_t nb);
+void rg_quantize_q8_0(const float *src, void *dst, int64_t nb);
+void rg_quantize_q4_K(const float *src, void *dst, int64_t nb);
+void rg_quantize_q5_K(const float *src, void *dst, int64_t nb);
+void rg_quantize_q6_K(const float *src, void *dst, int64_t nb);
+void rg_quantize_q8_K(const float *src, void *dst, int64_t nb);
+
+/* The element of largest magnitude with its sign (the first one on ties): the
+ * reference value the symmetric formats map to their most negative code. */
+float rg_quant_signed_absmax(const float *x, int n);
+
 #endif
