@@ -21,6 +21,7 @@
 typedef struct rg_tokenizer rg_tokenizer;
 
 typedef enum rg_token_attr {
+    RG_TOKEN_UNDEFINED = 0,    /* no or an unknown token_type, or an invalid id */
     RG_TOKEN_NORMAL = 1,       /* GGUF token_type values */
     RG_TOKEN_UNKNOWN = 2,
     RG_TOKEN_CONTROL = 3,
@@ -50,8 +51,13 @@ int64_t rg_tokenize(const rg_tokenizer *t, const char *text, size_t len, bool ad
  * (may exceed size), or -1 for an invalid id. Not NUL-terminated. */
 int64_t rg_token_to_piece(const rg_tokenizer *t, int32_t id, bool render_special, char *buf, size_t size);
 
-/* Decode a sequence into text (NUL-terminated, truncated to size). SentencePiece
- * models drop the leading space of the first piece when remove_leading_space. */
+/* Decode a sequence into text: the pieces concatenated, NUL-terminated, truncated
+ * to size; returns the full length (without the NUL), or -1 if an id is invalid.
+ * When the model adds a space prefix (tokenizer.ggml.add_space_prefix, SentencePiece
+ * by default), one leading space of the first token's piece is dropped, as
+ * llama.cpp's llama_detokenize(remove_special=false) does. Unlike llama.cpp, no
+ * "clean up spaces" pass is applied (" ?" stays " ?"), so text without special
+ * tokens decodes back to exactly what was tokenized. */
 int64_t rg_detokenize(const rg_tokenizer *t, const int32_t *ids, int64_t n, bool render_special, char *buf,
                       size_t size);
 
@@ -62,7 +68,9 @@ typedef struct rg_detok_stream {
     unsigned char pending[8];
     int n_pending;
 } rg_detok_stream;
-/* Appends the newly completed text to out (size bytes, NUL-terminated); returns its length. */
+/* Writes the text completed by this token to out (size bytes, NUL-terminated) and
+ * returns its length (it may exceed size - 1 if out is too small); -1 for an invalid
+ * id. Control tokens add nothing. */
 int64_t rg_detok_stream_push(const rg_tokenizer *t, rg_detok_stream *s, int32_t id, char *out, size_t size);
 /* Flush held bytes at the end of a stream (as U+FFFD for incomplete characters). */
 int64_t rg_detok_stream_flush(rg_detok_stream *s, char *out, size_t size);
@@ -71,7 +79,7 @@ int64_t rg_detok_stream_flush(rg_detok_stream *s, char *out, size_t size);
 int32_t rg_tokenizer_n_vocab(const rg_tokenizer *t);
 const char *rg_tokenizer_model(const rg_tokenizer *t);   /* "llama" or "gpt2" */
 const char *rg_tokenizer_pre(const rg_tokenizer *t);     /* pre-tokenizer name, "" for SPM */
-const char *rg_token_text(const rg_tokenizer *t, int32_t id); /* raw vocabulary string */
+const char *rg_token_text(const rg_tokenizer *t, int32_t id); /* raw vocabulary string; NULL for an invalid id */
 rg_token_attr rg_token_attr_of(const rg_tokenizer *t, int32_t id);
 int32_t rg_token_bos(const rg_tokenizer *t);   /* -1 if none */
 int32_t rg_token_eos(const rg_tokenizer *t);   /* -1 if none */
