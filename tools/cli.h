@@ -12,6 +12,10 @@
 
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 /* Print "ridge: <what>: <msg>" on stderr and return the exit code for status. */
 int cli_report(const char *what, const rg_err *err);

@@ -1,0 +1,57 @@
+/* forward.h — the forward pass over a flat batch of tokens from many sequences.
+ *
+ * A batch is n tokens, each with its id, its position and the sequence it belongs
+ * to; a prefill chunk of one request and the decode tokens of others run in one
+ * call. K/V are written to the paged pool through each sequence's block table
+ * before attention reads them, so a token attends to every earlier position of
+ * its sequence whether it was computed in this call or an earlier one. Logits are
+ * computed only for the tokens that ask for them. */
+#ifndef RG_MODEL_FORWARD_H
+#define RG_MODEL_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/cpu/attention.h"
+#include "kv/kv_pool.h"
+#include "model/model.h"
+
+typedef struct rg_batch {
+    int64_t n_tokens;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq;         /* index into the seqs array given to rg_forward */
+    const bool *want_logits;    /* NULL: only the batch's last token */
+} rg_batch;
+
+typedef struct rg_ctx_params {
+    int n_threads;              /* <= 0: all cores */
+    int64_t n_ctx;              /* longest sequence (positions), 0 = n_ctx_train */
+    int64_t n_seq_max;          /* sequences sharing the pool (sizes it), 0 = 1 */
+    int64_t max_batch_tokens;   /* tokens per internal step (bigger batches are chunked), 0 = 512 */
+    int64_t kv_blocks;          /* pool size in blocks, 0 = enough for n_seq_max * n_ctx */
+    rg_dtype kv_type;           /* RG_F32 (default when 0), RG_F16, RG_BF16 */
+    rg_attn_kind attn;          /* flash (default) or naive */
+} rg_ctx_params;
+
+typedef struct rg_ctx rg_ctx;
+
+/* Create a run context: thread pool, KV pool and every buffer a step needs (no
+ * allocation happens in rg_forward). Ownership: the caller's; free with
+ * rg_ctx_free; the model must outlive it. */
+rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out, rg_err *err);
+void rg_ctx_free(rg_ctx *c);
+rg_kv_pool *rg_ctx_kv(rg_ctx *c);
+const rg_model *rg_ctx_model(const rg_ctx *c);
+int64_t rg_ctx_n_ctx(const rg_ctx *c);
+rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c);
+
+/* Run the batch. Each sequence's tokens in the batch must continue it: their
+ * positions are seq->n_tokens, +1, ... in batch order (rewind with
+ * rg_kv_seq_truncate first). Reserves KV blocks as needed (RG_E_NOMEM if the pool
+ * is full, with no sequence changed). logits receives n_vocab floats per token
+ * with want_logits, in batch order. */
+rg_status rg_forward(rg_ctx *c, const rg_batch *b, rg_kv_seq *const *seqs, int64_t n_seqs, float *logits,
+                     rg_err *err);
+
+#endif

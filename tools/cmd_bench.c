@@ -1,0 +1,150 @@
+/* cmd_bench.c — `ridge bench`: prefill and decode speed against the memory roofline.
+ *
+ * Each repetition prefills -p tokens into an empty sequence, then decodes -n
+ * tokens one at a time (greedy). A decode step must stream every weight the
+ * token touches once (all matrices but the embedding table, whose single row is
+ * negligible — unless the output head is tied to it) plus the KV cache of the
+ * context so far. Bytes per token over measured read bandwidth is the floor; the
+ * reported fraction is floor time / measured time. The bandwidth probe runs
+ * between repetitions so both numbers come from the same minutes of a noisy
+ * machine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "gen_opts.h"
+#include "perf/bandwidth.h"
+
+#define PROBE_BYTES ((size_t)512 << 20)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct stats { double min, median, max; } stats;
+
+static stats summarize(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return (stats){v[0], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[n - 1]};
+}
+
+int cmd_bench(int argc, char **argv) {
+    gen_opts o;
+    gen_opts_default(&o);
+    o.sampling.temperature = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        /* -p and -n take counts here, as in llama-bench */
+        if ((!strcmp(a, "-p") || !strcmp(a, "-n") || !strcmp(a, "-r")) && i + 1 < argc) {
+            int v = atoi(argv[++i]);
+            if (v < (a[1] == 'p' ? 1 : 0) || v > 1 << 20) {
+                fprintf(stderr, "ridge bench: bad value for %s\n", a);
+                return RG_EXIT_USAGE;
+            }
+            *(a[1] == 'p' ? &o.bench_prompt : a[1] == 'n' ? &o.bench_gen : &o.bench_reps) = v;
+            continue;
+        }
+        int r = gen_opts_parse(&o, argc, argv, &i);
+        if (r < 0) return RG_EXIT_USAGE;
+        if (r == 0) {
+            fprintf(stderr, "usage: ridge bench -m FILE [-p 128] [-n 64] [-r 3] [--json] [-t N] [--attn] [--kv] "
+                            "[--cache-type]\n");
+            return strcmp(a, "-h") && strcmp(a, "--help") ? RG_EXIT_USAGE : 0;
+        }
+    }
+    if (o.bench_reps < 1) o.bench_reps = 1;
+    o.n_ctx = o.bench_prompt + o.bench_gen + 1;
+    o.quiet = o.quiet || o.json;
+    rg_model *m;
+    rg_ctx *ctx;
+    int rc = gen_load(&o, &m, &ctx);
+    if (rc) return rc;
+    if (o.n_ctx > rg_ctx_n_ctx(ctx)) {
+        fprintf(stderr, "ridge bench: -p + -n exceed the model's context %lld\n", (long long)rg_ctx_n_ctx(ctx));
+        rg_ctx_free(ctx), rg_model_free(m);
+        return RG_EXIT_USAGE;
+    }
+    /* Prompt: a fixed pseudo-random walk over ordinary (non-special) ids. */
+    int32_t *prompt = malloc((size_t)o.bench_prompt * sizeof *prompt);
+    uint64_t x = 12345;
+    for (int i = 0; i < o.bench_prompt; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        prompt[i] = (int32_t)(m->hp.n_vocab / 4 + (int64_t)((x >> 33) % (uint64_t)(m->hp.n_vocab / 2)));
+    }
+    double *pre = calloc((size_t)o.bench_reps, sizeof *pre), *dec = calloc((size_t)o.bench_reps, sizeof *dec),
+           *bw = calloc((size_t)o.bench_reps + 1, sizeof *bw);
+    rg_threadpool *probe_pool = rg_threadpool_create(o.n_threads);
+    rg_err err = {0};
+    bw[o.bench_reps] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+    for (int r = 0; r < o.bench_reps && !rc; r++) {
+        rg_session s;
+        if (rg_session_init(&s, ctx, !o.no_cache, &err)) {
+            rc = cli_report("bench", &err);
+            break;
+        }
+        double t0 = now_s();
+        if (rg_session_feed(&s, prompt, o.bench_prompt, &err)) rc = cli_report("prefill", &err);
+        double t1 = now_s();
+        for (int i = 0; i < o.bench_gen && !rc; i++) {
+            int32_t tok = rg_argmax(s.logits, (int32_t)m->hp.n_vocab, NULL);
+            if (rg_session_feed(&s, &tok, 1, &err)) rc = cli_report("decode", &err);
+        }
+        double t2 = now_s();
+        rg_session_free(&s);
+        pre[r] = o.bench_prompt / (t1 - t0);
+        dec[r] = o.bench_gen ? o.bench_gen / (t2 - t1) : 0;
+        bw[r] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+        if (!o.json)
+            fprintf(stderr, "rep %d: prefill %.1f tok/s, decode %.2f tok/s, bandwidth %.1f GB/s\n", r + 1, pre[r],
+                    dec[r], bw[r]);
+    }
+    rg_threadpool_free(probe_pool);
+    if (!rc) {
+        /* bytes a decode token must move: streamed weights + KV read at the average context + KV written */
+        int64_t weights = rg_model_weight_bytes(m);
+        if (!m->tied_output) weights -= rg_dtype_row_bytes(m->tok_embd.type, m->hp.n_embd) * (m->hp.n_vocab - 1);
+        int64_t kv_tok = rg_hparams_kv_bytes_per_token(&m->hp, o.kv_type);
+        double avg_ctx = o.bench_prompt + 0.5 * o.bench_gen;
+        double bytes = (double)weights + (o.no_cache ? 0 : (double)kv_tok * (avg_ctx + 1));
+        stats sp = summarize(pre, o.bench_reps), sd = summarize(dec, o.bench_reps),
+              sb = summarize(bw, o.bench_reps + 1);
+        double frac = sd.median * bytes / (sb.median * 1e9);
+        if (o.json) {
+            printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
+                   "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
+                   "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
+                   "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %lld, "
+                   "\"kv_bytes_per_token\": %lld, \"bandwidth_gb_s\": %.3f, \"decode_roofline_fraction\": %.4f}\n",
+                   o.model, rg_threadpool_size(rg_ctx_cpu_pool(ctx)), o.bench_prompt, o.bench_gen, o.bench_reps,
+                   o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
+                   sp.max, sd.median, sd.min, sd.max, bytes, (long long)weights, (long long)kv_tok, sb.median, frac);
+        } else {
+            printf("model            %s (%d threads, attn %s, kv %s)\n", o.model,
+                   rg_threadpool_size(rg_ctx_cpu_pool(ctx)), o.attn == RG_ATTN_FLASH ? "flash" : "naive",
+                   o.no_cache ? "none" : "paged");
+            printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min, sp.max);
+            printf("decode  %4d tok  %9.2f tok/s  (min %.2f, max %.2f)\n", o.bench_gen, sd.median, sd.min, sd.max);
+            printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n", bytes / 1e6,
+                   (double)weights / 1e6, (bytes - (double)weights) / 1e6, avg_ctx);
+            printf("memory read bandwidth   %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n", sb.median,
+                   o.bench_reps + 1, sb.min, sb.max);
+            printf("decode roofline         floor %.2f ms/token, measured %.2f ms/token: %.0f%% of the memory roofline\n",
+                   bytes / (sb.median * 1e9) * 1e3, 1e3 / sd.median, 100 * frac);
+        }
+    }
+    free(prompt), free(pre), free(dec), free(bw);
+    rg_ctx_free(ctx);
+    rg_model_free(m);
+    return rc;
+}

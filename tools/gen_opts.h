@@ -1,0 +1,46 @@
+/* gen_opts.h — options shared by the commands that run a model (run, chat, eval,
+ * bench), parsed the way llama.cpp's tools spell them where they overlap. */
+#ifndef RG_TOOLS_GEN_OPTS_H
+#define RG_TOOLS_GEN_OPTS_H
+
+#include <stdbool.h>
+
+#include "engine/sampler.h"
+#include "model/forward.h"
+
+typedef struct gen_opts {
+    const char *model;
+    const char *prompt;
+    const char *prompt_file;
+    const char *system;
+    int n_predict;
+    int n_threads;
+    int n_ctx;
+    bool no_cache;           /* --kv none */
+    rg_attn_kind attn;       /* --attn flash|naive */
+    rg_dtype kv_type;        /* --cache-type f32|f16|bf16 */
+    rg_sampling_params sampling;
+    bool json;
+    bool quiet;              /* no load progress */
+    /* bench */
+    int bench_prompt, bench_gen, bench_reps;
+    /* eval */
+    int top, greedy;
+    const char *chat_template;
+} gen_opts;
+
+void gen_opts_default(gen_opts *o);
+
+/* Try to consume argv[*i] (and its value). Returns 1 if consumed, 0 if not an
+ * option of this set, -1 on a bad value (message printed). */
+int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i);
+
+/* Usage text for the shared options. */
+const char *gen_opts_help(void);
+
+/* Load the model (with a progress bar on stderr unless quiet) and create a
+ * context sized for one sequence of n_ctx. Prints the error and returns the exit
+ * code on failure, 0 on success. */
+int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx);
+
+#endif
