@@ -17,13 +17,44 @@ static double *deq(const rg_weight *w) {
     return d;
 }
 
-/* y[r] = sum_k W[r][k] x[k] */
-static void mv(const double *w, int64_t k, int64_t n_out, const double *x, double *y) {
+/* The activation x as a matmul with weights of type wtype sees it, when the
+ * reference is asked to model that rounding: GGUF's quantized formats are meant
+ * to be multiplied against 8-bit activations (Q8_0 blocks of 32 for the legacy
+ * types, Q8_K blocks of 256 for the k-quants) and f16/bf16 weights against
+ * activations rounded to the same type. Without it the reference is the exact
+ * product of the dequantized weights. */
+static void round_activation(rg_dtype wtype, bool model_rounding, const double *x, int64_t k, double *out) {
+    rg_dtype act = RG_F32;
+    if (model_rounding) switch (wtype) {
+        case RG_F16: act = RG_F16; break;
+        case RG_BF16: act = RG_BF16; break;
+        case RG_Q4_0: case RG_Q4_1: case RG_Q5_0: case RG_Q5_1: case RG_Q8_0: act = RG_Q8_0; break;
+        case RG_Q4_K: case RG_Q5_K: case RG_Q6_K: case RG_Q8_K: act = RG_Q8_K; break;
+        default: break;
+        }
+    float *f = malloc((size_t)k * sizeof *f);
+    for (int64_t i = 0; i < k; i++) f[i] = (float)x[i];
+    if (act != RG_F32) {
+        void *q = malloc(rg_dtype_row_bytes(act, k));
+        rg_quantize_ref(act, f, q, k, NULL);
+        rg_dequantize_ref(act, q, f, k, NULL);
+        free(q);
+    }
+    for (int64_t i = 0; i < k; i++) out[i] = model_rounding ? f[i] : x[i];
+    free(f);
+}
+
+/* y[r] = sum_k W[r][k] x[k], x rounded as the kernels for w's type round it */
+static void mv_w(const double *w, const rg_weight *wt, bool model_rounding, int64_t k, int64_t n_out,
+                 const double *x, double *y) {
+    double *xr = malloc((size_t)k * sizeof *xr);
+    round_activation(wt->type, model_rounding, x, k, xr);
     for (int64_t r = 0; r < n_out; r++) {
         double s = 0;
-        for (int64_t i = 0; i < k; i++) s += w[r * k + i] * x[i];
+        for (int64_t i = 0; i < k; i++) s += w[r * k + i] * xr[i];
         y[r] = s;
     }
+    free(xr);
 }
 
 static void rmsnorm(const double *x, const float *w, int64_t n, double eps, double *out) {
@@ -48,10 +79,12 @@ static void rope(double *x, int64_t n_head, int64_t hd, int64_t n_rot, int pos, 
     }
 }
 
-int rg_test_ref_forward(const rg_model *m, const int32_t *tokens, int64_t n, float *out) {
+int rg_test_ref_forward(const rg_model *m, const int32_t *tokens, int64_t n, bool model_rounding, float *out) {
     const rg_hparams *hp = &m->hp;
     int64_t d = hp->n_embd, hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ff = hp->n_ff;
-    double *kc = calloc((size_t)(n * nkv), sizeof *kc), *vc = calloc((size_t)(n * nkv), sizeof *vc);
+    /* K/V for every layer and position: [n_layer][n][nkv]. */
+    size_t kv_n = (size_t)(hp->n_layer * n * nkv);
+    double *kc_all = calloc(kv_n, sizeof *kc_all), *vc_all = calloc(kv_n, sizeof *vc_all);
     double *x = malloc(d * sizeof *x), *xb = malloc((nq > d ? nq : d) * sizeof *xb), *q = malloc(nq * sizeof *q);
     double *att = malloc(nq * sizeof *att), *tmp = malloc((ff > d ? ff : d) * sizeof *tmp);
     double *g = malloc(ff * sizeof *g), *u = malloc(ff * sizeof *u), *sc = malloc(n * sizeof *sc);
@@ -84,10 +117,11 @@ int rg_test_ref_forward(const rg_model *m, const int32_t *tokens, int64_t n, flo
         for (int64_t l = 0; l < hp->n_layer; l++) {
             const rg_layer *L = &m->layers[l];
             double **w = W + l * 7;
+            double *kc = kc_all + l * n * nkv, *vc = vc_all + l * n * nkv;
             rmsnorm(x, L->attn_norm, d, hp->rms_eps, xb);
-            mv(w[0], d, nq, xb, q);
-            mv(w[1], d, nkv, xb, kc + t * nkv);
-            mv(w[2], d, nkv, xb, vc + t * nkv);
+            mv_w(w[0], &L->wq, model_rounding, d, nq, xb, q);
+            mv_w(w[1], &L->wk, model_rounding, d, nkv, xb, kc + t * nkv);
+            mv_w(w[2], &L->wv, model_rounding, d, nkv, xb, vc + t * nkv);
             for (int64_t i = 0; L->bq && i < nq; i++) q[i] += L->bq[i];
             for (int64_t i = 0; L->bk && i < nkv; i++) kc[t * nkv + i] += L->bk[i];
             for (int64_t i = 0; L->bv && i < nkv; i++) vc[t * nkv + i] += L->bv[i];
@@ -115,21 +149,21 @@ int rg_test_ref_forward(const rg_model *m, const int32_t *tokens, int64_t n, flo
                     att[h * hd + i] = a;
                 }
             }
-            mv(w[3], nq, d, att, tmp);
+            mv_w(w[3], &L->wo, model_rounding, nq, d, att, tmp);
             for (int64_t i = 0; i < d; i++) x[i] += tmp[i];
             rmsnorm(x, L->ffn_norm, d, hp->rms_eps, xb);
-            mv(w[4], d, ff, xb, g);
-            mv(w[5], d, ff, xb, u);
+            mv_w(w[4], &L->w_gate, model_rounding, d, ff, xb, g);
+            mv_w(w[5], &L->w_up, model_rounding, d, ff, xb, u);
             for (int64_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            mv(w[6], ff, d, g, tmp);
+            mv_w(w[6], &L->w_down, model_rounding, ff, d, g, tmp);
             for (int64_t i = 0; i < d; i++) x[i] += tmp[i];
         }
         rmsnorm(x, m->output_norm, d, hp->rms_eps, xb);
-        mv(outw, d, hp->n_vocab, xb, logit);
+        mv_w(outw, &m->output, model_rounding, d, hp->n_vocab, xb, logit);
         for (int64_t i = 0; i < hp->n_vocab; i++) out[t * hp->n_vocab + i] = (float)logit[i];
     }
     for (int64_t i = 0; i < hp->n_layer * 7; i++) free(W[i]);
     free(W), free(emb), free(outw), free(pe);
-    free(kc), free(vc), free(x), free(xb), free(q), free(att), free(tmp), free(g), free(u), free(sc), free(logit);
+    free(kc_all), free(vc_all), free(x), free(xb), free(q), free(att), free(tmp), free(g), free(u), free(sc), free(logit);
     return 0;
 }

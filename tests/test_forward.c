@@ -82,10 +82,11 @@ typedef struct shape_case {
     rg_dtype type;
     const char *pos;
     bool tied, bias;
-    double tol; /* vs the double reference */
+    double tol; /* vs the exact double reference */
 } shape_case;
 
 static void test_vs_reference(void **state) {
+    int n_fail = 0;
     const shape_case cases[] = {
         {"mha-hd64-f32", 2, 256, 4, 4, 512, RG_F32, NULL, false, false, 2e-4},
         {"gqa-hd32-f32", 2, 256, 8, 2, 512, RG_F32, NULL, true, false, 2e-4},
@@ -98,14 +99,14 @@ static void test_vs_reference(void **state) {
         /* activations rounded to f16 / quantized to 8 bits per block: */
         {"gqa-f16", 2, 256, 8, 2, 512, RG_F16, NULL, false, false, 2e-3},
         {"gqa-bf16", 2, 256, 8, 2, 512, RG_BF16, NULL, false, false, 1e-2},
-        {"gqa-q8_0", 2, 256, 8, 2, 512, RG_Q8_0, NULL, false, false, 2e-2},
-        {"gqa-q4_0", 2, 256, 8, 2, 512, RG_Q4_0, NULL, false, false, 2e-2},
-        {"gqa-q4_1", 2, 256, 8, 2, 512, RG_Q4_1, NULL, false, false, 2e-2},
-        {"gqa-q5_0", 2, 256, 8, 2, 512, RG_Q5_0, NULL, false, false, 2e-2},
-        {"gqa-q5_1", 2, 256, 8, 2, 512, RG_Q5_1, NULL, false, false, 2e-2},
-        {"gqa-q4_k", 2, 256, 8, 2, 512, RG_Q4_K, NULL, false, false, 2e-2},
-        {"gqa-q5_k", 2, 256, 8, 2, 512, RG_Q5_K, NULL, false, false, 2e-2},
-        {"gqa-q6_k", 2, 256, 8, 2, 512, RG_Q6_K, NULL, false, false, 2e-2},
+        {"gqa-q8_0", 2, 256, 8, 2, 512, RG_Q8_0, NULL, false, false, 2.5e-2},
+        {"gqa-q4_0", 2, 256, 8, 2, 512, RG_Q4_0, NULL, false, false, 2.5e-2},
+        {"gqa-q4_1", 2, 256, 8, 2, 512, RG_Q4_1, NULL, false, false, 2.5e-2},
+        {"gqa-q5_0", 2, 256, 8, 2, 512, RG_Q5_0, NULL, false, false, 2.5e-2},
+        {"gqa-q5_1", 2, 256, 8, 2, 512, RG_Q5_1, NULL, false, false, 2.5e-2},
+        {"gqa-q4_k", 2, 256, 8, 2, 512, RG_Q4_K, NULL, false, false, 4e-2},
+        {"gqa-q5_k", 2, 256, 8, 2, 512, RG_Q5_K, NULL, false, false, 4e-2},
+        {"gqa-q6_k", 2, 256, 8, 2, 512, RG_Q6_K, NULL, false, false, 4e-2},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const shape_case *sc = &cases[c];
@@ -116,19 +117,35 @@ static void test_vs_reference(void **state) {
         int32_t tok[37];
         random_tokens(tok, n, V);
         float *ref = malloc((size_t)(n * V) * sizeof *ref), *got = malloc((size_t)(n * V) * sizeof *got);
-        rg_test_ref_forward(m, tok, n, ref);
         for (int64_t i = 0; i < n * V; i++) got[i] = NAN;
         run_solo(m, RG_ATTN_FLASH, true, RG_F32, tok, n, 1, got);
-        double worst = 0;
-        for (int64_t t = 0; t < n; t++) {
-            double e = rel_l2(got + t * V, ref + t * V, V);
-            if (e > worst) worst = e;
+        /* Asserted: against the exact product of the dequantized weights, bounded
+         * by what rounding the activations costs (measured over many seeds).
+         * Printed only: against the reference that rounds activations as the
+         * kernels do. That one agrees to ~1e-7 for most seeds and types, which
+         * shows the kernels compute exactly the intended products; but a
+         * last-bit summation difference sometimes flips one 8-bit rounding (or
+         * a block's f16 scale), and that single flip moves logits by up to 2e-2,
+         * so it cannot carry a tight bound. Per-kernel exactness is asserted in
+         * test_cpu_ops on isolated inputs. */
+        double worst[2] = {0, 0};
+        for (int mode = 0; mode < 2; mode++) {
+            rg_test_ref_forward(m, tok, n, mode == 1, ref);
+            for (int64_t t = 0; t < n; t++) {
+                double e = rel_l2(got + t * V, ref + t * V, V);
+                if (e > worst[mode]) worst[mode] = e;
+            }
         }
-        printf("  %-16s max rel err vs reference %.2e (bound %.0e)\n", sc->tag, worst, sc->tol);
-        if (!(worst <= sc->tol)) fail_msg("%s: relative error %.3e > %.1e", sc->tag, worst, sc->tol);
+        printf("  %-16s max rel err vs exact reference %.2e (bound %.0e); vs rounding reference %.2e\n", sc->tag,
+               worst[0], sc->tol, worst[1]);
+        if (!(worst[0] <= sc->tol)) {
+            printf("  FAIL %s: relative error %.3e > %.1e\n", sc->tag, worst[0], sc->tol);
+            n_fail++;
+        }
         free(ref), free(got);
         rg_model_free(m);
     }
+    if (n_fail) fail_msg("%d comparisons with the reference out of bounds", n_fail);
 }
 
 /* flash vs naive, paged vs no cache, f16/bf16 KV pools, prefill chunks vs token by token. */
@@ -231,7 +248,7 @@ static void test_pool_exhaustion(void **state) {
     rg_synth_params p = {.type = RG_F32};
     p.shape = (rg_synth_shape){"t", 1, 64, 4, 2, 128, 300, 256, 10000};
     rg_model *m = make_model("exhaust", &p);
-    rg_ctx_params cp = {.n_threads = 1, .n_ctx = 256, .kv_blocks = 3};
+    rg_ctx_params cp = {.n_threads = 1, .n_ctx = 256, .kv_blocks = 2};
     rg_ctx *ctx;
     rg_err err = {0};
     assert_int_equal(rg_ctx_create(m, &cp, &ctx, &err), RG_OK);
@@ -241,10 +258,10 @@ static void test_pool_exhaustion(void **state) {
     for (int i = 0; i < 40; i++) tok[i] = 5 + i, pos[i] = i < 30 ? i : i - 30, seq[i] = i < 30 ? 0 : 1;
     float *logits = malloc((size_t)m->hp.n_vocab * sizeof *logits);
     rg_batch batch = {.n_tokens = 40, .token = tok, .pos = pos, .seq = seq};
-    assert_int_equal(rg_forward(ctx, &batch, sp, 2, logits, &err), RG_E_NOMEM); /* needs 2 + 1 + 1 blocks */
+    assert_int_equal(rg_forward(ctx, &batch, sp, 2, logits, &err), RG_E_NOMEM); /* needs 2 + 1 blocks of 16 */
     assert_int_equal(a.n_tokens, 0);
     assert_int_equal(b.n_tokens, 0);
-    assert_int_equal(rg_kv_pool_free_blocks(rg_ctx_kv(ctx)), 3);
+    assert_int_equal(rg_kv_pool_free_blocks(rg_ctx_kv(ctx)), 2);
     batch.n_tokens = 30; /* seq 0 alone fits in 2 blocks */
     assert_int_equal(rg_forward(ctx, &batch, sp, 2, logits, &err), RG_OK);
     assert_int_equal(a.n_tokens, 30);

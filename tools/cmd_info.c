@@ -30,12 +30,12 @@ static void print_shape(const rg_gguf_tensor *t, char *buf, size_t size) {
         o += (size_t)snprintf(buf + o, size - o, d ? " x %lld" : "%lld", (long long)t->ne[d]);
 }
 
-static void print_hparams(const rg_gguf *g) {
+/* Prints what it can; a failure is left in *err for the caller to judge. */
+static void print_hparams(const rg_gguf *g, rg_err *err) {
     rg_hparams hp;
-    rg_err err = {0};
     printf("\nhyper-parameters\n");
-    if (rg_hparams_read(g, &hp, &err)) {
-        printf("  unavailable: %s\n", err.msg);
+    if (rg_hparams_read(g, &hp, err)) {
+        printf("  unavailable: %s\n", err->msg);
         return;
     }
     printf("  architecture      %s\n", hp.arch);
@@ -76,12 +76,11 @@ static void print_hparams(const rg_gguf *g) {
            (long long)hp.n_head_kv, (long long)hp.head_dim);
 }
 
-static void print_tokenizer(const rg_gguf *g) {
+static void print_tokenizer(const rg_gguf *g, rg_err *err) {
     printf("\ntokenizer\n");
     rg_tokenizer *tok;
-    rg_err err = {0};
-    if (rg_tokenizer_load(g, &tok, &err)) {
-        printf("  unavailable: %s\n", err.msg);
+    if (rg_tokenizer_load(g, &tok, err)) {
+        printf("  unavailable: %s\n", err->msg);
         return;
     }
     printf("  model             %s%s%s\n", rg_tokenizer_model(tok), rg_tokenizer_pre(tok)[0] ? ", pre-tokenizer " : "",
@@ -143,8 +142,9 @@ int cmd_info(int argc, char **argv) {
     printf("format            GGUF v%u, %s, %lld tensors, %lld metadata keys, alignment %llu\n", rg_gguf_version(g),
            size, (long long)rg_gguf_tensor_count(g), (long long)rg_gguf_kv_count(g),
            (unsigned long long)rg_gguf_alignment(g));
-    print_hparams(g);
-    print_tokenizer(g);
+    rg_err hp_err = {0}, tok_err = {0};
+    print_hparams(g, &hp_err);
+    print_tokenizer(g, &tok_err);
     print_sizes(g);
 
     if (metadata) {
@@ -165,6 +165,17 @@ int cmd_info(int argc, char **argv) {
                    (long long)t->n_bytes);
         }
     }
+    /* A file of tensors that no model can be built from, or tokenizer metadata
+     * that does not load, is bad input (exit 2) even after the listing; a
+     * vocabulary-only file without hyper-parameters is not. */
+    const rg_err *bad = hp_err.status && rg_gguf_tensor_count(g) ? &hp_err
+                        : tok_err.status && rg_gguf_find_key(g, "tokenizer.ggml.model") >= 0 ? &tok_err
+                                                                                           : NULL;
+    int rc = 0;
+    if (bad) {
+        fprintf(stderr, "ridge: %s: %s\n", path, bad->msg[0] ? bad->msg : rg_status_name(bad->status));
+        rc = RG_EXIT_BAD_INPUT;
+    }
     rg_gguf_close(g);
-    return 0;
+    return rc;
 }

@@ -111,7 +111,8 @@ int cmd_tokenize(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) {
             int64_t pn = rg_token_to_piece(tok, ids[i], true, piece, sizeof piece);
             printf("%6d ", ids[i]);
-            print_piece(piece, pn < (int64_t)sizeof piece ? pn : (int64_t)sizeof piece);
+            /* negative: no piece; larger than the buffer: print what fits */
+            print_piece(piece, pn < 0 ? 0 : pn < (int64_t)sizeof piece ? pn : (int64_t)sizeof piece);
             putchar('\n');
         }
     }

@@ -9,9 +9,12 @@ For every MODEL.pN.json there: runs `ridge eval -m MODEL -p PROMPT --json` and c
   * greedy tokens identical at every step up to the first step whose reference
     margin is below the type's noise (after such a near-tie the runs may part);
 and, where MODEL.pN.logits.f32 exists, every logit within tolerance.
-Tolerances (absolute, on logits of magnitude ~20-30) are stated per weight type
-below; see refdata/README.txt for why they are not zero (llama.cpp rounds
-activations to f16 / quantizes them to 8 bits before the dot products).
+Logit tolerances are relative to the reference's largest |logit| after the
+prompt (its scale differs between models: ~10 to ~45) and stated per weight type
+below; refdata/README.txt says why they are not zero (llama.cpp rounds
+activations to f16 / quantizes them to 8 bits before the dot products, and so
+does ridge, but summation order differs and a last-bit difference can flip a
+rounding).
 Exit status 1 on any failure, with one line per failed check.
 """
 import argparse
@@ -21,12 +24,13 @@ import struct
 import subprocess
 import sys
 
-# weight type -> (logit tolerance, near-tie margin). Measured differences are in
-# docs/BENCHMARKS.md's correctness table; bounds sit a few times above them.
+# weight type -> (relative logit tolerance, absolute near-tie margin). The near-tie
+# margins are refdata/README.txt's. Measured relative differences are printed as
+# max_rel_logit_diff (and recorded in docs/BENCHMARKS.md); bounds sit ~2x above.
 TOLERANCE = {
-    "f32": (0.02, 0.05), "f16": (0.02, 0.05),
-    "q8_0": (0.15, 0.3), "q4_0": (0.25, 0.3), "q4_1": (0.25, 0.3), "q5_0": (0.25, 0.3), "q5_1": (0.25, 0.3),
-    "q4_k_m": (0.25, 0.3), "q5_k_m": (0.25, 0.3), "q6_k": (0.25, 0.3),
+    "f32": (1e-4, 0.05), "f16": (1e-3, 0.05),
+    "q8_0": (1.5e-2, 0.3), "q4_0": (1.5e-2, 0.3), "q4_1": (1.5e-2, 0.3), "q5_0": (1.5e-2, 0.3),
+    "q5_1": (1.5e-2, 0.3), "q4_k_m": (1.5e-2, 0.3), "q5_k_m": (1.5e-2, 0.3), "q6_k": (1.5e-2, 0.3),
 }
 MIN_OVERLAP = 16
 
@@ -44,6 +48,10 @@ def run_eval(ridge, model, prompt, extra):
     return json.loads(out.stdout)
 
 
+def logit_scale(ref):
+    return max(1.0, max(abs(logit) for _, logit in ref["top20_after_prompt"]))
+
+
 def compare(ref, got, tol, noise, errors, label, stats):
     if got["prompt_tokens"] != ref["prompt_tokens"]:
         errors.append("%s: prompt tokens differ: %s vs %s" % (label, got["prompt_tokens"], ref["prompt_tokens"]))
@@ -51,12 +59,13 @@ def compare(ref, got, tol, noise, errors, label, stats):
     ours = {tok: logit for tok, logit in got["top20_after_prompt"]}
     ref_top = ref["top20_after_prompt"]
     shared = [(tok, logit, ours[tok]) for tok, logit in ref_top if tok in ours]
-    worst = max((abs(a - b) for _, a, b in shared), default=0.0)
-    stats["max_logit_diff"] = max(stats.get("max_logit_diff", 0.0), worst)
+    scale = logit_scale(ref)
+    worst = max((abs(a - b) for _, a, b in shared), default=0.0) / scale
+    stats["max_rel_logit_diff"] = max(stats.get("max_rel_logit_diff", 0.0), worst)
     if len(shared) < MIN_OVERLAP:
         errors.append("%s: only %d of the top-20 ids agree" % (label, len(shared)))
     if worst > tol:
-        errors.append("%s: top-20 logit differs by %.4f > %.3f" % (label, worst, tol))
+        errors.append("%s: top-20 logit differs by %.2e of the logit scale %.1f > %.1e" % (label, worst, scale, tol))
     ref_margin = ref_top[0][1] - ref_top[1][1]
     if got["top20_after_prompt"][0][0] != ref_top[0][0] and ref_margin >= noise:
         errors.append("%s: top token %d, reference %d (margin %.3f)" % (label, got["top20_after_prompt"][0][0],
@@ -110,10 +119,10 @@ def main():
                                   str(len(ref_logits)), "--greedy", "0", "-t", "2"] + args.extra,
                                  capture_output=True, text=True, timeout=600)
             full = {tok: logit for tok, logit in json.loads(out.stdout)["top%d_after_prompt" % len(ref_logits)]}
-            worst = max(abs(full[i] - ref_logits[i]) for i in range(len(ref_logits)))
-            stats["all_logits_max_diff"] = worst
+            worst = max(abs(full[i] - ref_logits[i]) for i in range(len(ref_logits))) / logit_scale(ref)
+            stats["all_logits_max_rel_diff"] = worst
             if worst > tol:
-                errors.append("%s: all-logits max difference %.4f > %.3f" % (label, worst, tol))
+                errors.append("%s: all-logits max difference %.2e of the logit scale > %.1e" % (label, worst, tol))
     for model, stats in sorted(report.items()):
         print("%-24s %s" % (model, " ".join("%s=%s" % (k, ("%.4f" % v) if isinstance(v, float) else v)
                                              for k, v in sorted(stats.items()))))
