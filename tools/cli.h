@@ -5,7 +5,11 @@
 #ifndef RG_TOOLS_CLI_H
 #define RG_TOOLS_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "core/error.h"
+#include "tok/tokenizer.h"
 
 #define RG_EXIT_USAGE 1
 #define RG_EXIT_BAD_INPUT 2
@@ -13,9 +17,17 @@
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+
+/* Tokenize text (special tokens parsed; BOS/EOS per the model when add_special)
+ * into a malloc'd array; returns the count, or -1 with the message printed. */
+int64_t cli_tokenize(const rg_tokenizer *tok, const char *text, bool add_special, int32_t **out);
+
+/* The whole file as a NUL-terminated malloc'd string; NULL if unreadable. */
+char *cli_read_text_file(const char *path);
 
 /* Print "ridge: <what>: <msg>" on stderr and return the exit code for status. */
 int cli_report(const char *what, const rg_err *err);

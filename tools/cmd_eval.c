@@ -14,7 +14,6 @@
 #include "engine/session.h"
 #include "gen_opts.h"
 
-int64_t cli_tokenize(const rg_tokenizer *tok, const char *text, bool add_special, int32_t **out);
 
 static void json_string(const char *s) {
     putchar('"');

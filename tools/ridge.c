@@ -12,6 +12,7 @@ static const struct {
     {"info", cmd_info, "show a GGUF file: hyper-parameters, tokenizer, tensors, sizes"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "talk with an instruct model (its chat template, KV cache kept across turns)"},
     {"eval", cmd_eval, "prompt ids, top logits and greedy steps (JSON with --json)"},
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},

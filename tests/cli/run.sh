@@ -4,13 +4,18 @@
 #     hyper-parameters and tensor types;
 #   * every hostile file in tests/corpus/gguf/bad-* is rejected with exit status 2
 #     and one stderr line naming the file; every ok-* file is accepted;
-#   * `ridge tokenize --ids` reproduces a refdata tokenizer vector.
+#   * `ridge tokenize --ids` reproduces a refdata tokenizer vector;
+#   * `ridge run` and `ridge chat` on the default model: greedy output is the
+#     same text twice, chat answers each piped message and keeps the KV cache
+#     across turns, bad requests exit with a message.
 set -uo pipefail
 ridge=$1
 tests=$2
 repo=$(cd "$tests/.." && pwd)
 fails=0
 pass=0
+TMPDIR_CLI=$(mktemp -d)
+trap 'rm -rf "$TMPDIR_CLI"' EXIT
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { pass=$((pass + 1)); }
 
@@ -87,6 +92,34 @@ if [ -f "$default" ]; then
 fi
 "$ridge" tokenize -m "$vocab" --bogus x >/dev/null 2>&1; rc=$?
 [ $rc -eq 1 ] && ok || fail "unknown option: exit $rc, want 1"
+
+# generation on the default model
+if [ -f "$default" ]; then
+  a=$("$ridge" run -m "$default" -p "The capital of France is" -n 8 --temp 0 -t 2 2>/dev/null)
+  b=$("$ridge" run -m "$default" -p "The capital of France is" -n 8 --temp 0 -t 2 --attn naive --kv none 2>/dev/null)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok || fail "run: greedy flash+paged '$a' != naive+no-cache '$b'"
+  grep -q "Paris" <<<"$a" && ok || fail "run: 'The capital of France is' did not continue with Paris: '$a'"
+  a=$("$ridge" run -m "$default" -p "Once upon a time" -n 16 --seed 7 -t 2 2>/dev/null)
+  b=$("$ridge" run -m "$default" -p "Once upon a time" -n 16 --seed 7 -t 1 2>/dev/null)
+  [ "$a" = "$b" ] && ok || fail "run: same seed, different text: '$a' vs '$b'"
+  out=$(printf 'Give me three tips for staying healthy.\n/reset\nName a color.\nAnd another one?\n' |
+        "$ridge" chat -m "$default" -n 24 --temp 0 -t 2 2>"$TMPDIR_CLI/chat.err"); rc=$?
+  [ $rc -eq 0 ] && ok || fail "chat exited $rc: $(cat "$TMPDIR_CLI/chat.err")"
+  turns=$(grep -c '^\[prefill' "$TMPDIR_CLI/chat.err")
+  [ "$turns" -eq 3 ] && ok || fail "chat: $turns turns answered, want 3: $(cat "$TMPDIR_CLI/chat.err")"
+  # the third turn prefills only its own message plus the template's markers
+  third=$(grep '^\[prefill' "$TMPDIR_CLI/chat.err" | sed -n 3p | sed -E 's/^\[prefill ([0-9]+) new.*/\1/')
+  [ -n "$third" ] && [ "$third" -lt 20 ] && ok || fail "chat: third turn prefilled $third tokens (KV cache not kept?)"
+  [ "$(wc -l <<<"$out")" -ge 3 ] && ok || fail "chat: too little output: $out"
+  "$ridge" chat -m "$default" --chat-template no-such-family </dev/null >/dev/null 2>&1; rc=$?
+  [ $rc -eq 1 ] && ok || fail "chat --chat-template no-such-family: exit $rc, want 1"
+  "$ridge" chat -m "$models/ref-gqa-f32.gguf" </dev/null >/dev/null 2>"$TMPDIR_CLI/chat.err"; rc=$?
+  if grep -q chat_template "$models/ref-gqa-f32.gguf"; then ok
+  else [ $rc -eq 2 ] && grep -q "no chat template" "$TMPDIR_CLI/chat.err" && ok ||
+    fail "chat on a model without a template: exit $rc: $(cat "$TMPDIR_CLI/chat.err")"; fi
+  "$ridge" run -m "$default" -p "hi" -n 4 -c 2 >/dev/null 2>&1; rc=$?
+  [ $rc -ne 0 ] && [ $rc -lt 128 ] && ok || fail "run with a prompt longer than -c: exit $rc, want an error"
+fi
 
 echo "cli: $pass checks passed, $fails failed"
 [ $fails -eq 0 ]
