@@ -16,6 +16,7 @@ static const struct {
     {"eval", cmd_eval, "prompt ids, top logits and greedy steps (JSON with --json)"},
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching and prefix caching"},
 };
 
 static void usage(FILE *f) {

@@ -160,7 +160,9 @@ static void finish_request(rg_scheduler *s, rg_request *r, rg_finish_reason fin)
         const char *text = smp->text ? smp->text + smp->emitted : "";
         size_t len = smp->text_len - smp->emitted;
         smp->emitted = smp->text_len;
-        emit(r, i, -1, text, len, fin, --left == 0);
+        bool done = --left == 0;
+        emit(r, i, -1, text, len, fin, done);
+        if (done) return; /* the owner may have freed r */
     }
 }
 
