@@ -198,6 +198,13 @@ static void test_batching_and_chunking(void **state) {
     assert_int_equal(st.n_preemptions, 0);
     assert_int_equal(st.n_finished, 10);
     assert_true(ties <= 2);
+    /* the static-batching baseline computes the same tokens */
+    sp.static_batching = true;
+    st = run_mix(10, 0, &sp, &ties);
+    printf("  static batching: %lld steps, %lld tokens generated\n", (long long)st.n_steps,
+           (long long)st.tokens_generated);
+    assert_int_equal(st.n_finished, 10);
+    assert_true(ties <= 4);
 }
 
 static void test_preemption_resume(void **state) {

@@ -22,6 +22,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_loadgen(int argc, char **argv);
 
 /* Tokenize text (special tokens parsed; BOS/EOS per the model when add_special)
  * into a malloc'd array; returns the count, or -1 with the message printed. */

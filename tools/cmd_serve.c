@@ -37,6 +37,7 @@ static void usage(FILE *f) {
                "  --kv-blocks N          KV pool size in 16-token blocks\n"
                "  --kv-memory MIB        KV pool size in MiB (default: full context per sequence, at most 2048)\n"
                "  --no-prefix-cache      do not keep and reuse prompt blocks across requests\n"
+               "  --static-batching      baseline: admit new requests only when the running batch is done\n"
                "  --model-name NAME      id reported by /v1/models (default: the file name)\n"
                "  -t N, -c N, --cache-type T, --attn A, --chat-template NAME (as for ridge run)\n");
 }
@@ -82,6 +83,7 @@ int cmd_serve(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--no-prefix-cache")) sch.prefix_cache = false, r = 1;
+        else if (!strcmp(a, "--static-batching")) sch.static_batching = true, r = 1;
         else if (v && !strcmp(a, "--host")) sp.host = v, r = 1, i++;
         else if (v && !strcmp(a, "--model-name")) sp.model_name = v, r = 1, i++;
         else if (v && !strcmp(a, "--port")) r = parse_i64(a, v, 0, 65535, &port), i++;

@@ -17,6 +17,7 @@ static const struct {
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching and prefix caching"},
+    {"loadgen", cmd_loadgen, "load a completions server: throughput, TTFT and inter-token latency percentiles"},
 };
 
 static void usage(FILE *f) {

@@ -441,8 +441,9 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
     *did_work = false;
     take_incoming(s);
     reap_cancelled(s);
-    while (admit_head(s)) {
-    }
+    if (!s->p.static_batching || s->n_running == 0)
+        while (admit_head(s)) {
+        }
     s->n_tok = s->n_bseq = 0;
     schedule_decodes(s);
     schedule_prefills(s);
@@ -477,6 +478,13 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
         }
         publish_stats(s);
         return st;
+    }
+    for (int64_t ri = 0; ri < s->n_running; ri++) {
+        const rg_request *r = s->running[ri];
+        for (int32_t i = 0; i < r->n_live; i++) {
+            s->st.kv_slots_allocated += r->samples[i].kv.n_blocks * s->block_size;
+            s->st.kv_slots_used += r->samples[i].kv.n_tokens;
+        }
     }
     int64_t row = 0;
     for (int64_t q = 0; q < s->n_bseq; q++) {

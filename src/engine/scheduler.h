@@ -38,6 +38,8 @@ typedef struct rg_sched_params {
     int64_t max_batch_tokens; /* tokens per step (decode + prefill chunks), 0 = 256 */
     int64_t max_waiting;      /* queued requests beyond which submit refuses, 0 = 256 */
     bool prefix_cache;        /* keep full blocks after requests end and reuse them */
+    bool static_batching;     /* baseline: admit only when nothing runs, so a batch
+                                 lasts as long as its longest request */
 } rg_sched_params;
 
 typedef struct rg_sched_stats {
@@ -46,6 +48,11 @@ typedef struct rg_sched_stats {
     int64_t prefix_lookup_tokens, prefix_hit_tokens, prefix_evicted_blocks;
     int64_t n_preemptions, n_steps, n_finished;
     int64_t prompt_tokens_computed, tokens_generated;
+    /* KV waste, summed over steps: token slots in the blocks running samples hold
+     * vs positions written. 1 - used/allocated is the fraction allocated but unused
+     * (each sample's partial last block; blocks shared by samples count once per
+     * sample). */
+    int64_t kv_slots_allocated, kv_slots_used;
 } rg_sched_stats;
 
 typedef struct rg_scheduler rg_scheduler;

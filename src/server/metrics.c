@@ -156,6 +156,9 @@ char *rg_metrics_render(rg_metrics *m, const rg_sched_stats *st, double now) {
                st->prefix_lookup_tokens ? (double)st->prefix_hit_tokens / (double)st->prefix_lookup_tokens : 0.0);
     put_metric(&b, "ridge_prefix_cache_evicted_blocks_total", "counter", "Cached blocks given back to the pool.",
                (double)st->prefix_evicted_blocks);
+    put_metric(&b, "ridge_kv_slot_waste_ratio", "gauge",
+               "KV token slots allocated to running requests but unused, averaged over steps since start.",
+               st->kv_slots_allocated ? 1.0 - (double)st->kv_slots_used / (double)st->kv_slots_allocated : 0.0);
     put_metric(&b, "ridge_preemptions_total", "counter", "Requests preempted for KV blocks.",
                (double)st->n_preemptions);
     put_metric(&b, "ridge_engine_steps_total", "counter", "Scheduler iterations that ran a forward pass.",
