@@ -3,6 +3,10 @@
 # Runs apt-get only when something is missing; uses sudo when not root.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config python3 python3-pip libpcre2-dev libcmocka-dev libxxhash-dev libmicrohttpd-dev libcjson-dev clang libclang-rt-14-dev)
+# Optional: the server tests also drive `ridge serve` with the unmodified OpenAI
+# Python client when it can be installed from PyPI; without it they use raw HTTP.
+python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet --break-system-packages openai >/dev/null 2>&1 ||
+  echo "deps: the optional openai Python package could not be installed" >&2
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

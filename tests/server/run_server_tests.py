@@ -11,7 +11,9 @@ Starts the server on a free port with the given model, then checks:
     answer) cancels its request, and /metrics shows its KV blocks freed;
   * malformed JSON and bad parameters get 400 with an OpenAI error object,
     unknown paths 404, wrong methods 405;
-  * overload: a second server with a tiny queue answers 503/429, never hangs.
+  * overload: a second server with a tiny queue answers 503/429, never hangs;
+  * the unmodified `openai` Python client (when installed: scripts/deps.sh tries
+    pip) lists models, completes, chats and streams.
 Usage: run_server_tests.py --ridge BUILD/ridge --model MODEL.gguf
 """
 import argparse
@@ -352,6 +354,35 @@ def test_overload(ridge, model, max_tokens):
         s.stop()
 
 
+def test_openai_client(s):
+    try:
+        import openai
+    except ImportError:
+        print("openai client: not installed, skipped (raw HTTP covers the API)", flush=True)
+        return
+    print(f"openai client {openai.__version__}", flush=True)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{s.port}/v1", api_key="none", max_retries=0)
+    models = client.models.list()
+    check(len(models.data) == 1 and models.data[0].object == "model", "openai: models.list")
+    r = client.completions.create(model=models.data[0].id, prompt="The capital of France is", max_tokens=6,
+                                  temperature=0)
+    check(r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 6 and r.choices[0].text,
+          f"openai: completions.create {r}")
+    msgs = [{"role": "user", "content": "Name a color."}]
+    r = client.chat.completions.create(model=models.data[0].id, messages=msgs, max_tokens=8, temperature=0)
+    text = r.choices[0].message.content
+    check(r.choices[0].message.role == "assistant" and text, f"openai: chat.completions.create {r}")
+    streamed = "".join(c.choices[0].delta.content or "" for c in
+                       client.chat.completions.create(model=models.data[0].id, messages=msgs, max_tokens=8,
+                                                      temperature=0, stream=True) if c.choices)
+    check(streamed == text, f"openai: streamed chat {streamed!r} == {text!r}")
+    try:
+        client.chat.completions.create(model=models.data[0].id, messages=msgs, temperature=7)
+        check(False, "openai: bad temperature raises")
+    except openai.BadRequestError as e:
+        check(e.status_code == 400, "openai: BadRequestError")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ridge", required=True)
@@ -370,6 +401,7 @@ def main():
                                                                   n_prompts=8 if args.quick else 16,
                                                                   max_tokens=5 if args.quick else 12)),
                          ("disconnect", lambda: test_disconnect(s)),
+                         ("openai client", lambda: test_openai_client(s)),
                          ("bad input", lambda: test_bad_input(s))]:
             t1 = time.time()
             fn()
