@@ -4,6 +4,8 @@
  *    small token budget: every request's greedy tokens equal a solo rg_session run;
  *  * a pool too small for all requests at once: preemption happens, and the
  *    resumed requests still give the solo tokens; every block is free at the end;
+ *  * requests that fit the pool alone but outgrow it together take turns and
+ *    end with "length", never an error;
  *  * n > 1 samples share their prompt's full blocks and copy the partial last one
  *    on write; each sample equals a solo run with its own seed;
  *  * cancellation frees the blocks; stop strings and stop tokens;
@@ -224,6 +226,42 @@ static void test_preemption_resume(void **state) {
     assert_true(st.n_preemptions > 0);
 }
 
+/* Requests that each fit the pool alone but outgrow it: they take turns
+ * (preemption), none fails, each ends with "length" when the whole pool is its
+ * own and full, and the tokens before that are still the solo ones. */
+static void test_outgrows_pool(void **state) {
+    rg_ctx *ctx = make_ctx(6, 2); /* 96 token slots */
+    rg_scheduler *s;
+    rg_err err = {0};
+    rg_sched_params sp = {.max_seqs = 2, .max_batch_tokens = 32};
+    assert_int_equal(rg_sched_create(ctx, &sp, &s, &err), RG_OK);
+    int32_t prompt[2][40];
+    collected *c = calloc(2, sizeof *c);
+    rg_request *r[2];
+    for (int i = 0; i < 2; i++) {
+        random_tokens(prompt[i], 40);
+        rg_request_params p = greedy(100);
+        assert_int_equal(rg_request_create(prompt[i], 40, &p, on_output, &c[i], &r[i], &err), RG_OK);
+        assert_int_equal(rg_sched_submit(s, r[i], &err), RG_OK);
+    }
+    run_to_end(s);
+    rg_sched_stats st = rg_sched_get_stats(s);
+    assert_true(st.n_preemptions > 0);
+    int ties = 0;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c[i].n_done, 1);
+        assert_int_equal(c[i].finish[0], RG_FINISH_LENGTH);
+        /* the pool holds 96 positions: the last sampled token is never stored */
+        assert_int_equal(c[i].n[0], 96 - 40 + 1);
+        check_solo(prompt[i], 40, c[i].tokens[0], c[i].n[0], &r[i]->params.sampling, &ties);
+        rg_request_free(r[i]);
+    }
+    assert_int_equal(rg_kv_pool_free_blocks(rg_ctx_kv(ctx)), 6);
+    rg_sched_free(s);
+    rg_ctx_free(ctx);
+    free(c);
+}
+
 /* n = 3 samples of a 21-token prompt: block 0 shared, block 1 (partial) copied. */
 static void test_parallel_samples_cow(void **state) {
     rg_ctx *ctx = make_ctx(0, 4);
@@ -437,6 +475,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batching_and_chunking),
         cmocka_unit_test(test_preemption_resume),
+        cmocka_unit_test(test_outgrows_pool),
         cmocka_unit_test(test_parallel_samples_cow),
         cmocka_unit_test(test_cancel_frees_blocks),
         cmocka_unit_test(test_stop_strings),

@@ -278,8 +278,12 @@ static bool admit_head(rg_scheduler *s) {
         }
         need += blocks_needed(s, &smp->kv, smp->n_tokens);
     }
+    /* keep 1% of the pool free for the running samples' next decode blocks, so a
+     * new prompt does not get admitted only to be preempted at once (vLLM's
+     * watermark); with nothing running the whole pool is the request's */
     int64_t n_free = rg_kv_pool_free_blocks(s->kv);
-    if (need > n_free + evictable(s)) {
+    int64_t watermark = s->n_running ? rg_kv_pool_config(s->kv)->n_blocks / 100 : 0;
+    if (need + watermark > n_free + evictable(s)) {
         for (int32_t i = 0; i < r->n_live; i++) rg_kv_seq_truncate(s->kv, &r->samples[i].kv, 0);
         if (s->n_running > 0) return false;
         /* alone and still too big: only a resumed request that outgrew the pool */

@@ -389,6 +389,12 @@ enum MHD_Result rg_handle_completion(rg_server *s, struct MHD_Connection *c, con
     }
     rg_request_params rp = rg_oai_request_params(&j->oai);
     if (!j->oai.max_tokens && !chat) rp.max_tokens = 16; /* OpenAI's default for completions */
+    if (!j->oai.seed_given) { /* as OpenAI: sampled answers vary unless a seed is given */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rp.sampling.seed = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ULL ^
+                           (uint64_t)atomic_load(&s->next_id);
+    }
     j->n = rp.n;
     j->ch = calloc((size_t)rp.n, sizeof *j->ch);
     if (!j->ch || rg_request_create(ids, n_ids, &rp, job_on_output, j, &j->req, &err)) {

@@ -186,7 +186,7 @@ rg_status rg_oai_parse(const char *body, size_t len, bool chat, rg_oai_request *
     NUM("presence_penalty", -2, 2, r->sampling.presence_penalty = (float)v);
     NUM("repetition_penalty", 1e-3, 10, r->sampling.repeat_penalty = (float)v);
     NUM("repeat_penalty", 1e-3, 10, r->sampling.repeat_penalty = (float)v);
-    NUM("seed", -9.2e18, 9.2e18, r->sampling.seed = (uint64_t)(int64_t)v);
+    NUM("seed", -9.2e18, 9.2e18, (r->sampling.seed = (uint64_t)(int64_t)v, r->seed_given = true));
 #undef NUM
     if (!field && get_bool(root, "stream", &r->stream, &badv) == false && badv) field = "stream";
     if (!field && get_bool(root, "ignore_eos", &r->ignore_eos, &badv) == false && badv) field = "ignore_eos";

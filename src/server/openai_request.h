@@ -35,6 +35,7 @@ typedef struct rg_oai_request {
     int32_t n;
     bool ignore_eos;
     rg_sampling_params sampling;
+    bool seed_given;         /* without "seed" the server draws one per request */
     char *stop[RG_OAI_MAX_STOP];
     int32_t n_stop;
     char param[48];          /* on error: the offending field, "" if none */
