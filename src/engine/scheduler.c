@@ -496,11 +496,13 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
         int32_t i = s->b_sample[q];
         rg_sample *smp = &r->samples[i];
         if (smp->n_generated == 0 && i == 0) s->st.prompt_tokens_computed += s->b_chunk[q];
+        /* prompt blocks go to the cache as soon as they are full, so a request
+         * sharing the prefix that arrives while this one is still prefilling
+         * reuses them instead of computing them again */
+        if (s->cache && s->b_chunk[q] > 1) rg_prefix_cache_insert(s->cache, &smp->kv, smp->tokens, smp->kv.n_tokens);
         if (smp->kv.n_tokens != smp->n_tokens) continue; /* mid-prompt chunk: no logits */
         const float *logits = s->logits + row++ * s->n_vocab;
-        if (r->n_live < r->n_samples) {
-            /* the prompt is done: cache its full blocks for requests sharing it, fork the samples */
-            if (s->cache) rg_prefix_cache_insert(s->cache, &smp->kv, smp->tokens, smp->kv.n_tokens);
+        if (r->n_live < r->n_samples) { /* the prompt is done: fork the samples */
             rg_err ferr = {0};
             if (fork_samples(s, r, &ferr)) {
                 snprintf(r->error, sizeof r->error, "%s", ferr.msg);
@@ -509,8 +511,6 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
                 continue;
             }
             for (int32_t k = 1; k < r->n_samples; k++) sample_next(s, r, k, logits);
-        } else if (s->cache && smp->n_generated == 0 && smp->kv.n_tokens == r->n_prompt) {
-            rg_prefix_cache_insert(s->cache, &smp->kv, smp->tokens, smp->kv.n_tokens);
         }
         sample_next(s, r, i, logits);
     }
