@@ -9,7 +9,7 @@ scripts/deps.sh
 scripts/build.sh fuzz
 mkdir -p build/fuzz/findings
 status=0
-for target in build/fuzz/fuzz_*; do
+for target in build/fuzz/fuzz/fuzz_*; do
   name=$(basename "$target")
   corpus=tests/corpus/${name#fuzz_}
   work=build/fuzz/corpus-${name#fuzz_}

@@ -19,6 +19,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -30,6 +31,9 @@ int64_t cli_tokenize(const rg_tokenizer *tok, const char *text, bool add_special
 
 /* The whole file as a NUL-terminated malloc'd string; NULL if unreadable. */
 char *cli_read_text_file(const char *path);
+
+/* Print s on stdout as a JSON string (quoted, escaped; bytes >= 0x80 as they are). */
+void cli_json_string(const char *s);
 
 /* Print "ridge: <what>: <msg>" on stderr and return the exit code for status. */
 int cli_report(const char *what, const rg_err *err);

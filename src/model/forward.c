@@ -10,8 +10,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/cpu/ops.h"
+#include "perf/op_event.h"
 
 struct rg_ctx {
     const rg_model *m;
@@ -24,6 +26,9 @@ struct rg_ctx {
     int32_t *pos_buf, *n_ctx_buf;
     const int32_t **tables;
     float *alibi_slopes;
+    rg_op_observer observer; /* NULL: ops are not reported */
+    void *observer_user;
+    bool observer_timing;
 };
 
 static void *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
@@ -70,6 +75,15 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
         rg_ctx_free(c);
         return rg_fail(err, RG_E_NOMEM, "out of memory for the step buffers (%lld tokens)", (long long)T);
     }
+    /* Scratch for the largest matmul input (k up to max(n_embd, n_q, n_ff)) and for
+     * attention at full context, so that no step allocates. */
+    int64_t k_max = hp->n_ff > n_q ? hp->n_ff : n_q;
+    if (hp->n_embd > k_max) k_max = hp->n_embd;
+    if ((s = rg_cpu_reserve(&c->cpu, k_max, T, err)) ||
+        (s = rg_cpu_attention_reserve(&c->cpu, c->kv, hp->n_head, c->n_ctx, err))) {
+        rg_ctx_free(c);
+        return s;
+    }
     if (m->pos_encoding == RG_POS_ALIBI) {
         /* ALiBi slopes: a geometric sequence 2^(-8h/n) for n a power of two, with the
          * standard interleaving for other head counts (Press et al. 2022). */
@@ -94,10 +108,32 @@ void rg_ctx_free(rg_ctx *c) {
     free(c);
 }
 
+void rg_ctx_set_op_observer(rg_ctx *c, rg_op_observer fn, void *user, bool timing) {
+    c->observer = fn;
+    c->observer_user = user;
+    c->observer_timing = timing;
+}
+
 rg_kv_pool *rg_ctx_kv(rg_ctx *c) { return c->kv; }
 const rg_model *rg_ctx_model(const rg_ctx *c) { return c->m; }
 int64_t rg_ctx_n_ctx(const rg_ctx *c) { return c->n_ctx; }
 rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c) { return c->cpu.pool; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Op reporting: OP_BEGIN before an op, op_end(c, &event) after it. Costs one
+ * branch per op when nobody listens. */
+#define OP_BEGIN(c) double op_t0_ = (c)->observer && (c)->observer_timing ? now_s() : 0
+static void op_end(rg_ctx *c, rg_op_event *e, double t0) {
+    if (!c->observer) return;
+    e->t_start = t0;
+    e->t_end = c->observer_timing ? now_s() : 0;
+    c->observer(c->observer_user, e);
+}
 
 static void add_bias(float *y, const float *bias, int64_t n_tok, int64_t n) {
     if (!bias) return;
@@ -105,14 +141,39 @@ static void add_bias(float *y, const float *bias, int64_t n_tok, int64_t n) {
         for (int64_t i = 0; i < n; i++) y[t * n + i] += bias[i];
 }
 
-static void matmul(rg_ctx *c, const rg_weight *w, const float *x, int64_t n_tok, float *y) {
+/* y = x . W^T (+ bias), reported as one MATMUL event named `name`. */
+static void matmul(rg_ctx *c, const char *name, int32_t layer, const rg_weight *w, const float *bias, const float *x,
+                   int64_t n_tok, float *y) {
+    OP_BEGIN(c);
     rg_cpu_matmul(&c->cpu, w->type, w->data, w->k, w->n_out, x, n_tok, y);
+    add_bias(y, bias, n_tok, w->n_out);
+    op_end(c, &(rg_op_event){.kind = RG_OP_MATMUL, .name = name, .layer = layer, .n_tok = n_tok, .wtype = w->type,
+                             .k = w->k, .n_out = w->n_out, .has_bias = bias != NULL},
+           op_t0_);
+}
+
+static void rmsnorm(rg_ctx *c, const char *name, int32_t layer, const float *x, const float *weight, int64_t n_tok,
+                    float *out) {
+    OP_BEGIN(c);
+    rg_cpu_rmsnorm(&c->cpu, x, weight, c->m->hp.n_embd, n_tok, (float)c->m->hp.rms_eps, out);
+    op_end(c, &(rg_op_event){.kind = RG_OP_RMSNORM, .name = name, .layer = layer, .n_tok = n_tok, .n = c->m->hp.n_embd},
+           op_t0_);
+}
+
+static void residual_add(rg_ctx *c, const char *name, int32_t layer, const float *x, int64_t n_tok) {
+    OP_BEGIN(c);
+    rg_cpu_add(&c->cpu, c->x, x, n_tok * c->m->hp.n_embd);
+    op_end(c, &(rg_op_event){.kind = RG_OP_ADD, .name = name, .layer = layer, .n_tok = n_tok,
+                             .n = n_tok * c->m->hp.n_embd},
+           op_t0_);
 }
 
 /* Absolute position encodings added to the embeddings (sinusoidal, learned). */
 static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
     const rg_model *m = c->m;
     int64_t d = m->hp.n_embd;
+    if (m->pos_encoding != RG_POS_SINUSOIDAL && m->pos_encoding != RG_POS_LEARNED) return;
+    OP_BEGIN(c);
     if (m->pos_encoding == RG_POS_SINUSOIDAL) {
         /* PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...) (Vaswani et al. 2017) */
         for (int64_t t = 0; t < n_tok; t++)
@@ -125,6 +186,8 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
         rg_cpu_get_rows(m->pos_embd.type, m->pos_embd.data, d, pos, n_tok, c->xb);
         rg_cpu_add(&c->cpu, c->x, c->xb, n_tok * d);
     }
+    op_end(c, &(rg_op_event){.kind = RG_OP_POS_ADD, .name = "pos_encoding", .layer = -1, .n_tok = n_tok, .n = d},
+           op_t0_);
 }
 
 /* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
@@ -132,14 +195,25 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
                           float *logits, int64_t *logit_row) {
     const rg_model *m = c->m;
     const rg_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd, n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
+    int64_t d = hp->n_embd;
     const int32_t *pos = b->pos + t0;
     for (int64_t t = 0; t < n; t++) {
         const rg_kv_seq *s = seqs[b->seq[t0 + t]];
         c->tables[t] = s->blocks;
         c->n_ctx_buf[t] = pos[t] + 1;
     }
-    rg_cpu_get_rows(m->tok_embd.type, m->tok_embd.data, d, b->token + t0, n, c->x);
+    int64_t ctx_sum = 0, ctx_max = 0;
+    for (int64_t t = 0; t < n; t++) {
+        ctx_sum += c->n_ctx_buf[t];
+        if (c->n_ctx_buf[t] > ctx_max) ctx_max = c->n_ctx_buf[t];
+    }
+    {
+        OP_BEGIN(c);
+        rg_cpu_get_rows(m->tok_embd.type, m->tok_embd.data, d, b->token + t0, n, c->x);
+        op_end(c, &(rg_op_event){.kind = RG_OP_GET_ROWS, .name = "token_embd", .layer = -1, .n_tok = n,
+                                 .wtype = m->tok_embd.type, .k = d, .n_out = m->tok_embd.n_out},
+               op_t0_);
+    }
     add_positions(c, pos, n);
     rg_rope_params rope = {
         .n_rot = hp->n_rot,
@@ -148,20 +222,29 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         .freq_factors = m->rope_freq_factors,
         .neox = hp->rope_type == RG_ROPE_NEOX,
     };
+    const rg_kv_config *kvc = rg_kv_pool_config(c->kv);
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const rg_layer *l = &m->layers[il];
-        rg_cpu_rmsnorm(&c->cpu, c->x, l->attn_norm, d, n, (float)hp->rms_eps, c->xb);
-        matmul(c, &l->wq, c->xb, n, c->q);
-        matmul(c, &l->wk, c->xb, n, c->k);
-        matmul(c, &l->wv, c->xb, n, c->v);
-        add_bias(c->q, l->bq, n, n_q);
-        add_bias(c->k, l->bk, n, n_kv);
-        add_bias(c->v, l->bv, n, n_kv);
+        int32_t L = (int32_t)il;
+        rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
+        matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
+        matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
+        matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
         if (m->pos_encoding == RG_POS_ROPE) {
+            OP_BEGIN(c);
             rg_cpu_rope(&c->cpu, c->q, pos, n, hp->n_head, hp->head_dim, &rope);
             rg_cpu_rope(&c->cpu, c->k, pos, n, hp->n_head_kv, hp->head_dim, &rope);
+            op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
+                                     .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
+                   op_t0_);
         }
-        rg_kv_store(c->kv, il, c->k, c->v, n, c->tables, pos);
+        {
+            OP_BEGIN(c);
+            rg_kv_store(c->kv, il, c->k, c->v, n, c->tables, pos);
+            op_end(c, &(rg_op_event){.kind = RG_OP_KV_STORE, .name = "kv_store", .layer = L, .n_tok = n,
+                                     .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .kv_type = kvc->dtype},
+                   op_t0_);
+        }
         rg_attn_args a = {
             .pool = c->kv,
             .layer = il,
@@ -175,16 +258,30 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
             .kind = c->attn,
             .alibi_slopes = c->alibi_slopes,
         };
-        rg_cpu_attention(&c->cpu, &a);
-        matmul(c, &l->wo, c->att, n, c->xb);
-        rg_cpu_add(&c->cpu, c->x, c->xb, n * d);
+        {
+            OP_BEGIN(c);
+            rg_cpu_attention(&c->cpu, &a);
+            op_end(c, &(rg_op_event){.kind = RG_OP_ATTENTION, .name = "attention", .layer = L, .n_tok = n,
+                                     .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+                                     .kv_type = kvc->dtype, .ctx_sum = ctx_sum, .ctx_max = ctx_max,
+                                     .attn_kind = (int32_t)c->attn},
+                   op_t0_);
+        }
+        matmul(c, "attn_output", L, &l->wo, NULL, c->att, n, c->xb);
+        residual_add(c, "attn_residual", L, c->xb, n);
 
-        rg_cpu_rmsnorm(&c->cpu, c->x, l->ffn_norm, d, n, (float)hp->rms_eps, c->xb);
-        matmul(c, &l->w_gate, c->xb, n, c->gate);
-        matmul(c, &l->w_up, c->xb, n, c->up);
-        rg_cpu_swiglu(&c->cpu, c->gate, c->up, n * hp->n_ff, c->gate);
-        matmul(c, &l->w_down, c->gate, n, c->xb);
-        rg_cpu_add(&c->cpu, c->x, c->xb, n * d);
+        rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
+        matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
+        matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
+        {
+            OP_BEGIN(c);
+            rg_cpu_swiglu(&c->cpu, c->gate, c->up, n * hp->n_ff, c->gate);
+            op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,
+                                     .n = n * hp->n_ff},
+                   op_t0_);
+        }
+        matmul(c, "ffn_down", L, &l->w_down, NULL, c->gate, n, c->xb);
+        residual_add(c, "ffn_residual", L, c->xb, n);
     }
     /* Gather the rows that want logits, then norm + output head on those alone. */
     int64_t n_out = 0;
@@ -193,8 +290,8 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         if (want) memcpy(c->xb + n_out++ * d, c->x + t * d, (size_t)d * sizeof(float));
     }
     if (!n_out) return;
-    rg_cpu_rmsnorm(&c->cpu, c->xb, m->output_norm, d, n_out, (float)hp->rms_eps, c->xb);
-    matmul(c, &m->output, c->xb, n_out, logits + *logit_row * hp->n_vocab);
+    rmsnorm(c, "output_norm", -1, c->xb, m->output_norm, n_out, c->xb);
+    matmul(c, "output", -1, &m->output, NULL, c->xb, n_out, logits + *logit_row * hp->n_vocab);
     *logit_row += n_out;
 }
 

@@ -15,6 +15,7 @@
 #include "backend/cpu/attention.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
+#include "perf/op_event.h"
 
 typedef struct rg_batch {
     int64_t n_tokens;
@@ -45,6 +46,10 @@ rg_kv_pool *rg_ctx_kv(rg_ctx *c);
 const rg_model *rg_ctx_model(const rg_ctx *c);
 int64_t rg_ctx_n_ctx(const rg_ctx *c);
 rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c);
+
+/* Report every op rg_forward runs to fn (NULL: stop), on the calling thread after
+ * the op; with timing, events carry start/end times (two clock reads per op). */
+void rg_ctx_set_op_observer(rg_ctx *c, rg_op_observer fn, void *user, bool timing);
 
 /* Run the batch. Each sequence's tokens in the batch must continue it: their
  * positions are seq->n_tokens, +1, ... in batch order (rewind with
