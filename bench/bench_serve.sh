@@ -22,7 +22,7 @@ run() { # NAME SERVER_OPTS -- LOADGEN_OPTS
   "$ridge" serve -m "$model" --port "$port" "${sopts[@]}" 2>/dev/null &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-  echo "== $name: serve ${sopts[*]} | loadgen ${lopts[*]}"
+  echo "== $name: serve ${sopts[*]} | loadgen ${lopts[*]} | load average $(cut -d' ' -f1 /proc/loadavg)"
   "$ridge" loadgen --url "http://127.0.0.1:$port" "${lopts[@]}"
   curl -s "http://127.0.0.1:$port/metrics" | grep -E "^ridge_(kv_slot_waste_ratio|preemptions_total|prefix_cache_hit_rate|engine_steps_total) "
   kill -INT "$pid"; wait "$pid" || true
