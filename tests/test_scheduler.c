@@ -342,9 +342,9 @@ static void test_cancel_frees_blocks(void **state) {
 /* Stop strings are cut from the text (even split across tokens), stop tokens end
  * the sample without text. Byte tokens of the synthetic vocabulary are 3 + byte. */
 static void test_stop_strings(void **state) {
-    const char *stops[] = {"STOP", "xyz"};
+    const char *stops[] = {"STOP", "", "xyz"}; /* an empty stop string is ignored */
     rg_request_params p = greedy(100);
-    p.stop = stops, p.n_stop = 2;
+    p.stop = stops, p.n_stop = 3;
     p.stop_tokens = (const int32_t[]){200}, p.n_stop_tokens = 1;
     rg_request *r;
     rg_err err = {0};

@@ -110,6 +110,7 @@ static size_t held_back(const rg_sample *s, const rg_request_params *p, size_t f
     size_t best = 0, avail = s->text_len - from;
     for (int32_t i = 0; i < p->n_stop; i++) {
         size_t n = strlen(p->stop[i]);
+        if (n == 0) continue;
         for (size_t k = (n - 1 < avail ? n - 1 : avail); k > best; k--)
             if (!memcmp(s->text + s->text_len - k, p->stop[i], k)) {
                 best = k;

@@ -350,6 +350,10 @@ def test_overload(ridge, model, max_tokens):
         check(m["ridge_requests_rejected_total"] == len(refused), "rejections counted in /metrics")
         status, r = s.post("/v1/completions", {"prompt": "After the storm", "max_tokens": 4})
         check(status == 200, "serves again once the queue drains")
+        # a second server on the same port fails with a clear message, not a hang
+        p = subprocess.run([ridge, "serve", "-m", model, "--port", str(s.port), "--kv-blocks", "64"],
+                           capture_output=True, text=True, timeout=120)
+        check(p.returncode != 0 and "cannot listen" in p.stderr, f"port in use: rc {p.returncode} {p.stderr!r}")
     finally:
         s.stop()
 
