@@ -52,7 +52,8 @@ static int teardown(void **state) {
 }
 
 static void random_tokens(int32_t *t, int64_t n) {
-    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(3 + rg_test_rand_u64(&rng) % (uint64_t)(model->hp.n_vocab - 3));
+    for (int64_t i = 0; i < n; i++)
+        t[i] = (int32_t)(3 + rg_test_rand_u64(&rng) % (uint64_t)(model->hp.n_vocab - 3));
 }
 
 /* What the callback collected for one request. */
@@ -73,8 +74,10 @@ typedef struct collected {
 static void on_output(void *user, const rg_output *o) {
     collected *c = user;
     assert_true(o->index >= 0 && o->index < 4);
-    if (o->token >= 0 && !o->finish) c->tokens[o->index][c->n[o->index]++] = o->token;
-    else if (o->token >= 0 && o->finish == RG_FINISH_LENGTH) c->tokens[o->index][c->n[o->index]++] = o->token;
+    if (o->token >= 0 && !o->finish)
+        c->tokens[o->index][c->n[o->index]++] = o->token;
+    else if (o->token >= 0 && o->finish == RG_FINISH_LENGTH)
+        c->tokens[o->index][c->n[o->index]++] = o->token;
     assert_true(c->text_len[o->index] + o->text_len < sizeof c->text[0]);
     memcpy(c->text[o->index] + c->text_len[o->index], o->text, o->text_len);
     c->text_len[o->index] += o->text_len;
@@ -100,7 +103,8 @@ static void on_output(void *user, const rg_output *o) {
 }
 
 static rg_ctx *make_ctx(int64_t kv_blocks, int64_t n_seq) {
-    rg_ctx_params cp = {.n_threads = 2, .n_ctx = 512, .n_seq_max = n_seq, .kv_blocks = kv_blocks, .max_batch_tokens = 64};
+    rg_ctx_params cp = {
+        .n_threads = 2, .n_ctx = 512, .n_seq_max = n_seq, .kv_blocks = kv_blocks, .max_batch_tokens = 64};
     rg_ctx *ctx;
     rg_err err = {0};
     if (rg_ctx_create(model, &cp, &ctx, &err)) fail_msg("ctx: %s", err.msg);
@@ -313,7 +317,8 @@ static void test_cancel_frees_blocks(void **state) {
         assert_int_equal(rg_sched_submit(s, r[i], &err), RG_OK);
     }
     bool did;
-    for (int i = 0; i < 5; i++) assert_int_equal(rg_sched_step(s, &did, &err), RG_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rg_sched_step(s, &did, &err), RG_OK);
     int64_t total = rg_kv_pool_config(rg_ctx_kv(ctx))->n_blocks;
     assert_true(rg_kv_pool_free_blocks(rg_ctx_kv(ctx)) < total); /* r[0] runs, r[1] waits (max_seqs 1) */
     rg_request_cancel(r[0]);
@@ -329,12 +334,14 @@ static void test_cancel_frees_blocks(void **state) {
     /* a queue of max_waiting refuses more; a prompt longer than the context is invalid */
     rg_request *big;
     int32_t *longp = calloc(600, sizeof *longp);
-    for (int i = 0; i < 600; i++) longp[i] = 5;
+    for (int i = 0; i < 600; i++)
+        longp[i] = 5;
     assert_int_equal(rg_request_create(longp, 600, &p, on_output, &c[0], &big, &err), RG_OK);
     assert_int_equal(rg_sched_submit(s, big, &err), RG_E_INVALID);
     rg_request_free(big);
     free(longp);
-    for (int i = 0; i < 2; i++) rg_request_free(r[i]);
+    for (int i = 0; i < 2; i++)
+        rg_request_free(r[i]);
     rg_sched_free(s);
     rg_ctx_free(ctx);
 }
@@ -473,14 +480,10 @@ static void test_prefix_cache_eviction_order(void **state) {
 int main(void) {
     rng = rg_test_seed();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batching_and_chunking),
-        cmocka_unit_test(test_preemption_resume),
-        cmocka_unit_test(test_outgrows_pool),
-        cmocka_unit_test(test_parallel_samples_cow),
-        cmocka_unit_test(test_cancel_frees_blocks),
-        cmocka_unit_test(test_stop_strings),
-        cmocka_unit_test(test_prefix_cache_hit),
-        cmocka_unit_test(test_prefix_cache_eviction_order),
+        cmocka_unit_test(test_batching_and_chunking), cmocka_unit_test(test_preemption_resume),
+        cmocka_unit_test(test_outgrows_pool),         cmocka_unit_test(test_parallel_samples_cow),
+        cmocka_unit_test(test_cancel_frees_blocks),   cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_prefix_cache_hit),      cmocka_unit_test(test_prefix_cache_eviction_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,7 +29,7 @@ typedef struct range {
 } range;
 
 typedef struct req_result {
-    int status;               /* HTTP status, 0 = connection failed */
+    int status; /* HTTP status, 0 = connection failed */
     double t_start, t_first, t_end;
     double *event_times;
     int n_events, cap_events;
@@ -151,7 +151,8 @@ static void *run_request(void *arg) {
     req_result *r = &lg->res[j->index];
     cJSON *body = cJSON_CreateObject();
     cJSON *ids = cJSON_AddArrayToObject(body, "prompt");
-    for (int i = 0; i < j->n_prompt; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(j->prompt[i]));
+    for (int i = 0; i < j->n_prompt; i++)
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber(j->prompt[i]));
     cJSON_AddNumberToObject(body, "max_tokens", j->n_out);
     cJSON_AddNumberToObject(body, "temperature", 0);
     cJSON_AddTrueToObject(body, "ignore_eos");
@@ -172,8 +173,7 @@ static void *run_request(void *arg) {
         cJSON_free(json);
         return NULL;
     }
-    bool ok = send(fd, head, (size_t)hlen, MSG_NOSIGNAL) == hlen &&
-              send(fd, json, jlen, MSG_NOSIGNAL) == (ssize_t)jlen;
+    bool ok = send(fd, head, (size_t)hlen, MSG_NOSIGNAL) == hlen && send(fd, json, jlen, MSG_NOSIGNAL) == (ssize_t)jlen;
     cJSON_free(json);
     char buf[8192], line[65536];
     size_t llen = 0;
@@ -187,9 +187,12 @@ static void *run_request(void *arg) {
             }
             if (llen && line[llen - 1] == '\r') llen--;
             line[llen] = 0;
-            if (!r->status) sscanf(line, "HTTP/%*s %d", &r->status);
-            else if (!in_body && !llen) in_body = true;
-            else if (in_body) on_line(r, line);
+            if (!r->status)
+                sscanf(line, "HTTP/%*s %d", &r->status);
+            else if (!in_body && !llen)
+                in_body = true;
+            else if (in_body)
+                on_line(r, line);
             llen = 0;
         }
     }
@@ -230,14 +233,22 @@ int cmd_loadgen(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (v && !strcmp(a, "--url")) url = v;
-        else if (v && !strcmp(a, "--n")) ok = (lg.n = atoi(v)) >= 1 && lg.n <= 100000;
-        else if (v && !strcmp(a, "--rate")) ok = (lg.rate = atof(v)) >= 0;
-        else if (v && !strcmp(a, "--prompt-len")) ok = parse_range(v, &lg.prompt_len);
-        else if (v && !strcmp(a, "--output-len")) ok = parse_range(v, &lg.output_len);
-        else if (v && !strcmp(a, "--shared-prefix")) ok = (lg.shared_prefix = atoi(v)) >= 0;
-        else if (v && !strcmp(a, "--vocab")) ok = (lg.vocab = atoi(v)) > 100;
-        else if (v && !strcmp(a, "--seed")) lg.seed = strtoull(v, NULL, 10);
+        } else if (v && !strcmp(a, "--url"))
+            url = v;
+        else if (v && !strcmp(a, "--n"))
+            ok = (lg.n = atoi(v)) >= 1 && lg.n <= 100000;
+        else if (v && !strcmp(a, "--rate"))
+            ok = (lg.rate = atof(v)) >= 0;
+        else if (v && !strcmp(a, "--prompt-len"))
+            ok = parse_range(v, &lg.prompt_len);
+        else if (v && !strcmp(a, "--output-len"))
+            ok = parse_range(v, &lg.output_len);
+        else if (v && !strcmp(a, "--shared-prefix"))
+            ok = (lg.shared_prefix = atoi(v)) >= 0;
+        else if (v && !strcmp(a, "--vocab"))
+            ok = (lg.vocab = atoi(v)) > 100;
+        else if (v && !strcmp(a, "--seed"))
+            lg.seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "ridge loadgen: unknown option '%s'\n", a);
             usage(stderr);
@@ -263,7 +274,8 @@ int cmd_loadgen(int argc, char **argv) {
         fprintf(stderr, "ridge loadgen: out of memory\n");
         return RG_EXIT_BAD_INPUT;
     }
-    for (int i = 0; i < lg.shared_prefix; i++) lg.prefix[i] = 100 + (int32_t)(next_u64(&rng) % (uint64_t)(lg.vocab - 100));
+    for (int i = 0; i < lg.shared_prefix; i++)
+        lg.prefix[i] = 100 + (int32_t)(next_u64(&rng) % (uint64_t)(lg.vocab - 100));
     for (int k = 0; k < lg.n; k++) {
         job *j = &jobs[k];
         j->lg = &lg, j->index = k;
@@ -288,12 +300,14 @@ int cmd_loadgen(int argc, char **argv) {
             return RG_EXIT_BAD_INPUT;
         }
     }
-    for (int k = 0; k < lg.n; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < lg.n; k++)
+        pthread_join(th[k], NULL);
     double t_end = now_s();
 
     double *ttft = calloc((size_t)lg.n, sizeof *ttft), *e2e = calloc((size_t)lg.n, sizeof *e2e);
     int64_t n_itl = 0, out_tokens = 0, prompt_tokens = 0;
-    for (int k = 0; k < lg.n; k++) n_itl += lg.res[k].n_events > 1 ? lg.res[k].n_events - 1 : 0;
+    for (int k = 0; k < lg.n; k++)
+        n_itl += lg.res[k].n_events > 1 ? lg.res[k].n_events - 1 : 0;
     double *itl = calloc((size_t)(n_itl + 1), sizeof *itl);
     int n_ok = 0, n_err = 0;
     n_itl = 0;
@@ -306,7 +320,8 @@ int cmd_loadgen(int argc, char **argv) {
         }
         ttft[n_ok] = r->t_first - r->t_start;
         e2e[n_ok++] = r->t_end - r->t_start;
-        for (int e = 1; e < r->n_events; e++) itl[n_itl++] = r->event_times[e] - r->event_times[e - 1];
+        for (int e = 1; e < r->n_events; e++)
+            itl[n_itl++] = r->event_times[e] - r->event_times[e - 1];
         out_tokens += r->completion_tokens;
         prompt_tokens += jobs[k].n_prompt;
     }
@@ -314,7 +329,8 @@ int cmd_loadgen(int argc, char **argv) {
     qsort(e2e, (size_t)n_ok, sizeof *e2e, cmp_double);
     qsort(itl, (size_t)n_itl, sizeof *itl, cmp_double);
     double dur = t_end - t0, mean_ttft = 0;
-    for (int k = 0; k < n_ok; k++) mean_ttft += ttft[k] / n_ok;
+    for (int k = 0; k < n_ok; k++)
+        mean_ttft += ttft[k] / n_ok;
     printf("requests      %d ok, %d errors, in %.2f s\n", n_ok, n_err, dur);
     printf("throughput    %.2f requests/s, %.1f output tokens/s, %.1f prompt tokens/s\n", n_ok / dur,
            (double)out_tokens / dur, (double)prompt_tokens / dur);
@@ -323,7 +339,8 @@ int cmd_loadgen(int argc, char **argv) {
     printf("ITL (ms)      p50 %.1f  p90 %.1f  p99 %.1f\n", 1e3 * pct(itl, (int)n_itl, 50),
            1e3 * pct(itl, (int)n_itl, 90), 1e3 * pct(itl, (int)n_itl, 99));
     printf("latency (s)   p50 %.2f  p90 %.2f  p99 %.2f\n", pct(e2e, n_ok, 50), pct(e2e, n_ok, 90), pct(e2e, n_ok, 99));
-    for (int k = 0; k < lg.n; k++) free(jobs[k].prompt), free(lg.res[k].event_times);
+    for (int k = 0; k < lg.n; k++)
+        free(jobs[k].prompt), free(lg.res[k].event_times);
     free(jobs), free(th), free(lg.res), free(lg.prefix), free(ttft), free(e2e), free(itl);
     return n_err ? RG_EXIT_BAD_INPUT : 0;
 }

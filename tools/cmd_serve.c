@@ -82,17 +82,28 @@ int cmd_serve(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--no-prefix-cache")) sch.prefix_cache = false, r = 1;
-        else if (!strcmp(a, "--static-batching")) sch.static_batching = true, r = 1;
-        else if (v && !strcmp(a, "--host")) sp.host = v, r = 1, i++;
-        else if (v && !strcmp(a, "--model-name")) sp.model_name = v, r = 1, i++;
-        else if (v && !strcmp(a, "--port")) r = parse_i64(a, v, 0, 65535, &port), i++;
-        else if (v && !strcmp(a, "--max-seqs")) r = parse_i64(a, v, 1, 4096, &sch.max_seqs), i++;
-        else if (v && !strcmp(a, "--max-batch-tokens")) r = parse_i64(a, v, 1, 1 << 16, &sch.max_batch_tokens), i++;
-        else if (v && !strcmp(a, "--max-queue")) r = parse_i64(a, v, 1, 1 << 20, &sch.max_waiting), i++;
-        else if (v && !strcmp(a, "--kv-blocks")) r = parse_i64(a, v, 2, (int64_t)1 << 30, &kv_blocks), i++;
-        else if (v && !strcmp(a, "--kv-memory")) r = parse_i64(a, v, 1, (int64_t)1 << 30, &kv_mib), i++;
-        else r = gen_opts_parse(&o, argc, argv, &i);
+        if (!strcmp(a, "--no-prefix-cache"))
+            sch.prefix_cache = false, r = 1;
+        else if (!strcmp(a, "--static-batching"))
+            sch.static_batching = true, r = 1;
+        else if (v && !strcmp(a, "--host"))
+            sp.host = v, r = 1, i++;
+        else if (v && !strcmp(a, "--model-name"))
+            sp.model_name = v, r = 1, i++;
+        else if (v && !strcmp(a, "--port"))
+            r = parse_i64(a, v, 0, 65535, &port), i++;
+        else if (v && !strcmp(a, "--max-seqs"))
+            r = parse_i64(a, v, 1, 4096, &sch.max_seqs), i++;
+        else if (v && !strcmp(a, "--max-batch-tokens"))
+            r = parse_i64(a, v, 1, 1 << 16, &sch.max_batch_tokens), i++;
+        else if (v && !strcmp(a, "--max-queue"))
+            r = parse_i64(a, v, 1, 1 << 20, &sch.max_waiting), i++;
+        else if (v && !strcmp(a, "--kv-blocks"))
+            r = parse_i64(a, v, 2, (int64_t)1 << 30, &kv_blocks), i++;
+        else if (v && !strcmp(a, "--kv-memory"))
+            r = parse_i64(a, v, 1, (int64_t)1 << 30, &kv_mib), i++;
+        else
+            r = gen_opts_parse(&o, argc, argv, &i);
         if (r < 0) return RG_EXIT_USAGE;
         if (r == 0) {
             fprintf(stderr, "ridge serve: unknown option '%s'\n", a);
@@ -111,8 +122,8 @@ int cmd_serve(int argc, char **argv) {
     if (rg_model_load(o.model, NULL, NULL, &m, &err)) return cli_report(o.model, &err);
     const rg_hparams *hp = &m->hp;
     int64_t n_ctx = o.n_ctx < hp->n_ctx_train ? o.n_ctx : hp->n_ctx_train;
-    int64_t bytes_per_block = hp->n_layer * 2 * hp->n_head_kv * hp->head_dim * RG_KV_DEFAULT_BLOCK_SIZE *
-                              (o.kv_type == RG_F32 ? 4 : 2);
+    int64_t bytes_per_block =
+        hp->n_layer * 2 * hp->n_head_kv * hp->head_dim * RG_KV_DEFAULT_BLOCK_SIZE * (o.kv_type == RG_F32 ? 4 : 2);
     if (!kv_blocks) {
         int64_t cap = (kv_mib ? kv_mib : 2048) * ((int64_t)1 << 20) / bytes_per_block;
         kv_blocks = sch.max_seqs * ((n_ctx + RG_KV_DEFAULT_BLOCK_SIZE - 1) / RG_KV_DEFAULT_BLOCK_SIZE);

@@ -26,8 +26,8 @@ rg_status rg_sample_append(rg_sample *s, int32_t token, rg_err *err) {
     return RG_OK;
 }
 
-rg_status rg_request_create(const int32_t *prompt, int64_t n_prompt, const rg_request_params *p,
-                            rg_output_fn on_output, void *user, rg_request **out, rg_err *err) {
+rg_status rg_request_create(const int32_t *prompt, int64_t n_prompt, const rg_request_params *p, rg_output_fn on_output,
+                            void *user, rg_request **out, rg_err *err) {
     *out = NULL;
     int32_t n = p->n ? p->n : 1;
     if (n_prompt <= 0) return rg_fail(err, RG_E_INVALID, "the prompt is empty");
@@ -52,8 +52,10 @@ rg_status rg_request_create(const int32_t *prompt, int64_t n_prompt, const rg_re
     r->params.stop_tokens = stop_tokens;
     r->params.stop = (const char *const *)stop;
     bool ok = r->samples && (!p->n_stop_tokens || stop_tokens) && (!p->n_stop || stop);
-    for (int32_t i = 0; ok && i < p->n_stop_tokens; i++) stop_tokens[i] = p->stop_tokens[i];
-    for (int32_t i = 0; ok && i < p->n_stop; i++) ok = (stop[i] = strdup(p->stop[i] ? p->stop[i] : "")) != NULL;
+    for (int32_t i = 0; ok && i < p->n_stop_tokens; i++)
+        stop_tokens[i] = p->stop_tokens[i];
+    for (int32_t i = 0; ok && i < p->n_stop; i++)
+        ok = (stop[i] = strdup(p->stop[i] ? p->stop[i] : "")) != NULL;
     rg_sample *s0 = r->samples;
     if (ok && s0) {
         s0->tokens = malloc((size_t)n_prompt * sizeof *s0->tokens);
@@ -83,7 +85,8 @@ void rg_request_free(rg_request *r) {
     }
     free(r->samples);
     free((void *)r->params.stop_tokens);
-    for (int32_t i = 0; r->params.stop && i < r->params.n_stop; i++) free((void *)r->params.stop[i]);
+    for (int32_t i = 0; r->params.stop && i < r->params.n_stop; i++)
+        free((void *)r->params.stop[i]);
     free((void *)r->params.stop);
     free(r);
 }
@@ -93,7 +96,8 @@ void rg_request_cancel(rg_request *r) { atomic_store(&r->cancel, true); }
 static bool text_append(rg_sample *s, const char *piece, size_t n) {
     if (s->text_len + n + 1 > s->text_cap) {
         size_t cap = s->text_cap ? s->text_cap : 256;
-        while (s->text_len + n + 1 > cap) cap *= 2;
+        while (s->text_len + n + 1 > cap)
+            cap *= 2;
         char *t = realloc(s->text, cap);
         if (!t) return false;
         s->text = t, s->text_cap = cap;
@@ -120,13 +124,14 @@ static size_t held_back(const rg_sample *s, const rg_request_params *p, size_t f
     return best;
 }
 
-rg_finish_reason rg_sample_accept(rg_sample *s, const rg_request_params *p, const rg_tokenizer *tok,
-                                  int64_t n_ctx, int32_t token, const char **delta, size_t *delta_len) {
+rg_finish_reason rg_sample_accept(rg_sample *s, const rg_request_params *p, const rg_tokenizer *tok, int64_t n_ctx,
+                                  int32_t token, const char **delta, size_t *delta_len) {
     rg_finish_reason fin = RG_FINISH_NONE;
     size_t from = s->emitted;
     s->n_generated++;
     bool stop_token = !p->ignore_eos && rg_token_is_eog(tok, token);
-    for (int32_t i = 0; i < p->n_stop_tokens; i++) stop_token |= token == p->stop_tokens[i];
+    for (int32_t i = 0; i < p->n_stop_tokens; i++)
+        stop_token |= token == p->stop_tokens[i];
     if (stop_token) {
         fin = RG_FINISH_STOP; /* the stop token's text is never shown */
     } else {

@@ -37,13 +37,13 @@ const char *rg_finish_reason_name(rg_finish_reason r);
 #define RG_REQUEST_MAX_STOP 16
 
 typedef struct rg_request_params {
-    rg_sampling_params sampling;    /* sample i uses seed + i */
-    int32_t max_tokens;             /* <= 0: until the context is full */
-    int32_t n;                      /* parallel samples sharing the prompt's blocks, 0 = 1 */
-    bool ignore_eos;                /* do not stop at end-of-generation tokens */
-    const int32_t *stop_tokens;     /* copied */
+    rg_sampling_params sampling; /* sample i uses seed + i */
+    int32_t max_tokens;          /* <= 0: until the context is full */
+    int32_t n;                   /* parallel samples sharing the prompt's blocks, 0 = 1 */
+    bool ignore_eos;             /* do not stop at end-of-generation tokens */
+    const int32_t *stop_tokens;  /* copied */
     int32_t n_stop_tokens;
-    const char *const *stop;        /* stop strings, copied; empty strings are ignored */
+    const char *const *stop; /* stop strings, copied; empty strings are ignored */
     int32_t n_stop;
 } rg_request_params;
 
@@ -52,8 +52,8 @@ typedef struct rg_request_params {
  * Once an output with `done` has been delivered the scheduler never touches the
  * request again: the owner may free it. */
 typedef struct rg_output {
-    int32_t index;           /* which sample */
-    int32_t token;           /* the sampled token, -1 for none (finish/cancel only) */
+    int32_t index; /* which sample */
+    int32_t token; /* the sampled token, -1 for none (finish/cancel only) */
     const char *text;
     size_t text_len;
     rg_finish_reason finish; /* set once per sample, on its last output */
@@ -68,27 +68,27 @@ typedef void (*rg_output_fn)(void *user, const rg_output *out);
 
 typedef struct rg_sample {
     rg_kv_seq kv;
-    int32_t *tokens;         /* prompt then generated */
+    int32_t *tokens; /* prompt then generated */
     int64_t n_tokens, cap_tokens;
     rg_sampler *sampler;
     rg_detok_stream detok;
-    char *text;              /* generated text; [0, emitted) has been released */
+    char *text; /* generated text; [0, emitted) has been released */
     size_t text_len, text_cap, emitted;
     int32_t n_generated;
     rg_finish_reason finish;
 } rg_sample;
 
 typedef struct rg_request {
-    rg_request_params params;   /* stop lists point into owned copies */
+    rg_request_params params; /* stop lists point into owned copies */
     int64_t n_prompt;
-    rg_sample *samples;         /* n of them; only samples[0] is live until the prompt is done */
+    rg_sample *samples; /* n of them; only samples[0] is live until the prompt is done */
     int32_t n_samples, n_live;
     rg_output_fn on_output;
     void *user;
     atomic_bool cancel;
     /* the scheduler's bookkeeping */
-    uint64_t id;                /* admission order: lower is older */
-    struct rg_request *next;    /* incoming/waiting lists */
+    uint64_t id;             /* admission order: lower is older */
+    struct rg_request *next; /* incoming/waiting lists */
     int32_t n_preempted;
     int64_t n_cached;
     char error[512];
@@ -99,8 +99,8 @@ typedef struct rg_request {
  * n < 0 or > 64, more than RG_REQUEST_MAX_STOP stop strings or tokens.
  * Ownership: the caller's, free with rg_request_free once it is done (or was
  * never submitted). */
-rg_status rg_request_create(const int32_t *prompt, int64_t n_prompt, const rg_request_params *p,
-                            rg_output_fn on_output, void *user, rg_request **out, rg_err *err);
+rg_status rg_request_create(const int32_t *prompt, int64_t n_prompt, const rg_request_params *p, rg_output_fn on_output,
+                            void *user, rg_request **out, rg_err *err);
 void rg_request_free(rg_request *r);
 
 /* Ask the scheduler to stop the request at its next step (any thread). */
@@ -112,7 +112,7 @@ rg_status rg_sample_append(rg_sample *s, int32_t token, rg_err *err);
 /* Account one sampled token: append it, extend the text, check stop tokens, stop
  * strings and max_tokens (n_ctx bounds the history). Sets *delta and *delta_len to
  * the text released now and returns the finish reason (NONE to go on). */
-rg_finish_reason rg_sample_accept(rg_sample *s, const rg_request_params *p, const rg_tokenizer *tok,
-                                  int64_t n_ctx, int32_t token, const char **delta, size_t *delta_len);
+rg_finish_reason rg_sample_accept(rg_sample *s, const rg_request_params *p, const rg_tokenizer *tok, int64_t n_ctx,
+                                  int32_t token, const char **delta, size_t *delta_len);
 
 #endif

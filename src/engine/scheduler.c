@@ -29,8 +29,8 @@ struct rg_scheduler {
     pthread_cond_t cv;
     bool stop;
     rg_request *in_head, *in_tail; /* submitted, not yet seen by the engine (mu) */
-    int64_t n_queued;               /* incoming + waiting (mu) */
-    rg_sched_stats published;       /* (mu) */
+    int64_t n_queued;              /* incoming + waiting (mu) */
+    rg_sched_stats published;      /* (mu) */
 
     /* engine thread only */
     rg_request *wait_head, *wait_tail;
@@ -42,7 +42,7 @@ struct rg_scheduler {
     /* the step's batch */
     int32_t *b_tok, *b_pos, *b_seq;
     bool *b_want;
-    rg_kv_seq **b_kv;               /* per batch sequence */
+    rg_kv_seq **b_kv; /* per batch sequence */
     rg_request **b_req;
     int32_t *b_sample;
     int64_t *b_chunk;
@@ -59,7 +59,8 @@ static int64_t blocks_needed(const rg_scheduler *s, const rg_kv_seq *kv, int64_t
     if (total <= kv->n_tokens) return 0;
     int64_t need = blocks_for(s, total), n = need > kv->n_blocks ? need - kv->n_blocks : 0;
     int64_t last = need < kv->n_blocks ? need : kv->n_blocks;
-    for (int64_t i = kv->n_tokens / s->block_size; i < last; i++) n += rg_kv_block_refcount(s->kv, kv->blocks[i]) > 1;
+    for (int64_t i = kv->n_tokens / s->block_size; i < last; i++)
+        n += rg_kv_block_refcount(s->kv, kv->blocks[i]) > 1;
     return n;
 }
 
@@ -133,7 +134,8 @@ static void release_sample(rg_scheduler *s, rg_sample *smp) {
 
 static int64_t n_unfinished(const rg_request *r) {
     int64_t n = 0;
-    for (int32_t i = 0; i < r->n_samples; i++) n += r->samples[i].finish == RG_FINISH_NONE;
+    for (int32_t i = 0; i < r->n_samples; i++)
+        n += r->samples[i].finish == RG_FINISH_NONE;
     return n;
 }
 
@@ -169,7 +171,8 @@ static void finish_request(rg_scheduler *s, rg_request *r, rg_finish_reason fin)
 /* The newest running request goes back to the front of the queue, its blocks
  * released; it will be recomputed from its tokens. */
 static void preempt(rg_scheduler *s, rg_request *r) {
-    for (int32_t i = 0; i < r->n_live; i++) release_sample(s, &r->samples[i]);
+    for (int32_t i = 0; i < r->n_live; i++)
+        release_sample(s, &r->samples[i]);
     remove_running(s, r);
     r->next = s->wait_head;
     s->wait_head = r;
@@ -207,8 +210,10 @@ rg_status rg_sched_submit(rg_scheduler *s, rg_request *r, rg_err *err) {
         st = rg_fail(err, RG_E_NOMEM, "the queue is full (%lld requests waiting)", (long long)s->n_queued);
     } else {
         r->next = NULL;
-        if (s->in_tail) s->in_tail->next = r;
-        else s->in_head = r;
+        if (s->in_tail)
+            s->in_tail->next = r;
+        else
+            s->in_head = r;
         s->in_tail = r;
         s->n_queued++;
         pthread_cond_signal(&s->cv);
@@ -223,8 +228,10 @@ static void take_incoming(rg_scheduler *s) {
     s->in_head = s->in_tail = NULL;
     pthread_mutex_unlock(&s->mu);
     if (!head) return;
-    if (s->wait_tail) s->wait_tail->next = head;
-    else s->wait_head = head;
+    if (s->wait_tail)
+        s->wait_tail->next = head;
+    else
+        s->wait_head = head;
     s->wait_tail = tail;
 }
 
@@ -256,7 +263,8 @@ static void reap_cancelled(rg_scheduler *s) {
 
 static int64_t running_slots(const rg_scheduler *s) {
     int64_t n = 0;
-    for (int64_t i = 0; i < s->n_running; i++) n += n_unfinished(s->running[i]);
+    for (int64_t i = 0; i < s->n_running; i++)
+        n += n_unfinished(s->running[i]);
     return n;
 }
 
@@ -284,7 +292,8 @@ static bool admit_head(rg_scheduler *s) {
     int64_t n_free = rg_kv_pool_free_blocks(s->kv);
     int64_t watermark = s->n_running ? rg_kv_pool_config(s->kv)->n_blocks / 100 : 0;
     if (need + watermark > n_free + evictable(s)) {
-        for (int32_t i = 0; i < r->n_live; i++) rg_kv_seq_truncate(s->kv, &r->samples[i].kv, 0);
+        for (int32_t i = 0; i < r->n_live; i++)
+            rg_kv_seq_truncate(s->kv, &r->samples[i].kv, 0);
         if (s->n_running > 0) return false;
         /* alone and still too big: only a resumed request that outgrew the pool */
         s->wait_head = r->next;
@@ -510,7 +519,8 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
                 finish_request(s, r, RG_FINISH_ERROR);
                 continue;
             }
-            for (int32_t k = 1; k < r->n_samples; k++) sample_next(s, r, k, logits);
+            for (int32_t k = 1; k < r->n_samples; k++)
+                sample_next(s, r, k, logits);
         }
         sample_next(s, r, i, logits);
     }
@@ -528,7 +538,8 @@ bool rg_sched_idle(rg_scheduler *s) {
 void rg_sched_run(rg_scheduler *s) {
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && s->n_queued == 0 && s->n_running == 0) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && s->n_queued == 0 && s->n_running == 0)
+            pthread_cond_wait(&s->cv, &s->mu);
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
         if (stop) return;

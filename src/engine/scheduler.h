@@ -43,7 +43,7 @@ typedef struct rg_sched_params {
 } rg_sched_params;
 
 typedef struct rg_sched_stats {
-    int64_t n_running, n_waiting;     /* requests */
+    int64_t n_running, n_waiting; /* requests */
     int64_t kv_blocks_total, kv_blocks_free, kv_blocks_cached;
     int64_t prefix_lookup_tokens, prefix_hit_tokens, prefix_evicted_blocks;
     int64_t n_preemptions, n_steps, n_finished;

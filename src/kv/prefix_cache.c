@@ -19,9 +19,9 @@ typedef struct node {
     uint64_t key;
     uint64_t last_used;
     int32_t block;
-    int32_t parent;     /* node index, -1 for a first block */
+    int32_t parent; /* node index, -1 for a first block */
     int32_t n_children;
-    int32_t hnext;      /* next node in the hash bucket, or the free list */
+    int32_t hnext; /* next node in the hash bucket, or the free list */
     bool used;
 } node;
 
@@ -46,7 +46,8 @@ rg_status rg_prefix_cache_create(rg_kv_pool *pool, rg_prefix_cache **out, rg_err
     c->block_size = kc->block_size;
     c->cap = kc->n_blocks;
     c->n_buckets = 16;
-    while (c->n_buckets < (uint64_t)c->cap * 2) c->n_buckets *= 2;
+    while (c->n_buckets < (uint64_t)c->cap * 2)
+        c->n_buckets *= 2;
     c->nodes = calloc((size_t)c->cap, sizeof *c->nodes);
     c->tokens = malloc((size_t)c->cap * (size_t)c->block_size * sizeof *c->tokens);
     c->buckets = malloc(c->n_buckets * sizeof *c->buckets);
@@ -55,8 +56,10 @@ rg_status rg_prefix_cache_create(rg_kv_pool *pool, rg_prefix_cache **out, rg_err
         rg_prefix_cache_free(c);
         return rg_fail(err, RG_E_NOMEM, "prefix cache: out of memory for %lld nodes", (long long)cap);
     }
-    for (uint64_t i = 0; i < c->n_buckets; i++) c->buckets[i] = -1;
-    for (int64_t i = 0; i < c->cap; i++) c->nodes[i].hnext = i + 1 < c->cap ? (int32_t)(i + 1) : -1;
+    for (uint64_t i = 0; i < c->n_buckets; i++)
+        c->buckets[i] = -1;
+    for (int64_t i = 0; i < c->cap; i++)
+        c->nodes[i].hnext = i + 1 < c->cap ? (int32_t)(i + 1) : -1;
     c->free_head = 0;
     *out = c;
     return RG_OK;
@@ -154,7 +157,8 @@ static bool evictable(const rg_prefix_cache *c, const node *n) {
 static void remove_node(rg_prefix_cache *c, int32_t i) {
     node *n = &c->nodes[i];
     int32_t *link = &c->buckets[n->key & (c->n_buckets - 1)];
-    while (*link != i) link = &c->nodes[*link].hnext;
+    while (*link != i)
+        link = &c->nodes[*link].hnext;
     *link = n->hnext;
     if (n->parent >= 0) c->nodes[n->parent].n_children--;
     rg_kv_block_unref(c->pool, n->block);

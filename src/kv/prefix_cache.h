@@ -21,10 +21,10 @@
 typedef struct rg_prefix_cache rg_prefix_cache;
 
 typedef struct rg_prefix_stats {
-    int64_t n_cached_blocks;   /* blocks the cache holds */
-    int64_t lookup_tokens;     /* prompt tokens looked up (rg_prefix_cache_count_lookup) */
-    int64_t hit_tokens;        /* of which found in the cache */
-    int64_t n_evicted;         /* blocks given back to the pool */
+    int64_t n_cached_blocks; /* blocks the cache holds */
+    int64_t lookup_tokens;   /* prompt tokens looked up (rg_prefix_cache_count_lookup) */
+    int64_t hit_tokens;      /* of which found in the cache */
+    int64_t n_evicted;       /* blocks given back to the pool */
 } rg_prefix_stats;
 
 /* The cache can hold as many nodes as the pool has blocks. Ownership: the

@@ -38,7 +38,7 @@ typedef struct job {
     rg_oai_request oai;
     char id[48];
     long created;
-    int fd;                      /* the client socket, to notice a hang-up */
+    int fd; /* the client socket, to notice a hang-up */
     choice *ch;
     int32_t n;
     bool done, oom, any_token;
@@ -58,7 +58,8 @@ static void job_release(job *j) {
     if (!last) return;
     rg_request_free(j->req);
     rg_oai_request_clear(&j->oai);
-    for (int32_t i = 0; j->ch && i < j->n; i++) free(j->ch[i].text);
+    for (int32_t i = 0; j->ch && i < j->n; i++)
+        free(j->ch[i].text);
     free(j->ch);
     free(j->out);
     pthread_mutex_destroy(&j->mu);
@@ -69,7 +70,8 @@ static void job_release(job *j) {
 static bool grow(char **p, size_t *cap, size_t need) {
     if (need <= *cap) return true;
     size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     char *q = realloc(*p, c);
     if (!q) return false;
     *p = q, *cap = c;
@@ -93,8 +95,10 @@ static void job_on_output(void *user, const rg_output *o) {
         }
     }
     if (o->token >= 0) {
-        if (!j->any_token) rg_metrics_observe_ttft(met, now - j->t_submit);
-        else if (c->t_last > 0) rg_metrics_observe_itl(met, now - c->t_last);
+        if (!j->any_token)
+            rg_metrics_observe_ttft(met, now - j->t_submit);
+        else if (c->t_last > 0)
+            rg_metrics_observe_itl(met, now - c->t_last);
         j->any_token = true;
         c->t_last = now;
         rg_metrics_token(met, now);
@@ -141,7 +145,8 @@ static const char *finish_name(rg_finish_reason f) {
 
 static cJSON *usage_json(const job *j) {
     int64_t n_gen = 0;
-    for (int32_t i = 0; i < j->n; i++) n_gen += j->ch[i].n_generated;
+    for (int32_t i = 0; i < j->n; i++)
+        n_gen += j->ch[i].n_generated;
     cJSON *u = cJSON_CreateObject();
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", (double)n_gen);
@@ -223,8 +228,10 @@ static cJSON *chunk(const job *j, int32_t i, const char *text, size_t len, bool 
     }
     free(t);
     cJSON_AddNullToObject(c, "logprobs");
-    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
-    else cJSON_AddNullToObject(c, "finish_reason");
+    if (finish)
+        cJSON_AddStringToObject(c, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(choices, c);
     return r;
 }
@@ -241,7 +248,8 @@ static void build_events(job *j) {
     if (!j->stream_started) {
         j->stream_started = true;
         if (j->oai.chat)
-            for (int32_t i = 0; i < j->n; i++) out_event(j, chunk(j, i, NULL, 0, true, NULL));
+            for (int32_t i = 0; i < j->n; i++)
+                out_event(j, chunk(j, i, NULL, 0, true, NULL));
     }
     bool all_finished = true;
     for (int32_t i = 0; i < j->n; i++) {
@@ -286,7 +294,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             j->out_pos += n;
             return (ssize_t)n;
         }
-        if (j->stream_finished || j->oom) return j->oom ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        if (j->stream_finished || j->oom)
+            return j->oom ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
         j->out_len = j->out_pos = 0;
         pthread_mutex_lock(&j->mu);
         while (!has_news(j)) {
@@ -389,7 +398,7 @@ enum MHD_Result rg_handle_completion(rg_server *s, struct MHD_Connection *c, con
     }
     rg_request_params rp = rg_oai_request_params(&j->oai);
     if (!j->oai.max_tokens && !chat) rp.max_tokens = 16; /* OpenAI's default for completions */
-    if (!j->oai.seed_given) { /* as OpenAI: sampled answers vary unless a seed is given */
+    if (!j->oai.seed_given) {                            /* as OpenAI: sampled answers vary unless a seed is given */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         rp.sampling.seed = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ULL ^
@@ -431,8 +440,8 @@ enum MHD_Result rg_handle_completion(rg_server *s, struct MHD_Connection *c, con
         return r;
     }
     if (j->oai.stream) {
-        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j,
-                                                                      stream_free);
+        struct MHD_Response *resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j, stream_free);
         if (!resp) {
             rg_request_cancel(j->req);
             job_release(j);

@@ -27,7 +27,8 @@ void rg_metrics_destroy(rg_metrics *m) { pthread_mutex_destroy(&m->mu); }
 
 static void observe(rg_histogram *h, double v) {
     int b = 0;
-    while (b < RG_HIST_BUCKETS && v > bounds[b]) b++;
+    while (b < RG_HIST_BUCKETS && v > bounds[b])
+        b++;
     h->counts[b]++;
     h->sum += v;
     h->n++;
@@ -47,9 +48,12 @@ void rg_metrics_observe_itl(rg_metrics *m, double s) {
 
 void rg_metrics_request_done(rg_metrics *m, rg_finish_reason fin, double e2e, int64_t n_prompt, int64_t n_gen) {
     pthread_mutex_lock(&m->mu);
-    if (fin == RG_FINISH_CANCELLED) m->requests_cancelled++;
-    else if (fin == RG_FINISH_ERROR) m->requests_failed++;
-    else m->requests_ok++, observe(&m->e2e, e2e);
+    if (fin == RG_FINISH_CANCELLED)
+        m->requests_cancelled++;
+    else if (fin == RG_FINISH_ERROR)
+        m->requests_failed++;
+    else
+        m->requests_ok++, observe(&m->e2e, e2e);
     m->prompt_tokens += (uint64_t)n_prompt;
     m->generated_tokens += (uint64_t)n_gen;
     pthread_mutex_unlock(&m->mu);
@@ -66,7 +70,8 @@ static void ring_advance(rg_metrics *m, int64_t sec) {
     const int64_t n = (int64_t)(sizeof m->sec_ring / sizeof *m->sec_ring);
     if (sec - m->sec_ring_start < n) return;
     int64_t shift = sec - m->sec_ring_start - n + 1;
-    if (shift >= n) memset(m->sec_ring, 0, sizeof m->sec_ring);
+    if (shift >= n)
+        memset(m->sec_ring, 0, sizeof m->sec_ring);
     else {
         memmove(m->sec_ring, m->sec_ring + shift, (size_t)(n - shift) * sizeof *m->sec_ring);
         memset(m->sec_ring + (n - shift), 0, (size_t)shift * sizeof *m->sec_ring);

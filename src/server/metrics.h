@@ -28,7 +28,7 @@ typedef struct rg_metrics {
     rg_histogram ttft, itl, e2e;
     uint64_t requests_ok, requests_rejected, requests_cancelled, requests_failed;
     uint64_t prompt_tokens, generated_tokens;
-    int64_t sec_ring_start;              /* the second ring[0] counts */
+    int64_t sec_ring_start; /* the second ring[0] counts */
     uint64_t sec_ring[64];
 } rg_metrics;
 

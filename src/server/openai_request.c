@@ -75,9 +75,8 @@ static rg_status parse_messages(const cJSON *root, rg_oai_request *r, rg_err *er
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsString(role) ||
-            (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-             strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer")))
+        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
+                                      strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer")))
             return bad(r, err, "messages", "each message needs a role: system, developer, user or assistant%s", NULL);
         /* OpenAI's "developer" role is the newer name of "system" */
         const char *role_name = strcmp(role->valuestring, "developer") ? role->valuestring : "system";
@@ -135,7 +134,8 @@ static rg_status parse_stop(const cJSON *root, rg_oai_request *r, rg_err *err) {
         return bad(r, err, "stop", "'stop' must be a string or an array of up to 4 strings%s", NULL);
     const cJSON *e;
     cJSON_ArrayForEach(e, s) {
-        if (!cJSON_IsString(e)) return bad(r, err, "stop", "'stop' must be a string or an array of up to 4 strings%s", NULL);
+        if (!cJSON_IsString(e))
+            return bad(r, err, "stop", "'stop' must be a string or an array of up to 4 strings%s", NULL);
         if (!e->valuestring[0]) continue;
         if (!(r->stop[r->n_stop++] = strdup(e->valuestring))) return rg_fail(err, RG_E_NOMEM, "out of memory");
     }
@@ -170,7 +170,7 @@ rg_status rg_oai_parse(const char *body, size_t len, bool chat, rg_oai_request *
     bool badv = false;
     double v;
     const char *field = NULL;
-#define NUM(key, lo, hi, assign)                                                                                      \
+#define NUM(key, lo, hi, assign)                                                                                       \
     do {                                                                                                               \
         if (get_num(root, key, lo, hi, &v, &badv)) assign;                                                             \
         if (badv && !field) field = key;                                                                               \
@@ -215,7 +215,8 @@ void rg_oai_request_clear(rg_oai_request *r) {
         free((void *)r->msgs[i].content);
     }
     free(r->msgs);
-    for (int32_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    for (int32_t i = 0; i < r->n_stop; i++)
+        free(r->stop[i]);
     char param[sizeof r->param];
     memcpy(param, r->param, sizeof param);
     bool chat = r->chat;

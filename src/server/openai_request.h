@@ -22,7 +22,7 @@
 
 typedef struct rg_oai_request {
     bool chat;
-    char *model;             /* may be NULL */
+    char *model; /* may be NULL */
     /* completions: a prompt string, or token ids */
     char *prompt;
     int32_t *prompt_ids;
@@ -31,14 +31,14 @@ typedef struct rg_oai_request {
     rg_chat_msg *msgs;
     size_t n_msgs;
     bool stream, include_usage;
-    int32_t max_tokens;      /* 0: not given */
+    int32_t max_tokens; /* 0: not given */
     int32_t n;
     bool ignore_eos;
     rg_sampling_params sampling;
-    bool seed_given;         /* without "seed" the server draws one per request */
+    bool seed_given; /* without "seed" the server draws one per request */
     char *stop[RG_OAI_MAX_STOP];
     int32_t n_stop;
-    char param[48];          /* on error: the offending field, "" if none */
+    char param[48]; /* on error: the offending field, "" if none */
 } rg_oai_request;
 
 /* Parse len bytes of JSON (need not be NUL-terminated). On error (RG_E_INVALID

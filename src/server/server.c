@@ -37,8 +37,10 @@ enum MHD_Result rg_http_error(struct MHD_Connection *c, unsigned status, const c
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "message", message);
     cJSON_AddStringToObject(e, "type", type);
-    if (param) cJSON_AddStringToObject(e, "param", param);
-    else cJSON_AddNullToObject(e, "param");
+    if (param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
     cJSON_AddNullToObject(e, "code");
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -98,7 +100,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 b->too_large = true;
             } else if (!b->too_large) {
                 size_t need = b->len + *upload_size + 1, cap = b->cap ? b->cap : 4096;
-                while (cap < need) cap *= 2;
+                while (cap < need)
+                    cap *= 2;
                 if (cap != b->cap) {
                     char *p = realloc(b->p, cap);
                     if (!p) return MHD_NO;
@@ -197,7 +200,8 @@ void rg_server_stop(rg_server *s) {
     /* deliver the cancelled requests' last outputs while the server still exists */
     rg_err err = {0};
     bool did;
-    while (!rg_sched_idle(s->sched)) rg_sched_step(s->sched, &did, &err);
+    while (!rg_sched_idle(s->sched))
+        rg_sched_step(s->sched, &did, &err);
     rg_metrics_destroy(&s->metrics);
     free(s);
 }

@@ -19,7 +19,7 @@ struct rg_server {
     const rg_model *m;
     const rg_chat_template *tmpl;
     char model_name[256];
-    long created;                 /* unix time the server started, for /v1/models */
+    long created; /* unix time the server started, for /v1/models */
     pthread_t engine;
     bool engine_started;
     atomic_bool stopping;
