@@ -87,7 +87,7 @@ typedef struct rg_request {
     void *user;
     atomic_bool cancel;
     /* the scheduler's bookkeeping */
-    uint64_t id;             /* admission order: lower is older */
+    uint64_t id;             /* arrival order: lower is older (higher priority) */
     struct rg_request *next; /* incoming/waiting lists */
     int32_t n_preempted;
     int64_t n_cached;

@@ -1,7 +1,7 @@
 /* scheduler.c — the step loop of scheduler.h: queues, admission, batch building
  * with preemption, and the per-sample bookkeeping after each forward pass.
  *
- * Invariants: `running` is in admission order (oldest first), so the victim of a
+ * Invariants: `running` is in arrival order (oldest first), so the victim of a
  * preemption — the newest — is always the last entry, and during batch building
  * it never has tokens in the batch yet unless it is the request being scheduled
  * (whose entries are then dropped). Every block a request holds is in one of its
@@ -36,7 +36,7 @@ struct rg_scheduler {
     rg_request *wait_head, *wait_tail;
     rg_request **running;
     int64_t n_running;
-    uint64_t next_id;
+    uint64_t next_id; /* arrival order (mu) */
     rg_sched_stats st;
 
     /* the step's batch */
@@ -210,6 +210,7 @@ rg_status rg_sched_submit(rg_scheduler *s, rg_request *r, rg_err *err) {
         st = rg_fail(err, RG_E_NOMEM, "the queue is full (%lld requests waiting)", (long long)s->n_queued);
     } else {
         r->next = NULL;
+        r->id = s->next_id++;
         if (s->in_tail)
             s->in_tail->next = r;
         else
@@ -307,8 +308,14 @@ static bool admit_head(rg_scheduler *s) {
     s->wait_head = r->next;
     if (!s->wait_head) s->wait_tail = NULL;
     dequeued(s);
-    r->id = s->next_id++;
-    s->running[s->n_running++] = r;
+    /* running stays in arrival order: a resumed request keeps its place ahead of
+     * later arrivals, so preemption always takes the newest */
+    int64_t at = s->n_running;
+    while (at > 0 && s->running[at - 1]->id > r->id)
+        at--;
+    memmove(s->running + at + 1, s->running + at, (size_t)(s->n_running - at) * sizeof *s->running);
+    s->running[at] = r;
+    s->n_running++;
     return true;
 }
 

@@ -12,6 +12,7 @@ Starts the server on a free port with the given model, then checks:
   * malformed JSON and bad parameters get 400 with an OpenAI error object,
     unknown paths 404, wrong methods 405;
   * overload: a second server with a tiny queue answers 503/429, never hangs;
+  * `ridge loadgen` against the server reports its figures, without errors;
   * the unmodified `openai` Python client (when installed: scripts/deps.sh tries
     pip) lists models, completes, chats and streams.
 Usage: run_server_tests.py --ridge BUILD/ridge --model MODEL.gguf
@@ -289,6 +290,18 @@ def test_disconnect(s):
     check(m["ridge_requests_cancelled_total"] == before + 2, "the abandoned request was cancelled")
 
 
+def test_loadgen(s, ridge):
+    print("ridge loadgen", flush=True)
+    p = subprocess.run([ridge, "loadgen", "--url", f"http://127.0.0.1:{s.port}/v1", "--n", "6", "--rate", "20",
+                        "--prompt-len", "8:24", "--output-len", "4", "--shared-prefix", "16"],
+                       capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0 and "6 ok, 0 errors" in p.stdout, f"loadgen: rc {p.returncode} {p.stdout} {p.stderr}")
+    for field in ("throughput", "TTFT (ms)", "ITL (ms)", "p99"):
+        check(field in p.stdout, f"loadgen reports {field}")
+    m = wait_idle(s, "after loadgen")
+    check(m["ridge_prefix_cache_hit_tokens_total"] > 0, "loadgen's shared prefix hits the cache")
+
+
 def test_bad_input(s):
     print("malformed input", flush=True)
     cases = [
@@ -406,6 +419,7 @@ def main():
                                                                   max_tokens=5 if args.quick else 12)),
                          ("disconnect", lambda: test_disconnect(s)),
                          ("openai client", lambda: test_openai_client(s)),
+                         ("loadgen", lambda: test_loadgen(s, args.ridge)),
                          ("bad input", lambda: test_bad_input(s))]:
             t1 = time.time()
             fn()
