@@ -10,7 +10,8 @@
  *    on write; each sample equals a solo run with its own seed;
  *  * cancellation frees the blocks; stop strings and stop tokens;
  *  * prefix cache: a repeated prompt hits (fully cached too) with identical
- *    output; the cache evicts least recently used leaves first.
+ *    output; a request sharing a prompt still being prefilled takes its blocks
+ *    as they are cached; the cache evicts least recently used leaves first.
  * "Equal to the solo run" for greedy tokens: the scheduler's token must be the
  * solo argmax given the same history, except at a near-tie (gap below 1e-4 of the
  * logit scale), which batched summation order may flip; such ties are counted. */
@@ -434,6 +435,40 @@ static void test_prefix_cache_hit(void **state) {
     }
 }
 
+/* Two requests with one 40-token prompt submitted together, prefill budget 16
+ * tokens per step: the older computes the prompt, the newer takes its blocks as
+ * they are cached (32 tokens) instead of computing them too. Same tokens. */
+static void test_prefix_shared_while_prefilling(void **state) {
+    rg_ctx *ctx = make_ctx(0, 2);
+    rg_scheduler *s;
+    rg_err err = {0};
+    rg_sched_params sp = {.max_seqs = 2, .max_batch_tokens = 16, .prefix_cache = true};
+    assert_int_equal(rg_sched_create(ctx, &sp, &s, &err), RG_OK);
+    int32_t prompt[40];
+    random_tokens(prompt, 40);
+    collected *c = calloc(2, sizeof *c);
+    rg_request *r[2];
+    for (int k = 0; k < 2; k++) {
+        rg_request_params p = greedy(6);
+        assert_int_equal(rg_request_create(prompt, 40, &p, on_output, &c[k], &r[k], &err), RG_OK);
+        assert_int_equal(rg_sched_submit(s, r[k], &err), RG_OK);
+    }
+    run_to_end(s);
+    assert_int_equal(c[0].n_cached, 0);
+    assert_int_equal(c[1].n_cached, 32);
+    assert_int_equal(c[1].n[0], 6);
+    assert_memory_equal(c[0].tokens[0], c[1].tokens[0], 6 * sizeof(int32_t));
+    rg_sched_stats st = rg_sched_get_stats(s);
+    assert_int_equal(st.prompt_tokens_computed, 40 + 8);
+    for (int k = 0; k < 2; k++)
+        rg_request_free(r[k]);
+    rg_sched_clear_prefix_cache(s);
+    assert_int_equal(rg_kv_pool_free_blocks(rg_ctx_kv(ctx)), rg_kv_pool_config(rg_ctx_kv(ctx))->n_blocks);
+    rg_sched_free(s);
+    rg_ctx_free(ctx);
+    free(c);
+}
+
 /* Directly on a pool: LRU leaves go first; blocks held by a sequence never. */
 static void test_prefix_cache_eviction_order(void **state) {
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 4, .block_size = 4, .n_blocks = 16, .dtype = RG_F32};
@@ -480,10 +515,17 @@ static void test_prefix_cache_eviction_order(void **state) {
 int main(void) {
     rng = rg_test_seed();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batching_and_chunking), cmocka_unit_test(test_preemption_resume),
-        cmocka_unit_test(test_outgrows_pool),         cmocka_unit_test(test_parallel_samples_cow),
-        cmocka_unit_test(test_cancel_frees_blocks),   cmocka_unit_test(test_stop_strings),
-        cmocka_unit_test(test_prefix_cache_hit),      cmocka_unit_test(test_prefix_cache_eviction_order),
+        // clang-format off
+        cmocka_unit_test(test_batching_and_chunking),
+        cmocka_unit_test(test_preemption_resume),
+        cmocka_unit_test(test_outgrows_pool),
+        cmocka_unit_test(test_parallel_samples_cow),
+        cmocka_unit_test(test_cancel_frees_blocks),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_prefix_cache_hit),
+        cmocka_unit_test(test_prefix_shared_while_prefilling),
+        cmocka_unit_test(test_prefix_cache_eviction_order),
+        // clang-format on
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -386,6 +386,17 @@ static void schedule_prefills(rg_scheduler *s) {
             rg_sample *smp = &r->samples[i];
             int64_t rem = smp->n_tokens - smp->kv.n_tokens, budget = s->p.max_batch_tokens - s->n_tok;
             if (smp->finish || rem <= 1) continue;
+            if (s->cache && smp->kv.n_tokens % s->block_size == 0) {
+                /* blocks another request finished since admission (a shared prefix
+                 * both started on) are taken instead of computed again */
+                int64_t before = smp->kv.n_tokens;
+                if (rg_prefix_cache_attach(s->cache, &smp->kv, smp->tokens, smp->n_tokens) > 0) {
+                    if (smp->kv.n_tokens == smp->n_tokens) smp->kv.n_tokens--; /* its logits are needed */
+                    rg_prefix_cache_count_lookup(s->cache, 0, smp->kv.n_tokens - before);
+                    if (i == 0 && smp->n_generated == 0) r->n_cached += smp->kv.n_tokens - before;
+                    rem = smp->n_tokens - smp->kv.n_tokens;
+                }
+            }
             if (budget <= 0) return;
             int64_t chunk = rem < budget ? rem : budget;
             int64_t short_by = blocks_needed(s, &smp->kv, smp->kv.n_tokens + chunk) - rg_kv_pool_free_blocks(s->kv);

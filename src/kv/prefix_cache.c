@@ -90,8 +90,10 @@ static int32_t find(const rg_prefix_cache *c, uint64_t key, int32_t parent, cons
 }
 
 int64_t rg_prefix_cache_attach(rg_prefix_cache *c, rg_kv_seq *seq, const int32_t *tokens, int64_t n_tokens) {
-    int64_t bs = c->block_size, n_full = n_tokens / bs, n = 0;
-    if (seq->n_blocks != 0 || n_full == 0) return 0;
+    int64_t bs = c->block_size, n_full = n_tokens / bs, have = seq->n_blocks;
+    /* only a sequence that ends on a block boundary, with no block reserved past
+     * it, can take more whole blocks */
+    if (seq->n_tokens != have * bs || n_full <= have) return 0;
     if (seq->cap_blocks < n_full) {
         int32_t *b = realloc(seq->blocks, (size_t)n_full * sizeof *b);
         if (!b) return 0;
@@ -100,19 +102,23 @@ int64_t rg_prefix_cache_attach(rg_prefix_cache *c, rg_kv_seq *seq, const int32_t
     uint64_t key = ROOT_KEY;
     int32_t parent = -1;
     c->clock++;
+    int64_t n = 0;
     for (; n < n_full; n++) {
         const int32_t *tok = tokens + n * bs;
         key = block_key(key, tok, bs);
         int32_t i = find(c, key, parent, tok);
         if (i < 0) break;
         c->nodes[i].last_used = c->clock;
-        rg_kv_block_ref(c->pool, c->nodes[i].block);
-        seq->blocks[n] = c->nodes[i].block;
+        if (n >= have) { /* the blocks seq holds already stay (they hold the same K/V) */
+            rg_kv_block_ref(c->pool, c->nodes[i].block);
+            seq->blocks[n] = c->nodes[i].block;
+        }
         parent = i;
     }
+    if (n <= have) return 0;
     seq->n_blocks = n;
     seq->n_tokens = n * bs;
-    return n * bs;
+    return (n - have) * bs;
 }
 
 void rg_prefix_cache_count_lookup(rg_prefix_cache *c, int64_t n_tokens, int64_t n_hit) {

@@ -33,10 +33,12 @@ typedef struct rg_prefix_stats {
 rg_status rg_prefix_cache_create(rg_kv_pool *pool, rg_prefix_cache **out, rg_err *err);
 void rg_prefix_cache_free(rg_prefix_cache *c);
 
-/* Give seq (which must hold no blocks) the cached blocks of the longest full-block
- * prefix of tokens[0, n_tokens), each with a new reference, and set
- * seq->n_tokens to the tokens they hold. Returns that count (0 on a miss or when
- * the block table cannot be allocated). Matched nodes become most recently used. */
+/* Give seq the cached blocks of the longest full-block prefix of
+ * tokens[0, n_tokens) beyond the blocks it holds, each with a new reference, and
+ * advance seq->n_tokens over them. seq must end on a block boundary with no block
+ * reserved past it (an empty seq does); its own blocks are kept. Returns the
+ * tokens added (0 on a miss, or when the table cannot grow). Matched nodes become
+ * most recently used. */
 int64_t rg_prefix_cache_attach(rg_prefix_cache *c, rg_kv_seq *seq, const int32_t *tokens, int64_t n_tokens);
 
 /* Count a lookup that was used (attach may be tried and undone when a request
