@@ -8,7 +8,9 @@
  *   2. waiting requests are admitted, oldest first, while the running samples
  *      stay within max_seqs and the KV pool (free blocks plus evictable prefix-
  *      cache blocks) holds their whole prompt; a prompt's cached full blocks are
- *      attached instead of recomputed;
+ *      attached instead of recomputed (at admission, and again before each
+ *      prefill chunk: prompt blocks are cached as soon as they are computed, so
+ *      requests sharing a prefix that arrive together compute it once);
  *   3. the batch gets one decode token for every running sample, then prefill
  *      chunks of the others, oldest first, within max_batch_tokens;
  *   4. when a decode token finds no free block, LRU cache blocks go first, then
