@@ -148,14 +148,15 @@ def finish_of(events, index=0):
     return [r for r in reasons if r]
 
 
-def test_basics(s):
+def test_basics(s, quick):
     print("basics", flush=True)
     status, body = s.get("/health")
     check(status == 200 and json.loads(body)["status"] == "ok", "/health")
     status, body = s.get("/v1/models")
     models = json.loads(body)
     check(status == 200 and models["object"] == "list" and models["data"][0]["object"] == "model", "/v1/models")
-    greedy = {"prompt": "The capital of France is", "max_tokens": 12, "temperature": 0}
+    n_tok = 6 if quick else 12
+    greedy = {"prompt": "The capital of France is", "max_tokens": n_tok, "temperature": 0}
     status, r = s.post("/v1/completions", greedy)
     check(status == 200, f"completion status {status} {r}")
     check(r["object"] == "text_completion" and len(r["choices"]) == 1, "completion shape")
@@ -163,7 +164,7 @@ def test_basics(s):
     check(len(text) > 0, "completion text")
     check(r["choices"][0]["finish_reason"] == "length", "max_tokens gives finish_reason length")
     u = r["usage"]
-    check(u["completion_tokens"] == 12 and u["prompt_tokens"] > 0 and
+    check(u["completion_tokens"] == n_tok and u["prompt_tokens"] > 0 and
           u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], f"usage {u}")
     # streamed == non-streamed under greedy sampling
     status, events, done = s.stream("/v1/completions", greedy)
@@ -180,7 +181,7 @@ def test_basics(s):
     # chat, non-streaming and streaming
     chat = {"messages": [{"role": "system", "content": "You are brief."},
                          {"role": "user", "content": "What is the capital of Italy?"}],
-            "max_tokens": 24, "temperature": 0}
+            "max_tokens": 10 if quick else 24, "temperature": 0}
     status, r = s.post("/v1/chat/completions", chat)
     check(status == 200 and r["object"] == "chat.completion", f"chat status {status}")
     msg = r["choices"][0]["message"]
@@ -413,10 +414,10 @@ def main():
     t0 = time.time()
     s = Server(args.ridge, args.model, ["--max-seqs", "64", "--max-batch-tokens", "256", "--kv-blocks", "2048"])
     try:
-        for name, fn in [("basics", lambda: test_basics(s)),
+        for name, fn in [("basics", lambda: test_basics(s, args.quick)),
                          ("concurrency", lambda: test_concurrency(s, n_streams=args.streams,
-                                                                  n_prompts=8 if args.quick else 16,
-                                                                  max_tokens=5 if args.quick else 12)),
+                                                                  n_prompts=4 if args.quick else 16,
+                                                                  max_tokens=4 if args.quick else 12)),
                          ("disconnect", lambda: test_disconnect(s)),
                          ("openai client", lambda: test_openai_client(s)),
                          ("loadgen", lambda: test_loadgen(s, args.ridge)),
