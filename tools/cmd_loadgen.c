@@ -227,7 +227,7 @@ static void usage(FILE *f) {
 int cmd_loadgen(int argc, char **argv) {
     loadgen lg = {.n = 64, .vocab = 20000, .prompt_len = {128, 128}, .output_len = {64, 64}, .seed = 1};
     const char *url = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option but --help takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = v != NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -250,7 +250,8 @@ int cmd_loadgen(int argc, char **argv) {
         else if (v && !strcmp(a, "--seed"))
             lg.seed = strtoull(v, NULL, 10);
         else {
-            fprintf(stderr, "ridge loadgen: unknown option '%s'\n", a);
+            fprintf(stderr, "ridge loadgen: %s '%s'\n", v ? "unknown option" : "unknown option or missing value for",
+                    a);
             usage(stderr);
             return RG_EXIT_USAGE;
         }
@@ -258,7 +259,6 @@ int cmd_loadgen(int argc, char **argv) {
             fprintf(stderr, "ridge loadgen: bad value for %s\n", a);
             return RG_EXIT_USAGE;
         }
-        i++;
     }
     if (!url || !parse_url(url, &lg)) {
         fprintf(stderr, "ridge loadgen: --url http://HOST[:PORT][/v1] is required\n");
