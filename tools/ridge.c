@@ -16,6 +16,7 @@ static const struct {
     {"eval", cmd_eval, "prompt ids, top logits and greedy steps (JSON with --json)"},
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},
+    {"roofline", cmd_roofline, "measure this machine's bandwidth and compute ceilings (saved for reuse)"},
 };
 
 static void usage(FILE *f) {
