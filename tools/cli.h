@@ -24,6 +24,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_roofline(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 
 /* Tokenize text (special tokens parsed; BOS/EOS per the model when add_special)
  * into a malloc'd array; returns the count, or -1 with the message printed. */

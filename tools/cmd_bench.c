@@ -75,13 +75,7 @@ int cmd_bench(int argc, char **argv) {
         rg_ctx_free(ctx), rg_model_free(m);
         return RG_EXIT_USAGE;
     }
-    /* Prompt: a fixed pseudo-random walk over ordinary (non-special) ids. */
-    int32_t *prompt = malloc((size_t)o.bench_prompt * sizeof *prompt);
-    uint64_t x = 12345;
-    for (int i = 0; i < o.bench_prompt; i++) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        prompt[i] = (int32_t)(m->hp.n_vocab / 4 + (int64_t)((x >> 33) % (uint64_t)(m->hp.n_vocab / 2)));
-    }
+    int32_t *prompt = gen_synthetic_prompt(m, o.bench_prompt);
     double *pre = calloc((size_t)o.bench_reps, sizeof *pre), *dec = calloc((size_t)o.bench_reps, sizeof *dec),
            *bw = calloc((size_t)o.bench_reps + 1, sizeof *bw);
     rg_threadpool *probe_pool = rg_threadpool_create(o.n_threads);

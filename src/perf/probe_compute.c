@@ -62,37 +62,39 @@ __attribute__((target("avx512f"))) static double fma_avx512(int64_t iters, float
 /* ---- int8 dot kernels: u8 x s8 products summed into int32 lanes, as the
  * quantized matmuls do (dot_avx2.c: maddubs then madd with ones) */
 
-/* Each chain has its own u8 operand, passed through an empty asm so the compiler
- * must assume it changes and cannot hoist the (otherwise loop-invariant)
- * products out of the loop; the asm emits no instruction. */
-#define NCHAIN8 6
-__attribute__((target("avx2"))) static double dot_avx2(int64_t iters, float *sink) {
-    __m256i acc[NCHAIN8], x[NCHAIN8], b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < NCHAIN8; i++) acc[i] = _mm256_set1_epi32(i), x[i] = _mm256_set1_epi8((char)(i + 1));
-    for (int64_t it = 0; it < iters; it++)
-        for (int i = 0; i < NCHAIN8; i++) {
-            __asm__("" : "+x"(x[i]));
-            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(x[i], b), ones));
-        }
-    __m256i s = acc[0];
-    for (int i = 1; i < NCHAIN8; i++) s = _mm256_add_epi32(s, acc[i]);
-    *sink = (float)_mm256_extract_epi32(s, 0);
-    return (double)iters * NCHAIN8 * 32 * 2;
-}
+/* Four chains (the add is their only dependency; more spill registers), each with its own u8 operand passed through an empty asm so the
+ * compiler must assume it changes and cannot hoist the (otherwise
+ * loop-invariant) products out of the loop; the asm emits no instruction. Named
+ * variables, not arrays: an array with an asm operand is kept in memory. */
+#define NCHAIN8 4
+#define DOT_STEP(ADD, MADD, MADDUBS, C, x, acc)                                                                    \
+    do {                                                                                                           \
+        __asm__("" : "+" C(x));                                                                                    \
+        acc = ADD(acc, MADD(MADDUBS(x, b), ones));                                                                 \
+    } while (0)
+#define DOT_KERNEL(NAME, ATTR, VEC, SET1_8, SET1_16, SET1_32, ADD, MADD, MADDUBS, C, LANES, REDUCE)                 \
+    ATTR static double NAME(int64_t iters, float *sink) {                                                         \
+        VEC b = SET1_8(-2), ones = SET1_16(1);                                                                     \
+        VEC x0 = SET1_8(1), x1 = SET1_8(2), x2 = SET1_8(3), x3 = SET1_8(4);        \
+        VEC a0 = SET1_32(0), a1 = a0, a2 = a0, a3 = a0;                                          \
+        for (int64_t it = 0; it < iters; it++) {                                                                   \
+            DOT_STEP(ADD, MADD, MADDUBS, C, x0, a0);                                                               \
+            DOT_STEP(ADD, MADD, MADDUBS, C, x1, a1);                                                               \
+            DOT_STEP(ADD, MADD, MADDUBS, C, x2, a2);                                                               \
+            DOT_STEP(ADD, MADD, MADDUBS, C, x3, a3);                                                               \
+        }                                                                                                          \
+        VEC s = ADD(ADD(a0, a1), ADD(a2, a3));                                                   \
+        *sink = (float)REDUCE(s);                                                                                  \
+        return (double)iters * NCHAIN8 * LANES * 2;                                                                \
+    }
 
-__attribute__((target("avx512f,avx512bw"))) static double dot_avx512bw(int64_t iters, float *sink) {
-    __m512i acc[NCHAIN8], x[NCHAIN8], b = _mm512_set1_epi8(-2), ones = _mm512_set1_epi16(1);
-    for (int i = 0; i < NCHAIN8; i++) acc[i] = _mm512_set1_epi32(i), x[i] = _mm512_set1_epi8((char)(i + 1));
-    for (int64_t it = 0; it < iters; it++)
-        for (int i = 0; i < NCHAIN8; i++) {
-            __asm__("" : "+v"(x[i]));
-            acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(_mm512_maddubs_epi16(x[i], b), ones));
-        }
-    __m512i s = acc[0];
-    for (int i = 1; i < NCHAIN8; i++) s = _mm512_add_epi32(s, acc[i]);
-    *sink = (float)_mm512_reduce_add_epi32(s);
-    return (double)iters * NCHAIN8 * 64 * 2;
-}
+__attribute__((target("avx2"))) static inline int first_lane_avx2(__m256i v) { return _mm256_extract_epi32(v, 0); }
+
+DOT_KERNEL(dot_avx2, __attribute__((target("avx2"))), __m256i, _mm256_set1_epi8, _mm256_set1_epi16,
+           _mm256_set1_epi32, _mm256_add_epi32, _mm256_madd_epi16, _mm256_maddubs_epi16, "x", 32, first_lane_avx2)
+DOT_KERNEL(dot_avx512bw, __attribute__((target("avx512f,avx512bw"))), __m512i, _mm512_set1_epi8, _mm512_set1_epi16,
+           _mm512_set1_epi32, _mm512_add_epi32, _mm512_madd_epi16, _mm512_maddubs_epi16, "v", 64,
+           _mm512_reduce_add_epi32)
 
 /* vpdpbusd: 4 u8 x s8 products per int32 lane in one instruction */
 __attribute__((target("avx512f,avx512vnni"))) static double dot_avx512vnni(int64_t iters, float *sink) {
