@@ -46,6 +46,27 @@ static void slope(FILE *f, const axes *a, double bw, double cap, const char *sty
             py(a, bw * x1), style);
 }
 
+/* Greedy label placement: the first vertical offset whose box overlaps no
+ * label placed before (boxes estimated at 6.5 px per character). */
+typedef struct box { double x0, y0, x1, y1; } box;
+enum { MAX_BOXES = 256 };
+
+static double place_label(box *boxes, int *n, double x, double y, size_t len) {
+    static const double offsets[] = {0, 12, -12, 24, -24, 36, -36, 48};
+    double w = 6.5 * (double)len;
+    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+        box b = {x, y + offsets[o] - 10, x + w, y + offsets[o] + 2};
+        bool clash = false;
+        for (int i = 0; i < *n && !clash; i++)
+            clash = b.x0 < boxes[i].x1 && boxes[i].x0 < b.x1 && b.y0 < boxes[i].y1 && boxes[i].y0 < b.y1;
+        if (!clash || o + 1 == sizeof offsets / sizeof *offsets) {
+            if (*n < MAX_BOXES) boxes[(*n)++] = b;
+            return y + offsets[o];
+        }
+    }
+    return y;
+}
+
 static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
 
 rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *const *labels, int n,
@@ -69,10 +90,13 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
                 grow(v.intensity, &xlo, &xhi);
                 grow(v.gflops, &ylo, &yhi);
             }
-    axes a = {floor(log10(xlo)) - (log10(xlo) - floor(log10(xlo)) < 0.3), ceil(log10(xhi)) + 0.0,
+    axes a = {floor(log10(xlo)) - (log10(xlo) - floor(log10(xlo)) < 0.3), ceil(log10(xhi * 3)),
               floor(log10(ylo)) - (log10(ylo) - floor(log10(ylo)) < 0.3), ceil(log10(yhi * 2))};
     if (a.lx1 - a.lx0 < 2) a.lx1 = a.lx0 + 2;
     if (a.ly1 - a.ly0 < 2) a.ly0 = a.ly1 - 2;
+    /* low enough that every bandwidth slope enters at the left edge, where its label goes */
+    double y_left = floor(log10(bw * pow(10, a.lx0)));
+    if (y_left < a.ly0) a.ly0 = y_left;
 
     FILE *f = fopen(path, "w");
     if (!f) return rg_fail(err, RG_E_IO, "cannot write %s", path);
@@ -109,15 +133,19 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     fprintf(f, "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 18 %d)\">GFLOP/s</text>\n",
             (MT + H - MB) / 2, (MT + H - MB) / 2);
 
-    /* ceilings */
+    /* ceilings; their labels' boxes are kept so point labels avoid them */
+    box boxes[MAX_BOXES];
+    int n_boxes = 0;
     fprintf(f, "<g id=\"ceilings\" fill=\"none\">\n");
     for (int c = 0; c < roof->n_cache; c++) {
         double cb = roof->cache[c].read_gbs[tier];
         if (cb <= 0) continue;
         slope(f, &a, cb, f32, "stroke=\"#999\" stroke-dasharray=\"5,4\"");
-        double xl = fmin(f32 / cb, pow(10, a.lx1)) / 1.6;
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#777\" stroke=\"none\" text-anchor=\"end\">L%d %.0f GB/s</text>\n",
-                px(&a, xl), py(&a, cb * xl) - 4, roof->cache[c].level, cb);
+        /* at the left end of the line, where the slopes are furthest apart */
+        double xl = pow(10, a.lx0) * 1.15;
+        if (cb * xl < pow(10, a.ly0)) xl = pow(10, a.ly0) / cb * 1.15;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#777\" stroke=\"none\">L%d %.0f GB/s</text>\n",
+                px(&a, xl) + 2, py(&a, cb * xl) - 5, roof->cache[c].level, cb);
     }
     slope(f, &a, bw, f32, "stroke=\"black\" stroke-width=\"2.5\"");
     double xm = pow(10, a.lx0) * 1.5;
@@ -129,6 +157,7 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     fprintf(f, "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"black\" text-anchor=\"end\">f32 FMA %.0f GFLOP/s "
                "(ridge %.1f FLOP/B)</text>\n",
             W - MR - 4, py(&a, f32) - 5, f32, f32 / bw);
+    boxes[n_boxes++] = (box){W - MR - 250, py(&a, f32) - 17, W - MR, py(&a, f32) - 3};
     if (int8 > 0) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
                    "stroke-dasharray=\"10,3\"/>\n",
@@ -136,6 +165,8 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"#555\" text-anchor=\"end\">int8 dot %.0f GOP/s "
                    "(quantized matmuls)</text>\n",
                 W - MR - 4, py(&a, int8) + (int8 > f32 ? -5 : 14), int8);
+        boxes[n_boxes++] = (box){W - MR - 260, py(&a, int8) + (int8 > f32 ? -17 : 2), W - MR,
+                                 py(&a, int8) + (int8 > f32 ? -3 : 16)};
     }
     fprintf(f, "</g>\n");
 
@@ -165,7 +196,11 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
                 if (ph == RG_PHASE_DECODE) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\"/>", x, y);
                 else fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill-opacity=\"0.35\"/>", x - 4.5,
                              y - 4.5);
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" stroke=\"none\" font-size=\"11\">%s</text>", x + 8, y + 4,
+                double ly = place_label(boxes, &n_boxes, x + 8, y + 4, strlen(s->key));
+                if (ly != y + 4) /* moved off its point: a leader line back to it */
+                    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"0.6\"/>", x + 4,
+                            y, x + 8, ly - 4);
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" stroke=\"none\" font-size=\"11\">%s</text>", x + 8, ly,
                         s->key);
                 fprintf(f, "<title>%s %s (", s->key, rg_phase_name((rg_phase)ph));
                 put_text(f, labels[i]);
