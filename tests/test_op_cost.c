@@ -223,6 +223,24 @@ static void roof_evaluation(void **state) {
     s.cls = RG_COMPUTE_INT8;
     v = rg_profile_evaluate(&s, &roofs);
     assert_true(fabs(v.efficiency - 0.25) < 1e-12);
+    assert_true(v.compute_roof);
+    /* memory-bound faster than DRAM: measured against the outermost cache that covers it */
+    rg_roofs cached = {.mem_gbs = 10, .peak_gops = {100, 200}, .n_cache = 2, .cache_level = {1, 2},
+                       .cache_gbs = {100, 50}};
+    rg_profile_stat m = {.calls = 1, .seconds = 0.1, .cost = {.flops = 1e8, .bytes_act = 3e9}}; /* 30 GB/s */
+    v = rg_profile_evaluate(&m, &cached);
+    assert_int_equal(v.bound, RG_BOUND_MEMORY);
+    assert_int_equal(v.mem_level, 2);
+    assert_false(v.compute_roof);
+    assert_true(fabs(v.efficiency - 0.6) < 1e-12);
+    m.seconds = 0.02; /* 150 GB/s: past L1 too */
+    v = rg_profile_evaluate(&m, &cached);
+    assert_int_equal(v.mem_level, 1);
+    assert_true(fabs(v.efficiency - 1.5) < 1e-12);
+    m.seconds = 0.5; /* 6 GB/s: DRAM */
+    v = rg_profile_evaluate(&m, &cached);
+    assert_int_equal(v.mem_level, 0);
+    assert_string_equal(rg_mem_level_name(v.mem_level), "DRAM");
     /* far below both: overhead */
     s.seconds = 200;
     v = rg_profile_evaluate(&s, &roofs);

@@ -101,6 +101,12 @@ static int phase_rows(const rg_profile *p, int ph, bool by_name, rg_profile_stat
     return n;
 }
 
+/* The roof an op is measured against: a bandwidth level, or a compute peak. */
+static const char *roof_name(const rg_profile_stat *s, const rg_roof_eval *e) {
+    if (e->compute_roof) return s->cls == RG_COMPUTE_INT8 ? "int8" : "f32";
+    return rg_mem_level_name(e->mem_level);
+}
+
 static void print_table(const variant *v, const rg_roofs *roofs, bool by_name) {
     const rg_profile *p = &v->prof;
     printf("\n== %s (%d thread%s)\n", v->label, v->n_threads, v->n_threads == 1 ? "" : "s");
@@ -112,13 +118,15 @@ static void print_table(const variant *v, const rg_roofs *roofs, bool by_name) {
         for (int i = 0; i < n; i++) in_ops += rows[i].seconds;
         printf("\n%s: %lld tokens in %.1f ms (%.1f tok/s)\n", rg_phase_name((rg_phase)ph), (long long)p->tokens[ph],
                wall * 1e3, (double)p->tokens[ph] / wall);
-        printf("%-14s %7s %9s %6s %9s %8s %8s %-8s %7s\n", by_name ? "op" : "op kind", "calls", "time ms", "share",
-               "GFLOP/s", "GB/s", "FLOP/B", "bound", "of roof");
+        printf("%-14s %7s %9s %6s %9s %8s %8s %-14s %7s\n", by_name ? "op" : "op kind", "calls", "time ms", "share",
+               "GFLOP/s", "GB/s", "FLOP/B", "bound (roof)", "of roof");
         for (int i = 0; i < n; i++) {
             rg_roof_eval e = rg_profile_evaluate(&rows[i], roofs);
-            printf("%-14s %7lld %9.2f %5.1f%% %9.2f %8.2f %8.2f %-8s %6.1f%%\n", rows[i].key, (long long)rows[i].calls,
+            char bound[32];
+            snprintf(bound, sizeof bound, "%s (%s)", rg_bound_name(e.bound), roof_name(&rows[i], &e));
+            printf("%-14s %7lld %9.2f %5.1f%% %9.2f %8.2f %8.2f %-14s %6.1f%%\n", rows[i].key, (long long)rows[i].calls,
                    rows[i].seconds * 1e3, wall > 0 ? 100 * rows[i].seconds / wall : 0, e.gflops, e.gbs, e.intensity,
-                   rg_bound_name(e.bound), 100 * e.efficiency);
+                   bound, 100 * e.efficiency);
         }
         printf("%-14s %7s %9.2f %5.1f%%   (sampling, session, between ops)\n", "other", "", (wall - in_ops) * 1e3,
                wall > 0 ? 100 * (wall - in_ops) / wall : 0);
@@ -143,10 +151,10 @@ static void print_json(variant *vs, int nv, const rg_roofline *roof, bool by_nam
                 rg_roof_eval e = rg_profile_evaluate(&rows[r], &roofs);
                 printf("%s{\"op\": \"%s\", \"kind\": \"%s\", \"calls\": %lld, \"seconds\": %.6g, \"flops\": %.6g, "
                        "\"bytes\": %.6g, \"gflops\": %.6g, \"gbs\": %.6g, \"intensity\": %.6g, \"bound\": \"%s\", "
-                       "\"efficiency\": %.4f}",
+                       "\"roof\": \"%s\", \"efficiency\": %.4f}",
                        r ? ", " : "", rows[r].key, rg_op_kind_name(rows[r].kind), (long long)rows[r].calls,
                        rows[r].seconds, rows[r].cost.flops, rg_op_cost_bytes(&rows[r].cost), e.gflops, e.gbs,
-                       e.intensity, rg_bound_name(e.bound), e.efficiency);
+                       e.intensity, rg_bound_name(e.bound), roof_name(&rows[r], &e), e.efficiency);
             }
             printf("]}");
         }

@@ -7,6 +7,11 @@
 
 const char *rg_phase_name(rg_phase p) { return p == RG_PHASE_PREFILL ? "prefill" : p == RG_PHASE_DECODE ? "decode" : "?"; }
 
+const char *rg_mem_level_name(int level) {
+    static const char *names[] = {"DRAM", "L1", "L2", "L3", "L4"};
+    return level >= 0 && level <= 4 ? names[level] : "?";
+}
+
 const char *rg_bound_name(rg_bound b) {
     return b == RG_BOUND_MEMORY ? "memory" : b == RG_BOUND_COMPUTE ? "compute" : "overhead";
 }
@@ -79,6 +84,10 @@ rg_roofs rg_roofs_from_roofline(const rg_roofline *r, int n_threads) {
     roofs.peak_gops[RG_COMPUTE_F32] = r->f32_gflops[tier];
     /* without an int8 dot the quantized kernels run on the f32 units */
     roofs.peak_gops[RG_COMPUTE_INT8] = r->int8_gops[tier] > 0 ? r->int8_gops[tier] : r->f32_gflops[tier];
+    for (int i = 0; i < r->n_cache && i < RG_MAX_CACHE_LEVELS; i++) {
+        roofs.cache_level[roofs.n_cache] = r->cache[i].level;
+        roofs.cache_gbs[roofs.n_cache++] = r->cache[i].read_gbs[tier];
+    }
     return roofs;
 }
 
@@ -96,9 +105,15 @@ rg_roof_eval rg_profile_evaluate(const rg_profile_stat *s, const rg_roofs *roofs
     if (s->cost.flops <= 0 || mem_roof < peak) {
         v.bound = RG_BOUND_MEMORY;
         v.attainable_gflops = mem_roof;
-        v.efficiency = roofs->mem_gbs > 0 ? v.gbs / roofs->mem_gbs : 0;
+        double bw = roofs->mem_gbs;
+        /* faster than DRAM: outermost level first, the first whose bandwidth covers it
+         * (past every level: the innermost, and an efficiency above 1) */
+        for (int i = roofs->n_cache - 1; i >= 0 && v.gbs > bw; i--)
+            if (roofs->cache_gbs[i] > 0) v.mem_level = roofs->cache_level[i], bw = roofs->cache_gbs[i];
+        v.efficiency = bw > 0 ? v.gbs / bw : 0;
     } else {
         v.bound = RG_BOUND_COMPUTE;
+        v.compute_roof = true;
         v.attainable_gflops = peak;
         v.efficiency = peak > 0 ? v.gflops / peak : 0;
     }

@@ -60,6 +60,9 @@ void rg_profile_observe(void *user, const rg_op_event *e);
 /* The ceilings ops are placed under. */
 typedef struct rg_roofs {
     double mem_gbs;                  /* main-memory read bandwidth */
+    int n_cache;                     /* cache levels, innermost first */
+    int cache_level[RG_MAX_CACHE_LEVELS];
+    double cache_gbs[RG_MAX_CACHE_LEVELS];
     double peak_gops[2];             /* by rg_compute_class: f32 FMA, int8 dot */
     int tier;                        /* RG_1T or RG_ALL: which column of the roofline */
 } rg_roofs;
@@ -80,8 +83,16 @@ typedef struct rg_roof_eval {
     double intensity;        /* FLOP per byte (0 for ops without FLOPs) */
     double attainable_gflops;/* min(peak, intensity x bandwidth) */
     rg_bound bound;
-    double efficiency;       /* achieved / the bounding roof: GB/s / bandwidth, or GFLOP/s / peak */
+    /* For a memory-bound op, the level its data must have come from: 0 = main
+     * memory, else the outermost cache level whose bandwidth covers the achieved
+     * GB/s (an op faster than DRAM allows worked out of a cache). */
+    int mem_level;
+    bool compute_roof;       /* efficiency is against the compute peak (else a bandwidth) */
+    double efficiency;       /* achieved / the bounding roof: GB/s / that level's bandwidth, or GFLOP/s / peak */
 } rg_roof_eval;
+
+/* "DRAM", "L1", "L2" ... for rg_roof_eval.mem_level (static storage). */
+const char *rg_mem_level_name(int level);
 
 rg_roof_eval rg_profile_evaluate(const rg_profile_stat *s, const rg_roofs *roofs);
 
