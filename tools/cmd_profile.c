@@ -62,6 +62,7 @@ static int run_once(variant *v, const int32_t *prompt, bool observe, rg_err *err
     rg_session s;
     if (rg_session_init(&s, v->ctx, !v->o.no_cache, err)) return cli_report("profile", err);
     if (observe) rg_ctx_set_op_observer(v->ctx, rg_profile_observe, &v->prof, true);
+    if (observe && v->prof.keep_events) rg_threadpool_set_trace(rg_ctx_cpu_pool(v->ctx), rg_profile_thread_slice, &v->prof);
     int rc = 0;
     v->prof.phase = RG_PHASE_PREFILL;
     double t0 = now_s();
@@ -74,6 +75,7 @@ static int run_once(variant *v, const int32_t *prompt, bool observe, rg_err *err
     }
     double t2 = now_s();
     rg_ctx_set_op_observer(v->ctx, NULL, NULL, false);
+    rg_threadpool_set_trace(rg_ctx_cpu_pool(v->ctx), NULL, NULL);
     rg_session_free(&s);
     if (observe) {
         v->prof.wall_s[RG_PHASE_PREFILL] += t1 - t0;

@@ -28,6 +28,11 @@ void rg_profile_init(rg_profile *p, bool keep_events) {
 }
 
 void rg_profile_free(rg_profile *p) {
+    for (int t = 0; t < RG_PROFILE_MAX_THREADS; t++) {
+        free(p->slices[t]);
+        p->slices[t] = NULL;
+        p->n_slices[t] = p->cap_slices[t] = 0;
+    }
     free(p->events);
     p->events = NULL;
     p->n_events = p->cap_events = 0;
@@ -76,6 +81,19 @@ void rg_profile_observe(void *user, const rg_op_event *e) {
     p->events[p->n_events++] = (rg_profile_event){.name = name, .kind = e->kind, .layer = e->layer,
                                                   .phase = p->phase, .t_start = e->t_start, .t_end = e->t_end,
                                                   .flops = c.flops, .bytes = rg_op_cost_bytes(&c)};
+}
+
+void rg_profile_thread_slice(void *user, int thread, double t_start, double t_end) {
+    rg_profile *p = user;
+    if (thread < 0 || thread >= RG_PROFILE_MAX_THREADS) return;
+    if (p->n_slices[thread] == p->cap_slices[thread]) {
+        int64_t cap = p->cap_slices[thread] ? 2 * p->cap_slices[thread] : 4096;
+        rg_profile_slice *s = realloc(p->slices[thread], (size_t)cap * sizeof *s);
+        if (!s) return; /* the timeline loses this slice; the op totals do not depend on it */
+        p->slices[thread] = s;
+        p->cap_slices[thread] = cap;
+    }
+    p->slices[thread][p->n_slices[thread]++] = (rg_profile_slice){t_start, t_end};
 }
 
 rg_roofs rg_roofs_from_roofline(const rg_roofline *r, int n_threads) {

@@ -38,6 +38,13 @@ typedef struct rg_profile_event {
     double flops, bytes;
 } rg_profile_event;
 
+#define RG_PROFILE_MAX_THREADS 64
+
+/* A slice of a parallel region one pool thread ran (core/threadpool.h tracing). */
+typedef struct rg_profile_slice {
+    double t_start, t_end;
+} rg_profile_slice;
+
 typedef struct rg_profile {
     rg_phase phase;        /* events are filed under this phase */
     rg_profile_stat by_kind[RG_PHASE_COUNT][RG_OP_COUNT];
@@ -49,6 +56,9 @@ typedef struct rg_profile {
     rg_profile_event *events;
     int64_t n_events, cap_events;
     bool events_truncated;           /* an allocation failed: the timeline is incomplete */
+    /* per pool thread, appended only by that thread (rg_profile_thread_slice) */
+    rg_profile_slice *slices[RG_PROFILE_MAX_THREADS];
+    int64_t n_slices[RG_PROFILE_MAX_THREADS], cap_slices[RG_PROFILE_MAX_THREADS];
 } rg_profile;
 
 void rg_profile_init(rg_profile *p, bool keep_events);
@@ -56,6 +66,12 @@ void rg_profile_free(rg_profile *p);
 
 /* The observer: pass it with user = the profile to rg_ctx_set_op_observer (with timing). */
 void rg_profile_observe(void *user, const rg_op_event *e);
+
+/* The thread-pool tracer: pass it with user = the profile to
+ * rg_threadpool_set_trace on the run context's pool (rg_ctx_cpu_pool), so the
+ * timeline shows what each thread did inside each op. Threads past
+ * RG_PROFILE_MAX_THREADS are not recorded. */
+void rg_profile_thread_slice(void *user, int thread, double t_start, double t_end);
 
 /* The ceilings ops are placed under. */
 typedef struct rg_roofs {
@@ -99,7 +115,8 @@ rg_roof_eval rg_profile_evaluate(const rg_profile_stat *s, const rg_roofs *roofs
 /* Chrome trace / Perfetto JSON of the kept events of n profiles (one process
  * per profile, named labels[i]; one complete "X" event per op on the forward
  * thread's track, with its layer, phase, FLOPs and bytes; each prefill or decode
- * step as a span on a second track). */
+ * step as a span on a second track; each pool thread's slices, named after the
+ * op they ran in, on a track per thread (tid 10 + thread)). */
 rg_status rg_profile_write_trace(const rg_profile *const *profiles, const char *const *labels, int n,
                                  const char *path, rg_err *err);
 

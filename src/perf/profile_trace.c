@@ -1,7 +1,9 @@
 /* profile_trace.c — the Chrome trace event format (chrome://tracing, Perfetto,
  * ui.perfetto.dev): {"traceEvents": [...]} with "X" (complete) events whose ts
  * and dur are microseconds, and "M" metadata events naming processes and
- * threads. Written with fprintf: tens of thousands of small events. */
+ * threads. Tracks per process: tid 1 the ops (forward thread), tid 2 the steps,
+ * tid 10 + t what pool thread t ran. Written with fprintf: up to hundreds of
+ * thousands of small events. */
 #include <stdio.h>
 
 #include "perf/profile.h"
@@ -14,6 +16,19 @@ static void put_escaped(FILE *f, const char *s) {
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
     }
+}
+
+/* The op event during which t happened (events are in time order), or NULL. */
+static const rg_profile_event *op_at(const rg_profile *p, double t) {
+    int64_t lo = 0, hi = p->n_events; /* first event starting after t */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (p->events[mid].t_start <= t) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return NULL;
+    const rg_profile_event *e = &p->events[lo - 1];
+    return t <= e->t_end ? e : NULL;
 }
 
 rg_status rg_profile_write_trace(const rg_profile *const *profiles, const char *const *labels, int n,
@@ -36,6 +51,23 @@ rg_status rg_profile_write_trace(const rg_profile *const *profiles, const char *
         first = false;
         if (!p->n_events) continue;
         double t0 = p->events[0].t_start;
+        /* each pool thread's slices, named after the op they ran in */
+        for (int th = 0; th < RG_PROFILE_MAX_THREADS; th++) {
+            if (!p->n_slices[th]) continue;
+            fprintf(f, ",\n{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": %d, \"tid\": %d, \"args\": {\"name\": "
+                       "\"pool thread %d\"}}",
+                    pid, 10 + th, th);
+            for (int64_t k = 0; k < p->n_slices[th]; k++) {
+                const rg_profile_slice *sl = &p->slices[th][k];
+                if (sl->t_start < t0) continue;
+                const rg_profile_event *op = op_at(p, sl->t_start);
+                fprintf(f,
+                        ",\n{\"ph\": \"X\", \"name\": \"%s\", \"cat\": \"slice\", \"pid\": %d, \"tid\": %d, "
+                        "\"ts\": %.3f, \"dur\": %.3f}",
+                        op ? op->name : "region", pid, 10 + th, (sl->t_start - t0) * 1e6,
+                        (sl->t_end - sl->t_start) * 1e6);
+            }
+        }
         /* steps: a run of events of one phase, split where a new token embedding starts */
         int64_t step_start = 0;
         for (int64_t e = 0; e < p->n_events; e++) {

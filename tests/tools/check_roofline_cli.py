@@ -139,6 +139,12 @@ with tempfile.TemporaryDirectory() as tmp:
         check(n in names, f"trace lacks {n}")
     check({e["args"]["phase"] for e in ops} == {"prefill", "decode"}, "trace phases")
     check(all(e["dur"] >= 0 and e["ts"] >= 0 for e in ops), "negative trace times")
+    # pool threads' slices: on their own tracks, each inside the op it belongs to
+    slices = [e for e in ev if e.get("ph") == "X" and e.get("cat") == "slice"]
+    check(len(slices) > 0, "trace: no thread slices")
+    check(all(e["name"] != "region" for e in slices), "trace: a thread slice outside every op")
+    check(all(e["tid"] >= 10 for e in slices), "trace: slices on the ops' track")
+    check(sum(1 for e in slices if e["name"] in ("attn_q", "ffn_down")) > 0, "trace: slices not named after ops")
     pnames = {e["args"]["name"] for e in ev if e.get("ph") == "M" and e["name"] == "process_name"}
     check(pnames == set(labels), f"trace process names {pnames}")
 
