@@ -70,8 +70,15 @@ static void attention_flash_vs_naive(void **state) {
     (void)state;
     /* SmolLM2's attention: 9 query heads over 3 KV heads of 64, f16 KV; one
      * decode token at context 100 */
-    rg_op_event e = {.kind = RG_OP_ATTENTION, .n_tok = 1, .n_head = 9, .n_head_kv = 3, .head_dim = 64,
-                     .kv_type = RG_F16, .ctx_sum = 100, .ctx_max = 100, .attn_kind = 0};
+    rg_op_event e = {.kind = RG_OP_ATTENTION,
+                     .n_tok = 1,
+                     .n_head = 9,
+                     .n_head_kv = 3,
+                     .head_dim = 64,
+                     .kv_type = RG_F16,
+                     .ctx_sum = 100,
+                     .ctx_max = 100,
+                     .attn_kind = 0};
     rg_op_cost flash = rg_op_cost_of(&e);
     e.attn_kind = 1;
     rg_op_cost naive = rg_op_cost_of(&e);
@@ -83,8 +90,14 @@ static void attention_flash_vs_naive(void **state) {
     assert_true(naive.bytes_act == 2.0 * 9 * 64 * 4 + 4.0 * 100 * 9 * 4);
     assert_true(flash.bytes_weight == 0 && flash.bytes_kv_write == 0);
     /* prefill of 4 tokens at positions 0..3: ctx_sum = 1+2+3+4 */
-    e = (rg_op_event){.kind = RG_OP_ATTENTION, .n_tok = 4, .n_head = 8, .n_head_kv = 8, .head_dim = 32,
-                      .kv_type = RG_F32, .ctx_sum = 10, .ctx_max = 4};
+    e = (rg_op_event){.kind = RG_OP_ATTENTION,
+                      .n_tok = 4,
+                      .n_head = 8,
+                      .n_head_kv = 8,
+                      .head_dim = 32,
+                      .kv_type = RG_F32,
+                      .ctx_sum = 10,
+                      .ctx_max = 4};
     rg_op_cost p = rg_op_cost_of(&e);
     assert_true(p.bytes_kv_read == 2.0 * 10 * 8 * 32 * 4);
     assert_true(p.flops == 10.0 * 8 * (4 * 32 + 5) + 4.0 * 8 * 32);
@@ -195,7 +208,8 @@ static void forward_matches_planner(void **state) {
         named += st->calls;
     }
     assert_int_equal(named, sum.n_events);
-    for (int64_t i = 0; i < prof.n_events; i++) assert_true(prof.events[i].t_end >= prof.events[i].t_start);
+    for (int64_t i = 0; i < prof.n_events; i++)
+        assert_true(prof.events[i].t_end >= prof.events[i].t_start);
     rg_profile_free(&prof);
 
     rg_session_free(&s);
@@ -225,8 +239,8 @@ static void roof_evaluation(void **state) {
     assert_true(fabs(v.efficiency - 0.25) < 1e-12);
     assert_true(v.compute_roof);
     /* memory-bound faster than DRAM: measured against the outermost cache that covers it */
-    rg_roofs cached = {.mem_gbs = 10, .peak_gops = {100, 200}, .n_cache = 2, .cache_level = {1, 2},
-                       .cache_gbs = {100, 50}};
+    rg_roofs cached = {
+        .mem_gbs = 10, .peak_gops = {100, 200}, .n_cache = 2, .cache_level = {1, 2}, .cache_gbs = {100, 50}};
     rg_profile_stat m = {.calls = 1, .seconds = 0.1, .cost = {.flops = 1e8, .bytes_act = 3e9}}; /* 30 GB/s */
     v = rg_profile_evaluate(&m, &cached);
     assert_int_equal(v.bound, RG_BOUND_MEMORY);
@@ -249,9 +263,9 @@ static void roof_evaluation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matmul_q4_0_4096),      cmocka_unit_test(matmul_other_dtypes),
+        cmocka_unit_test(matmul_q4_0_4096),         cmocka_unit_test(matmul_other_dtypes),
         cmocka_unit_test(attention_flash_vs_naive), cmocka_unit_test(elementwise_ops),
-        cmocka_unit_test(forward_matches_planner), cmocka_unit_test(roof_evaluation),
+        cmocka_unit_test(forward_matches_planner),  cmocka_unit_test(roof_evaluation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,8 +28,8 @@
 #include "perf/roofline.h"
 
 static rg_plan_inputs inputs(int64_t ctx, int64_t batch) {
-    return (rg_plan_inputs){.ctx = ctx, .batch = batch, .cache_type = RG_F16, .alpha = 0.8, .gamma = 4, .tp = 1,
-                            .act_bytes = 2};
+    return (rg_plan_inputs){
+        .ctx = ctx, .batch = batch, .cache_type = RG_F16, .alpha = 0.8, .gamma = 4, .tp = 1, .act_bytes = 2};
 }
 
 static void kv_cache_sizes(void **state) {
@@ -143,8 +143,10 @@ static void bad_inputs(void **state) {
     rg_machine m;
     assert_true(rg_machine_preset("a100", &m));
     assert_false(rg_machine_preset("h800", &m));
-    assert_true(rg_machine_preset("b200", &m) && m.peak_flops == 2250e12 && m.mem_bw == 8e12 && m.capacity_bytes == 192e9);
-    assert_true(rg_machine_preset("h200", &m) && m.peak_flops == 989e12 && m.mem_bw == 4.8e12 && m.capacity_bytes == 141e9);
+    assert_true(rg_machine_preset("b200", &m) && m.peak_flops == 2250e12 && m.mem_bw == 8e12 &&
+                m.capacity_bytes == 192e9);
+    assert_true(rg_machine_preset("h200", &m) && m.peak_flops == 989e12 && m.mem_bw == 4.8e12 &&
+                m.capacity_bytes == 141e9);
     rg_plan p;
     rg_err err = {0};
     rg_plan_inputs in = inputs(4096, 1);
@@ -167,7 +169,8 @@ static rg_roofline sample_roofline(void) {
     rg_roofline r = {.n_threads = 4, .mem_bytes = 1LL << 34, .n_cache = 2, .quick = true};
     snprintf(r.cpu, sizeof r.cpu, "Test CPU \"quoted\"");
     snprintf(r.measured_at, sizeof r.measured_at, "2026-01-01T00:00:00Z");
-    for (int k = 0; k < RG_STREAM_COUNT; k++) r.mem_gbs[k][0] = 10 + k, r.mem_gbs[k][1] = 20 + k;
+    for (int k = 0; k < RG_STREAM_COUNT; k++)
+        r.mem_gbs[k][0] = 10 + k, r.mem_gbs[k][1] = 20 + k;
     r.cache[0] = (rg_cache_level){.level = 1, .size_bytes = 32768, .shared_by = 1, .read_gbs = {150, 600}};
     r.cache[1] = (rg_cache_level){.level = 3, .size_bytes = 1 << 25, .shared_by = 4, .read_gbs = {40, 90}};
     r.f32_gflops[0] = 100, r.f32_gflops[1] = 400;
@@ -241,9 +244,9 @@ static void roofline_save_load(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kv_cache_sizes),   cmocka_unit_test(published_weights),
-        cmocka_unit_test(floors_and_ridge), cmocka_unit_test(speculative),
-        cmocka_unit_test(bad_inputs),       cmocka_unit_test(roofline_json_round_trip),
+        cmocka_unit_test(kv_cache_sizes),     cmocka_unit_test(published_weights),
+        cmocka_unit_test(floors_and_ridge),   cmocka_unit_test(speculative),
+        cmocka_unit_test(bad_inputs),         cmocka_unit_test(roofline_json_round_trip),
         cmocka_unit_test(roofline_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

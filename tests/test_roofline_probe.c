@@ -37,7 +37,8 @@ static void memory_streams(void **state) {
         assert_true(PLAUSIBLE_GBS(runs[r]));
     }
     double lo = runs[0], hi = runs[0];
-    for (int r = 1; r < 3; r++) lo = runs[r] < lo ? runs[r] : lo, hi = runs[r] > hi ? runs[r] : hi;
+    for (int r = 1; r < 3; r++)
+        lo = runs[r] < lo ? runs[r] : lo, hi = runs[r] > hi ? runs[r] : hi;
     print_message("memory read, 1 thread: %.1f %.1f %.1f GB/s (spread x%.2f, allowed x%.0f)\n", runs[0], runs[1],
                   runs[2], hi / lo, MAX_SPREAD);
     assert_true(hi / lo <= MAX_SPREAD);
@@ -61,8 +62,10 @@ static void compute_peaks(void **state) {
     assert_non_null(f.isa);
     rg_compute_rate q = rg_measure_int8_dot(pool, 0.01, 2);
     print_message("int8 dot %.1f GOP/s (%s)\n", q.gops, q.isa);
-    if (!strcmp(q.isa, "none")) assert_true(q.gops == 0);
-    else assert_true(q.gops >= 0.1 && q.gops <= 1e5);
+    if (!strcmp(q.isa, "none"))
+        assert_true(q.gops == 0);
+    else
+        assert_true(q.gops >= 0.1 && q.gops <= 1e5);
     rg_threadpool_free(pool);
 }
 
@@ -103,7 +106,8 @@ static void quick_roofline(void **state) {
     assert_true(r.quick && r.cpu[0] && r.measured_at[0]);
     for (int k = 0; k < RG_STREAM_COUNT; k++)
         assert_true(PLAUSIBLE_GBS(r.mem_gbs[k][RG_1T]) && PLAUSIBLE_GBS(r.mem_gbs[k][RG_ALL]));
-    for (int i = 0; i < r.n_cache; i++) assert_true(r.cache[i].read_gbs[RG_1T] >= 0.5);
+    for (int i = 0; i < r.n_cache; i++)
+        assert_true(r.cache[i].read_gbs[RG_1T] >= 0.5);
     assert_true(r.f32_gflops[RG_1T] >= 0.1 && r.f32_gflops[RG_ALL] >= 0.1);
     assert_false(r.has_gpu);
 #if !defined(RIDGE_HAVE_CUDA)

@@ -55,17 +55,22 @@ static bool parse_num(const char *opt, const char *s, double lo, double hi, doub
 int cmd_plan(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *machine = "this", *roof_path = NULL;
     rg_dtype wtype = RG_F16;
-    rg_plan_inputs in = {.ctx = 4096, .batch = 1, .cache_type = RG_F16, .alpha = 0.8, .gamma = 4, .tp = 1,
-                         .act_bytes = 2};
+    rg_plan_inputs in = {
+        .ctx = 4096, .batch = 1, .cache_type = RG_F16, .alpha = 0.8, .gamma = 4, .tp = 1, .act_bytes = 2};
     bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
-        if (!strcmp(a, "--json")) json = true;
-        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) model = argv[++i];
-        else if (!strcmp(a, "--shape") && v) shape = argv[++i];
-        else if (!strcmp(a, "--machine") && v) machine = argv[++i];
-        else if (!strcmp(a, "--roofline") && v) roof_path = argv[++i];
+        if (!strcmp(a, "--json"))
+            json = true;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v)
+            model = argv[++i];
+        else if (!strcmp(a, "--shape") && v)
+            shape = argv[++i];
+        else if (!strcmp(a, "--machine") && v)
+            machine = argv[++i];
+        else if (!strcmp(a, "--roofline") && v)
+            roof_path = argv[++i];
         else if ((!strcmp(a, "--weights") || !strcmp(a, "--cache-type")) && v) {
             rg_dtype t;
             if (!rg_dtype_from_name(argv[++i], &t) || !rg_dtype_get(t) || !rg_dtype_get(t)->supported) {
@@ -134,13 +139,12 @@ int cmd_plan(int argc, char **argv) {
                "\"prefill_flops\": %.6g, \"prefill_floor_ms\": %.6g, \"ridge_point_flop_per_byte\": %.6g, "
                "\"compute_bound_batch\": %.6g, \"compute_bound_batch_no_kv\": %.6g, \"spec_expected_tokens\": %.6g, "
                "\"tp_allreduce_bytes_per_token\": %.0f, \"tp_ring_bytes_per_gpu_per_token\": %.0f}\n",
-               s.name, m.name, (long long)in.ctx, (long long)in.batch, rg_dtype_name(in.cache_type),
-               (long long)in.tp, in.alpha, (long long)in.gamma, m.peak_flops, m.mem_bw, m.capacity_bytes,
-               p.weight_bytes, p.stream_bytes, p.matmul_params, p.kv_bytes_per_token, p.kv_bytes_per_sequence,
-               (long long)p.max_sequences, p.decode_bytes, p.decode_flops, p.decode_mem_ms, p.decode_compute_ms,
-               p.decode_floor_ms, p.decode_tok_s, p.prefill_flops, p.prefill_floor_ms, p.ridge_point,
-               p.compute_bound_batch, p.compute_bound_batch_no_kv, p.spec_expected_tokens,
-               p.tp_allreduce_bytes_per_token, p.tp_ring_bytes_per_gpu_per_token);
+               s.name, m.name, (long long)in.ctx, (long long)in.batch, rg_dtype_name(in.cache_type), (long long)in.tp,
+               in.alpha, (long long)in.gamma, m.peak_flops, m.mem_bw, m.capacity_bytes, p.weight_bytes, p.stream_bytes,
+               p.matmul_params, p.kv_bytes_per_token, p.kv_bytes_per_sequence, (long long)p.max_sequences,
+               p.decode_bytes, p.decode_flops, p.decode_mem_ms, p.decode_compute_ms, p.decode_floor_ms, p.decode_tok_s,
+               p.prefill_flops, p.prefill_floor_ms, p.ridge_point, p.compute_bound_batch, p.compute_bound_batch_no_kv,
+               p.spec_expected_tokens, p.tp_allreduce_bytes_per_token, p.tp_ring_bytes_per_gpu_per_token);
         return 0;
     }
     char b1[48], b2[48], b3[48];
@@ -165,15 +169,16 @@ int cmd_plan(int argc, char **argv) {
     printf("max sequences         %lld = floor((%.1f GB x %lld - %.2f GB weights) / %.3g GB per sequence)\n",
            (long long)p.max_sequences, m.capacity_bytes / 1e9, (long long)in.tp, p.weight_bytes / 1e9,
            p.kv_bytes_per_sequence / 1e9);
-    printf("decode floor          %.4g ms per step (%.4g tok/s over the batch) = max(memory %.4g ms, compute %.4g ms)\n",
-           p.decode_floor_ms, p.decode_tok_s, p.decode_mem_ms, p.decode_compute_ms);
+    printf(
+        "decode floor          %.4g ms per step (%.4g tok/s over the batch) = max(memory %.4g ms, compute %.4g ms)\n",
+        p.decode_floor_ms, p.decode_tok_s, p.decode_mem_ms, p.decode_compute_ms);
     printf("  memory                %s B = %.2f GB streamed + %lld x %.3g GB KV, / (%.4g GB/s x %lld)\n",
            commas(p.decode_bytes, b1), p.stream_bytes / 1e9, (long long)in.batch, p.kv_bytes_per_sequence / 1e9,
            m.mem_bw / 1e9, (long long)in.tp);
     printf("  compute               %.4g FLOP = %lld x (2 x %s params + 4 x %lld layers x %lld heads x %lld x %lld "
            "ctx), / (%.4g TFLOP/s x %lld)\n",
-           p.decode_flops, (long long)in.batch, commas(p.matmul_params, b2), (long long)s.n_layer,
-           (long long)s.n_head, (long long)s.head_dim, (long long)in.ctx, m.peak_flops / 1e12, (long long)in.tp);
+           p.decode_flops, (long long)in.batch, commas(p.matmul_params, b2), (long long)s.n_layer, (long long)s.n_head,
+           (long long)s.head_dim, (long long)in.ctx, m.peak_flops / 1e12, (long long)in.tp);
     printf("prefill floor         %.4g ms for %lld x %lld tokens = max(compute %.4g ms, memory %.4g ms)\n",
            p.prefill_floor_ms, (long long)in.batch, (long long)in.ctx, p.prefill_compute_ms, p.prefill_mem_ms);
     printf("  compute               %.4g FLOP = %lld x (%lld x 2 x params + causal attention 4 x layers x heads x "
@@ -185,17 +190,20 @@ int cmd_plan(int argc, char **argv) {
            p.decode_intensity < p.ridge_point ? "memory-bound" : "compute-bound");
     printf("compute-bound batch   %.0f ignoring KV (= %.1f x %.2f GB / (2 x %s params))", p.compute_bound_batch_no_kv,
            p.ridge_point, p.stream_bytes / 1e9, commas(p.matmul_params, b3));
-    if (p.compute_bound_batch > 0) printf("; %.0f with each sequence's KV at ctx %lld\n", p.compute_bound_batch,
-                                          (long long)in.ctx);
-    else printf("; never with KV at ctx %lld (each sequence's KV bytes outgrow its FLOPs at this ridge point)\n",
-                (long long)in.ctx);
-    printf("speculative decoding  %.4g tokens per target step = (1 - %g^(%lld+1)) / (1 - %g)\n",
-           p.spec_expected_tokens, in.alpha, (long long)in.gamma, in.alpha);
+    if (p.compute_bound_batch > 0)
+        printf("; %.0f with each sequence's KV at ctx %lld\n", p.compute_bound_batch, (long long)in.ctx);
+    else
+        printf("; never with KV at ctx %lld (each sequence's KV bytes outgrow its FLOPs at this ridge point)\n",
+               (long long)in.ctx);
+    printf("speculative decoding  %.4g tokens per target step = (1 - %g^(%lld+1)) / (1 - %g)\n", p.spec_expected_tokens,
+           in.alpha, (long long)in.gamma, in.alpha);
     printf("tensor parallel       %s B all-reduced per token = 2 per layer x %lld layers x %lld n_embd x %lld B",
            commas(p.tp_allreduce_bytes_per_token, b1), (long long)s.n_layer, (long long)s.n_embd,
            (long long)in.act_bytes);
-    if (in.tp > 1) printf("; ring: %s B sent per GPU = 2 (%lld-1)/%lld x that\n",
-                          commas(p.tp_ring_bytes_per_gpu_per_token, b2), (long long)in.tp, (long long)in.tp);
-    else printf(" (--tp 1: none sent)\n");
+    if (in.tp > 1)
+        printf("; ring: %s B sent per GPU = 2 (%lld-1)/%lld x that\n", commas(p.tp_ring_bytes_per_gpu_per_token, b2),
+               (long long)in.tp, (long long)in.tp);
+    else
+        printf(" (--tp 1: none sent)\n");
     return 0;
 }

@@ -51,8 +51,8 @@ static void usage(FILE *f) {
 
 /* --compare LEVER=A,B: the option each value is given to */
 static const char *lever_option(const char *lever) {
-    static const char *map[][2] = {{"attn", "--attn"}, {"kv", "--kv"}, {"cache-type", "--cache-type"},
-                                   {"model", "-m"},     {"threads", "-t"}, {"weights", "-m"}};
+    static const char *map[][2] = {{"attn", "--attn"}, {"kv", "--kv"},    {"cache-type", "--cache-type"},
+                                   {"model", "-m"},    {"threads", "-t"}, {"weights", "-m"}};
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (!strcmp(lever, map[i][0])) return map[i][1];
     return NULL;
@@ -62,7 +62,8 @@ static int run_once(variant *v, const int32_t *prompt, bool observe, rg_err *err
     rg_session s;
     if (rg_session_init(&s, v->ctx, !v->o.no_cache, err)) return cli_report("profile", err);
     if (observe) rg_ctx_set_op_observer(v->ctx, rg_profile_observe, &v->prof, true);
-    if (observe && v->prof.keep_events) rg_threadpool_set_trace(rg_ctx_cpu_pool(v->ctx), rg_profile_thread_slice, &v->prof);
+    if (observe && v->prof.keep_events)
+        rg_threadpool_set_trace(rg_ctx_cpu_pool(v->ctx), rg_profile_thread_slice, &v->prof);
     int rc = 0;
     v->prof.phase = RG_PHASE_PREFILL;
     double t0 = now_s();
@@ -95,7 +96,8 @@ static int cmp_time(const void *a, const void *b) {
 static int phase_rows(const rg_profile *p, int ph, bool by_name, rg_profile_stat *rows) {
     int n = 0;
     if (by_name)
-        for (int i = 0; i < p->n_names[ph]; i++) rows[n++] = p->by_name[ph][i];
+        for (int i = 0; i < p->n_names[ph]; i++)
+            rows[n++] = p->by_name[ph][i];
     else
         for (int k = 0; k < RG_OP_COUNT; k++)
             if (p->by_kind[ph][k].calls) rows[n++] = p->by_kind[ph][k];
@@ -117,7 +119,8 @@ static void print_table(const variant *v, const rg_roofs *roofs, bool by_name) {
         rg_profile_stat rows[RG_PROFILE_MAX_NAMES + RG_OP_COUNT];
         int n = phase_rows(p, ph, by_name, rows);
         double wall = p->wall_s[ph], in_ops = 0;
-        for (int i = 0; i < n; i++) in_ops += rows[i].seconds;
+        for (int i = 0; i < n; i++)
+            in_ops += rows[i].seconds;
         printf("\n%s: %lld tokens in %.1f ms (%.1f tok/s)\n", rg_phase_name((rg_phase)ph), (long long)p->tokens[ph],
                wall * 1e3, (double)p->tokens[ph] / wall);
         printf("%-14s %7s %9s %6s %9s %8s %8s %-14s %7s\n", by_name ? "op" : "op kind", "calls", "time ms", "share",
@@ -182,11 +185,16 @@ int cmd_profile(int argc, char **argv) {
                 return RG_EXIT_USAGE;
             }
             *(a[1] == 'p' ? &base.bench_prompt : a[1] == 'n' ? &base.bench_gen : &base.bench_reps) = (int)v;
-        } else if (!strcmp(a, "--trace") && i + 1 < argc) trace = argv[++i];
-        else if (!strcmp(a, "--svg") && i + 1 < argc) svg = argv[++i];
-        else if (!strcmp(a, "--compare") && i + 1 < argc) compare = argv[++i];
-        else if (!strcmp(a, "--roofline") && i + 1 < argc) roof_path = argv[++i];
-        else if (!strcmp(a, "--quick-roofline")) quick_roof = true;
+        } else if (!strcmp(a, "--trace") && i + 1 < argc)
+            trace = argv[++i];
+        else if (!strcmp(a, "--svg") && i + 1 < argc)
+            svg = argv[++i];
+        else if (!strcmp(a, "--compare") && i + 1 < argc)
+            compare = argv[++i];
+        else if (!strcmp(a, "--roofline") && i + 1 < argc)
+            roof_path = argv[++i];
+        else if (!strcmp(a, "--quick-roofline"))
+            quick_roof = true;
         else if (!strcmp(a, "--by") && i + 1 < argc) {
             const char *v = argv[++i];
             if (strcmp(v, "name") && strcmp(v, "kind")) {
@@ -305,7 +313,8 @@ int cmd_profile(int argc, char **argv) {
                     for (int i = 0; i < nv; i++) {
                         if (!vs[i].prof.tokens[ph]) continue;
                         double ms = vs[i].prof.wall_s[ph] * 1e3 / (double)vs[i].prof.tokens[ph];
-                        double ms0 = vs[0].prof.wall_s[ph] * 1e3 / (double)(vs[0].prof.tokens[ph] ? vs[0].prof.tokens[ph] : 1);
+                        double ms0 =
+                            vs[0].prof.wall_s[ph] * 1e3 / (double)(vs[0].prof.tokens[ph] ? vs[0].prof.tokens[ph] : 1);
                         printf("  %-8s %-28s %9.3f ms/token  x%.2f\n", rg_phase_name((rg_phase)ph), vs[i].label, ms,
                                ms0 > 0 ? ms / ms0 : 0);
                     }
@@ -313,10 +322,13 @@ int cmd_profile(int argc, char **argv) {
         }
         const rg_profile *ps[MAX_VARIANTS];
         const char *labels[MAX_VARIANTS];
-        for (int i = 0; i < nv; i++) ps[i] = &vs[i].prof, labels[i] = vs[i].label;
+        for (int i = 0; i < nv; i++)
+            ps[i] = &vs[i].prof, labels[i] = vs[i].label;
         if (trace) {
-            if (rg_profile_write_trace(ps, labels, nv, trace, &err)) rc = cli_report(trace, &err);
-            else if (!base.json) fprintf(stderr, "wrote %s (open in ui.perfetto.dev or chrome://tracing)\n", trace);
+            if (rg_profile_write_trace(ps, labels, nv, trace, &err))
+                rc = cli_report(trace, &err);
+            else if (!base.json)
+                fprintf(stderr, "wrote %s (open in ui.perfetto.dev or chrome://tracing)\n", trace);
         }
         if (svg && !rc) {
             char title[256];
@@ -325,7 +337,8 @@ int cmd_profile(int argc, char **argv) {
                      base.bench_prompt, base.bench_gen);
             if (rg_profile_write_svg(ps, labels, nv, &roof, vs[0].n_threads, title, svg, &err))
                 rc = cli_report(svg, &err);
-            else if (!base.json) fprintf(stderr, "wrote %s\n", svg);
+            else if (!base.json)
+                fprintf(stderr, "wrote %s\n", svg);
         }
     }
     for (int i = 0; i < nv; i++) {

@@ -30,8 +30,9 @@ int cli_roofline(const char *path, int n_threads, bool quick, bool quiet, rg_roo
         return 0;
     }
     if (path && err.status != RG_E_IO) return cli_report(path, &err); /* exists but unusable: say so */
-    if (!quiet) fprintf(stderr, "ridge: no saved roofline%s%s; measuring this machine (ridge roofline)\n",
-                        path ? " at " : "", path ? path : "");
+    if (!quiet)
+        fprintf(stderr, "ridge: no saved roofline%s%s; measuring this machine (ridge roofline)\n", path ? " at " : "",
+                path ? path : "");
     rg_probe_opts po = {.n_threads = n_threads, .quick = quick, .progress = quiet ? NULL : progress};
     if (rg_roofline_measure(&po, out, &err)) return cli_report("roofline", &err);
     rg_roofline_measure_gpu(out, &err); /* fills the gpu section on a CUDA build, a no-op otherwise */
@@ -40,8 +41,10 @@ int cli_roofline(const char *path, int n_threads, bool quick, bool quiet, rg_roo
 }
 
 static void size_name(int64_t bytes, char *buf, size_t n) {
-    if (bytes >= (1 << 20)) snprintf(buf, n, "%lld MiB", (long long)(bytes >> 20));
-    else snprintf(buf, n, "%lld KiB", (long long)(bytes >> 10));
+    if (bytes >= (1 << 20))
+        snprintf(buf, n, "%lld MiB", (long long)(bytes >> 20));
+    else
+        snprintf(buf, n, "%lld KiB", (long long)(bytes >> 10));
 }
 
 static void print_table(const rg_roofline *r) {
@@ -49,9 +52,10 @@ static void print_table(const rg_roofline *r) {
            r->measured_at);
     printf("\n%-34s %14s %14s\n", "ceiling", "1 thread", "all threads");
     for (int k = 0; k < RG_STREAM_COUNT; k++)
-        printf("%-34s %9.1f GB/s %9.1f GB/s\n", k == RG_STREAM_READ    ? "memory read"
-                                                : k == RG_STREAM_WRITE ? "memory write"
-                                                                       : "memory triad (2 reads + 1 write)",
+        printf("%-34s %9.1f GB/s %9.1f GB/s\n",
+               k == RG_STREAM_READ    ? "memory read"
+               : k == RG_STREAM_WRITE ? "memory write"
+                                      : "memory triad (2 reads + 1 write)",
                r->mem_gbs[k][0], r->mem_gbs[k][1]);
     for (int i = 0; i < r->n_cache; i++) {
         char label[64], sz[32];
@@ -64,8 +68,10 @@ static void print_table(const rg_roofline *r) {
     snprintf(label, sizeof label, "f32 FMA (%s)", r->f32_isa);
     printf("%-34s %6.1f GFLOP/s %6.1f GFLOP/s\n", label, r->f32_gflops[0], r->f32_gflops[1]);
     snprintf(label, sizeof label, "int8 dot (%s)", r->int8_isa);
-    if (r->int8_gops[1] > 0) printf("%-34s %8.1f GOP/s %8.1f GOP/s\n", label, r->int8_gops[0], r->int8_gops[1]);
-    else printf("%-34s %14s %14s\n", label, "n/a", "n/a");
+    if (r->int8_gops[1] > 0)
+        printf("%-34s %8.1f GOP/s %8.1f GOP/s\n", label, r->int8_gops[0], r->int8_gops[1]);
+    else
+        printf("%-34s %14s %14s\n", label, "n/a", "n/a");
     if (r->has_gpu)
         printf("gpu       %s: %.0f GB/s device memory, %.1f TFLOP/s bf16, %.1f TFLOP/s fp16, launch %.1f us\n",
                r->gpu_name, r->gpu_mem_gbs, r->gpu_bf16_tflops, r->gpu_fp16_tflops, r->gpu_launch_us);
@@ -101,11 +107,16 @@ int cmd_roofline(int argc, char **argv) {
     bool quick = false, json = false, save = true, show = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--quick")) quick = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--no-save")) save = false;
-        else if (!strcmp(a, "--show")) show = true;
-        else if (!strcmp(a, "--out") && i + 1 < argc) out_path = argv[++i];
+        if (!strcmp(a, "--quick"))
+            quick = true;
+        else if (!strcmp(a, "--json"))
+            json = true;
+        else if (!strcmp(a, "--no-save"))
+            save = false;
+        else if (!strcmp(a, "--show"))
+            show = true;
+        else if (!strcmp(a, "--out") && i + 1 < argc)
+            out_path = argv[++i];
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);

@@ -31,30 +31,32 @@ static const int bytes_per_elem[RG_STREAM_COUNT] = {8, 8, 24};
 
 /* One set of kernels over vector type VT (W lanes of 8 bytes). n is a multiple
  * of 4 * W elements; the buffers are 64-byte aligned. */
-#define STREAM_KERNELS(SUF, ATTR, W)                                                                                 \
-    typedef uint64_t vu_##SUF __attribute__((vector_size(8 * W)));                                                   \
-    typedef double vd_##SUF __attribute__((vector_size(8 * W)));                                                    \
-    ATTR static uint64_t read_##SUF(const uint64_t *p, size_t n) {                                                   \
-        const vu_##SUF *v = (const vu_##SUF *)(const void *)p;                                                       \
-        vu_##SUF a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                                            \
-        for (size_t i = 0; i < n / W; i += 4) {                                                                      \
-            a0 += v[i], a1 += v[i + 1], a2 += v[i + 2], a3 += v[i + 3];                                              \
-        }                                                                                                            \
-        vu_##SUF s = a0 ^ a1 ^ a2 ^ a3;                                                                              \
-        uint64_t r = 0;                                                                                              \
-        for (int j = 0; j < W; j++) r ^= s[j];                                                                       \
-        return r;                                                                                                    \
-    }                                                                                                                \
-    ATTR static void write_##SUF(uint64_t *p, size_t n, uint64_t x) {                                                \
-        vu_##SUF *v = (vu_##SUF *)(void *)p, c = (vu_##SUF){0} + x;                                                  \
-        for (size_t i = 0; i < n / W; i += 4) {                                                                      \
-            v[i] = c, v[i + 1] = c, v[i + 2] = c, v[i + 3] = c;                                                      \
-        }                                                                                                            \
-    }                                                                                                                \
-    ATTR static void triad_##SUF(double *a, const double *b, const double *c, size_t n, double q) {                  \
-        vd_##SUF *va = (vd_##SUF *)(void *)a;                                                                        \
-        const vd_##SUF *vb = (const vd_##SUF *)(const void *)b, *vc = (const vd_##SUF *)(const void *)c;             \
-        for (size_t i = 0; i < n / W; i++) va[i] = vb[i] + q * vc[i];                                                \
+#define STREAM_KERNELS(SUF, ATTR, W)                                                                                   \
+    typedef uint64_t vu_##SUF __attribute__((vector_size(8 * W)));                                                     \
+    typedef double vd_##SUF __attribute__((vector_size(8 * W)));                                                       \
+    ATTR static uint64_t read_##SUF(const uint64_t *p, size_t n) {                                                     \
+        const vu_##SUF *v = (const vu_##SUF *)(const void *)p;                                                         \
+        vu_##SUF a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                                               \
+        for (size_t i = 0; i < n / W; i += 4) {                                                                        \
+            a0 += v[i], a1 += v[i + 1], a2 += v[i + 2], a3 += v[i + 3];                                                \
+        }                                                                                                              \
+        vu_##SUF s = a0 ^ a1 ^ a2 ^ a3;                                                                                \
+        uint64_t r = 0;                                                                                                \
+        for (int j = 0; j < W; j++)                                                                                    \
+            r ^= s[j];                                                                                                 \
+        return r;                                                                                                      \
+    }                                                                                                                  \
+    ATTR static void write_##SUF(uint64_t *p, size_t n, uint64_t x) {                                                  \
+        vu_##SUF *v = (vu_##SUF *)(void *)p, c = (vu_##SUF){0} + x;                                                    \
+        for (size_t i = 0; i < n / W; i += 4) {                                                                        \
+            v[i] = c, v[i + 1] = c, v[i + 2] = c, v[i + 3] = c;                                                        \
+        }                                                                                                              \
+    }                                                                                                                  \
+    ATTR static void triad_##SUF(double *a, const double *b, const double *c, size_t n, double q) {                    \
+        vd_##SUF *va = (vd_##SUF *)(void *)a;                                                                          \
+        const vd_##SUF *vb = (const vd_##SUF *)(const void *)b, *vc = (const vd_##SUF *)(const void *)c;               \
+        for (size_t i = 0; i < n / W; i++)                                                                             \
+            va[i] = vb[i] + q * vc[i];                                                                                 \
     }
 
 STREAM_KERNELS(plain, , 2)
@@ -84,9 +86,9 @@ static kernels pick_kernels(void) {
 typedef struct stream_job {
     kernels k;
     rg_stream_kind kind;
-    size_t n;                /* elements per thread per array */
+    size_t n; /* elements per thread per array */
     int passes;
-    uint64_t *buf[256][3];   /* per thread: the arrays it owns */
+    uint64_t *buf[256][3]; /* per thread: the arrays it owns */
     uint64_t sink[256];
     int failed;
 } stream_job;
@@ -103,9 +105,11 @@ static void alloc_slice(void *arg, int ith, int nth) {
             continue;
         }
         /* real pages touched by their thread, not the shared zero page */
-        for (size_t i = 0; i < j->n; i++) p[i] = (i + (size_t)ith) * 0x9E3779B97F4A7C15ULL;
+        for (size_t i = 0; i < j->n; i++)
+            p[i] = (i + (size_t)ith) * 0x9E3779B97F4A7C15ULL;
         if (a > 0) /* triad inputs: small doubles so nothing overflows to inf */
-            for (size_t i = 0; i < j->n; i++) ((double *)(void *)p)[i] = (double)(i & 1023);
+            for (size_t i = 0; i < j->n; i++)
+                ((double *)(void *)p)[i] = (double)(i & 1023);
     }
 }
 

@@ -45,9 +45,12 @@ int rg_detect_cache_levels(rg_cache_level *out, int max) {
         if (!read_line(dir, "level", level, sizeof level) || !read_line(dir, "size", size, sizeof size)) continue;
         char *end;
         long long bytes = strtoll(size, &end, 10);
-        if (*end == 'K') bytes <<= 10;
-        else if (*end == 'M') bytes <<= 20;
-        else if (*end == 'G') bytes <<= 30;
+        if (*end == 'K')
+            bytes <<= 10;
+        else if (*end == 'M')
+            bytes <<= 20;
+        else if (*end == 'G')
+            bytes <<= 30;
         if (bytes <= 0) continue;
         rg_cache_level *L = &out[n++];
         memset(L, 0, sizeof *L);

@@ -111,7 +111,7 @@ void rg_op_cost_add(rg_op_cost *a, const rg_op_cost *b) {
 }
 
 const char *rg_op_kind_name(rg_op_kind k) {
-    static const char *names[RG_OP_COUNT] = {"get_rows", "matmul", "rmsnorm", "rope",   "kv_store",
+    static const char *names[RG_OP_COUNT] = {"get_rows",  "matmul", "rmsnorm", "rope",   "kv_store",
                                              "attention", "swiglu", "add",     "pos_add"};
     return (unsigned)k < RG_OP_COUNT ? names[k] : "?";
 }

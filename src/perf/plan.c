@@ -65,7 +65,8 @@ rg_status rg_plan_shape_from_file(const char *path, rg_plan_shape *out, rg_err *
     for (int64_t i = 0; i < rg_gguf_tensor_count(g); i++) {
         const rg_gguf_tensor *t = rg_gguf_tensor_at(g, i);
         out->weight_bytes += (double)t->n_bytes;
-        if (t == embd) embd_elems = (double)t->n_elements;
+        if (t == embd)
+            embd_elems = (double)t->n_elements;
         else if (t->n_dims >= 2 && t->ne[1] > 1 && strcmp(t->name, "position_embd.weight")) /* not norms, biases */
             out->matmul_params += (double)t->n_elements;
     }
@@ -104,7 +105,8 @@ rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_
         return rg_fail(err, RG_E_INVALID, "plan: cache type %s does not divide head_dim %lld",
                        rg_dtype_name(in->cache_type), (long long)s->head_dim);
     double B = (double)in->batch, ctx = (double)in->ctx, tp = (double)in->tp;
-    double attn_per_key = 4.0 * (double)s->n_layer * (double)s->n_head * (double)s->head_dim; /* q.k + p.v, 2 FLOPs each */
+    double attn_per_key =
+        4.0 * (double)s->n_layer * (double)s->n_head * (double)s->head_dim; /* q.k + p.v, 2 FLOPs each */
     p->weight_bytes = s->weight_bytes;
     p->stream_bytes = s->stream_bytes;
     p->matmul_params = s->matmul_params;

@@ -20,11 +20,11 @@
 typedef struct rg_plan_shape {
     char name[128];
     int64_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab;
-    bool tied_output;            /* the output head is the embedding table */
-    double weight_bytes;         /* every tensor as stored */
-    double stream_bytes;         /* what a decode step reads: all but the embedding table (unless tied) */
-    double matmul_params;        /* weights a token multiplies with: layers' matrices + output head */
-    char weight_desc[64];        /* "F16", "Q4_1 (file)" ... */
+    bool tied_output;     /* the output head is the embedding table */
+    double weight_bytes;  /* every tensor as stored */
+    double stream_bytes;  /* what a decode step reads: all but the embedding table (unless tied) */
+    double matmul_params; /* weights a token multiplies with: layers' matrices + output head */
+    char weight_desc[64]; /* "F16", "Q4_1 (file)" ... */
 } rg_plan_shape;
 
 /* A named published shape (rg_synth_shape_named: llama2-7b, llama2-70b,
@@ -38,37 +38,37 @@ bool rg_plan_shape_named(const char *name, rg_dtype wtype, rg_plan_shape *out);
 rg_status rg_plan_shape_from_file(const char *path, rg_plan_shape *out, rg_err *err);
 
 typedef struct rg_plan_inputs {
-    int64_t ctx;             /* context length per sequence (tokens) */
-    int64_t batch;           /* sequences decoding together / prompts prefilled together */
-    rg_dtype cache_type;     /* KV dtype */
-    double alpha;            /* speculative decoding: acceptance rate per drafted token, in [0, 1] */
-    int64_t gamma;           /* draft tokens per step */
-    int64_t tp;              /* tensor-parallel ways (1 = none) */
-    int64_t act_bytes;       /* bytes per activation element in the all-reduce (2 = bf16) */
+    int64_t ctx;         /* context length per sequence (tokens) */
+    int64_t batch;       /* sequences decoding together / prompts prefilled together */
+    rg_dtype cache_type; /* KV dtype */
+    double alpha;        /* speculative decoding: acceptance rate per drafted token, in [0, 1] */
+    int64_t gamma;       /* draft tokens per step */
+    int64_t tp;          /* tensor-parallel ways (1 = none) */
+    int64_t act_bytes;   /* bytes per activation element in the all-reduce (2 = bf16) */
 } rg_plan_inputs;
 
 typedef struct rg_plan {
     double weight_bytes, stream_bytes, matmul_params;
-    double kv_bytes_per_token;     /* 2 (K,V) * n_layer * n_head_kv * head_dim * bytes per element */
-    double kv_bytes_per_sequence;  /* kv_bytes_per_token * ctx */
-    double capacity_bytes;         /* machine capacity * tp */
-    int64_t max_sequences;         /* floor((capacity - weights) / kv_bytes_per_sequence), >= 0 */
+    double kv_bytes_per_token;    /* 2 (K,V) * n_layer * n_head_kv * head_dim * bytes per element */
+    double kv_bytes_per_sequence; /* kv_bytes_per_token * ctx */
+    double capacity_bytes;        /* machine capacity * tp */
+    int64_t max_sequences;        /* floor((capacity - weights) / kv_bytes_per_sequence), >= 0 */
     /* decode: one step of `batch` sequences, each at context ctx */
-    double decode_bytes;           /* stream_bytes + batch * kv_bytes_per_sequence */
-    double decode_flops;           /* batch * (2 matmul_params + 4 n_layer n_head head_dim ctx) */
+    double decode_bytes; /* stream_bytes + batch * kv_bytes_per_sequence */
+    double decode_flops; /* batch * (2 matmul_params + 4 n_layer n_head head_dim ctx) */
     double decode_mem_ms, decode_compute_ms;
-    double decode_floor_ms;        /* the larger of the two */
-    double decode_tok_s;           /* batch / floor */
-    double decode_intensity;       /* decode_flops / decode_bytes */
+    double decode_floor_ms;  /* the larger of the two */
+    double decode_tok_s;     /* batch / floor */
+    double decode_intensity; /* decode_flops / decode_bytes */
     /* prefill: batch prompts of ctx tokens */
-    double prefill_flops;          /* batch * (2 ctx (matmul_params - output) + 2 output + causal attention) */
+    double prefill_flops; /* batch * (2 ctx (matmul_params - output) + 2 output + causal attention) */
     double prefill_compute_ms, prefill_mem_ms;
     double prefill_floor_ms;
-    double ridge_point;            /* peak / bandwidth, FLOP per byte */
-    double compute_bound_batch_no_kv; /* ridge * stream_bytes / flops per token (KV ignored) */
-    double compute_bound_batch;    /* with each sequence's KV read; < 0 when never */
-    double spec_expected_tokens;   /* (1 - alpha^(gamma+1)) / (1 - alpha); gamma + 1 at alpha = 1 */
-    double tp_allreduce_bytes_per_token; /* 2 all-reduces per layer of n_embd activations */
+    double ridge_point;                     /* peak / bandwidth, FLOP per byte */
+    double compute_bound_batch_no_kv;       /* ridge * stream_bytes / flops per token (KV ignored) */
+    double compute_bound_batch;             /* with each sequence's KV read; < 0 when never */
+    double spec_expected_tokens;            /* (1 - alpha^(gamma+1)) / (1 - alpha); gamma + 1 at alpha = 1 */
+    double tp_allreduce_bytes_per_token;    /* 2 all-reduces per layer of n_embd activations */
     double tp_ring_bytes_per_gpu_per_token; /* ring all-reduce: 2 (tp - 1) / tp of it sent per GPU */
 } rg_plan;
 

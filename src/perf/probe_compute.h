@@ -9,8 +9,8 @@
 #include "core/threadpool.h"
 
 typedef struct rg_compute_rate {
-    double gops;        /* 1e9 operations per second over all threads; 0 = ISA lacks it */
-    const char *isa;    /* which kernel ran: "avx512f", "avx2+fma", "scalar", "avx512-vnni", ... */
+    double gops;     /* 1e9 operations per second over all threads; 0 = ISA lacks it */
+    const char *isa; /* which kernel ran: "avx512f", "avx2+fma", "scalar", "avx512-vnni", ... */
 } rg_compute_rate;
 
 /* f32: 2 FLOPs per lane per FMA. Runs about seconds_per_rep for each of reps. */

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *rg_phase_name(rg_phase p) { return p == RG_PHASE_PREFILL ? "prefill" : p == RG_PHASE_DECODE ? "decode" : "?"; }
+const char *rg_phase_name(rg_phase p) {
+    return p == RG_PHASE_PREFILL ? "prefill" : p == RG_PHASE_DECODE ? "decode" : "?";
+}
 
 const char *rg_mem_level_name(int level) {
     static const char *names[] = {"DRAM", "L1", "L2", "L3", "L4"};
@@ -45,8 +47,10 @@ static void add(rg_profile_stat *s, const rg_op_event *e, const rg_op_cost *c, d
     /* a kind mixing classes (float and quantized matmuls) takes the int8 roof
      * only if all its calls are int8; the first call decides, a float call demotes */
     rg_compute_class cls = rg_op_compute_class(e);
-    if (s->calls == 1) s->cls = cls;
-    else if (cls == RG_COMPUTE_F32) s->cls = RG_COMPUTE_F32;
+    if (s->calls == 1)
+        s->cls = cls;
+    else if (cls == RG_COMPUTE_F32)
+        s->cls = RG_COMPUTE_F32;
 }
 
 void rg_profile_observe(void *user, const rg_op_event *e) {
@@ -58,7 +62,8 @@ void rg_profile_observe(void *user, const rg_op_event *e) {
     add(&p->by_kind[ph][e->kind], e, &c, dt);
     const char *name = e->name ? e->name : rg_op_kind_name(e->kind);
     int i = 0;
-    while (i < p->n_names[ph] && strcmp(p->by_name[ph][i].key, name)) i++;
+    while (i < p->n_names[ph] && strcmp(p->by_name[ph][i].key, name))
+        i++;
     if (i == p->n_names[ph] && i < RG_PROFILE_MAX_NAMES) {
         rg_profile_stat *s = &p->by_name[ph][i];
         memset(s, 0, sizeof *s);
@@ -78,9 +83,14 @@ void rg_profile_observe(void *user, const rg_op_event *e) {
         p->events = ev;
         p->cap_events = cap;
     }
-    p->events[p->n_events++] = (rg_profile_event){.name = name, .kind = e->kind, .layer = e->layer,
-                                                  .phase = p->phase, .t_start = e->t_start, .t_end = e->t_end,
-                                                  .flops = c.flops, .bytes = rg_op_cost_bytes(&c)};
+    p->events[p->n_events++] = (rg_profile_event){.name = name,
+                                                  .kind = e->kind,
+                                                  .layer = e->layer,
+                                                  .phase = p->phase,
+                                                  .t_start = e->t_start,
+                                                  .t_end = e->t_end,
+                                                  .flops = c.flops,
+                                                  .bytes = rg_op_cost_bytes(&c)};
 }
 
 void rg_profile_thread_slice(void *user, int thread, double t_start, double t_end) {

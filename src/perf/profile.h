@@ -21,16 +21,16 @@ const char *rg_phase_name(rg_phase p);
 #define RG_PROFILE_MAX_NAMES 48
 
 typedef struct rg_profile_stat {
-    char key[32];          /* op kind name ("matmul") or op name ("ffn_down") */
+    char key[32]; /* op kind name ("matmul") or op name ("ffn_down") */
     rg_op_kind kind;
-    rg_compute_class cls;  /* the compute ceiling that applies (int8 for quantized matmuls) */
+    rg_compute_class cls; /* the compute ceiling that applies (int8 for quantized matmuls) */
     int64_t calls;
     double seconds;
     rg_op_cost cost;
 } rg_profile_stat;
 
 typedef struct rg_profile_event {
-    const char *name;      /* static storage (the forward pass's op names) */
+    const char *name; /* static storage (the forward pass's op names) */
     rg_op_kind kind;
     int32_t layer;
     rg_phase phase;
@@ -46,16 +46,16 @@ typedef struct rg_profile_slice {
 } rg_profile_slice;
 
 typedef struct rg_profile {
-    rg_phase phase;        /* events are filed under this phase */
+    rg_phase phase; /* events are filed under this phase */
     rg_profile_stat by_kind[RG_PHASE_COUNT][RG_OP_COUNT];
     rg_profile_stat by_name[RG_PHASE_COUNT][RG_PROFILE_MAX_NAMES];
     int n_names[RG_PHASE_COUNT];
-    double wall_s[RG_PHASE_COUNT];   /* filled by the caller: time of the phase's forward calls */
-    int64_t tokens[RG_PHASE_COUNT];  /* filled by the caller */
+    double wall_s[RG_PHASE_COUNT];  /* filled by the caller: time of the phase's forward calls */
+    int64_t tokens[RG_PHASE_COUNT]; /* filled by the caller */
     bool keep_events;
     rg_profile_event *events;
     int64_t n_events, cap_events;
-    bool events_truncated;           /* an allocation failed: the timeline is incomplete */
+    bool events_truncated; /* an allocation failed: the timeline is incomplete */
     /* per pool thread, appended only by that thread (rg_profile_thread_slice) */
     rg_profile_slice *slices[RG_PROFILE_MAX_THREADS];
     int64_t n_slices[RG_PROFILE_MAX_THREADS], cap_slices[RG_PROFILE_MAX_THREADS];
@@ -75,12 +75,12 @@ void rg_profile_thread_slice(void *user, int thread, double t_start, double t_en
 
 /* The ceilings ops are placed under. */
 typedef struct rg_roofs {
-    double mem_gbs;                  /* main-memory read bandwidth */
-    int n_cache;                     /* cache levels, innermost first */
+    double mem_gbs; /* main-memory read bandwidth */
+    int n_cache;    /* cache levels, innermost first */
     int cache_level[RG_MAX_CACHE_LEVELS];
     double cache_gbs[RG_MAX_CACHE_LEVELS];
-    double peak_gops[2];             /* by rg_compute_class: f32 FMA, int8 dot */
-    int tier;                        /* RG_1T or RG_ALL: which column of the roofline */
+    double peak_gops[2]; /* by rg_compute_class: f32 FMA, int8 dot */
+    int tier;            /* RG_1T or RG_ALL: which column of the roofline */
 } rg_roofs;
 
 /* The roofline's ceilings for a run with n_threads threads: the one-thread
@@ -95,16 +95,16 @@ const char *rg_bound_name(rg_bound b);
 #define RG_OVERHEAD_FRACTION 0.10
 
 typedef struct rg_roof_eval {
-    double gflops, gbs;      /* achieved */
-    double intensity;        /* FLOP per byte (0 for ops without FLOPs) */
-    double attainable_gflops;/* min(peak, intensity x bandwidth) */
+    double gflops, gbs;       /* achieved */
+    double intensity;         /* FLOP per byte (0 for ops without FLOPs) */
+    double attainable_gflops; /* min(peak, intensity x bandwidth) */
     rg_bound bound;
     /* For a memory-bound op, the level its data must have come from: 0 = main
      * memory, else the outermost cache level whose bandwidth covers the achieved
      * GB/s (an op faster than DRAM allows worked out of a cache). */
     int mem_level;
-    bool compute_roof;       /* efficiency is against the compute peak (else a bandwidth) */
-    double efficiency;       /* achieved / the bounding roof: GB/s / that level's bandwidth, or GFLOP/s / peak */
+    bool compute_roof; /* efficiency is against the compute peak (else a bandwidth) */
+    double efficiency; /* achieved / the bounding roof: GB/s / that level's bandwidth, or GFLOP/s / peak */
 } rg_roof_eval;
 
 /* "DRAM", "L1", "L2" ... for rg_roof_eval.mem_level (static storage). */
@@ -117,8 +117,8 @@ rg_roof_eval rg_profile_evaluate(const rg_profile_stat *s, const rg_roofs *roofs
  * thread's track, with its layer, phase, FLOPs and bytes; each prefill or decode
  * step as a span on a second track; each pool thread's slices, named after the
  * op they ran in, on a track per thread (tid 10 + thread)). */
-rg_status rg_profile_write_trace(const rg_profile *const *profiles, const char *const *labels, int n,
-                                 const char *path, rg_err *err);
+rg_status rg_profile_write_trace(const rg_profile *const *profiles, const char *const *labels, int n, const char *path,
+                                 rg_err *err);
 
 /* A roofline plot (SVG, log-log) of one or more profiles: the ceilings of
  * `roof` (memory and cache bandwidths, f32 and int8 peaks) and one labelled point

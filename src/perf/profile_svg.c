@@ -22,11 +22,16 @@ static double py(const axes *a, double y) { return H - MB - (log10(y) - a->ly0) 
 
 static void put_text(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '<') fputs("&lt;", f);
-        else if (*s == '>') fputs("&gt;", f);
-        else if (*s == '&') fputs("&amp;", f);
-        else if (*s == '"') fputs("&quot;", f);
-        else fputc(*s, f);
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else if (*s == '"')
+            fputs("&quot;", f);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -48,7 +53,9 @@ static void slope(FILE *f, const axes *a, double bw, double cap, const char *sty
 
 /* Greedy label placement: the first vertical offset whose box overlaps no
  * label placed before (boxes estimated at 6.5 px per character). */
-typedef struct box { double x0, y0, x1, y1; } box;
+typedef struct box {
+    double x0, y0, x1, y1;
+} box;
 enum { MAX_BOXES = 256 };
 
 static double place_label(box *boxes, int *n, double x, double y, size_t len) {
@@ -80,7 +87,8 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     double xlo = 1e30, xhi = 0, ylo = 1e30, yhi = 0;
     grow(f32 / bw, &xlo, &xhi);
     grow(top, &ylo, &yhi);
-    for (int c = 0; c < roof->n_cache; c++) grow(f32 / roof->cache[c].read_gbs[tier], &xlo, &xhi);
+    for (int c = 0; c < roof->n_cache; c++)
+        grow(f32 / roof->cache[c].read_gbs[tier], &xlo, &xhi);
     for (int i = 0; i < n; i++)
         for (int ph = 0; ph < RG_PHASE_COUNT; ph++)
             for (int k = 0; k < RG_OP_COUNT; k++) {
@@ -115,8 +123,8 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     /* grid and decade ticks */
     fprintf(f, "<g id=\"axes\" stroke=\"#ddd\">\n");
     for (int d = (int)a.lx0; d <= (int)a.lx1; d++)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n", px(&a, pow(10, d)), MT,
-                px(&a, pow(10, d)), H - MB);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n", px(&a, pow(10, d)), MT, px(&a, pow(10, d)),
+                H - MB);
     for (int d = (int)a.ly0; d <= (int)a.ly1; d++)
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", ML, py(&a, pow(10, d)), W - MR,
                 py(&a, pow(10, d)));
@@ -144,8 +152,8 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
         /* at the left end of the line, where the slopes are furthest apart */
         double xl = pow(10, a.lx0) * 1.15;
         if (cb * xl < pow(10, a.ly0)) xl = pow(10, a.ly0) / cb * 1.15;
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#777\" stroke=\"none\">L%d %.0f GB/s</text>\n",
-                px(&a, xl) + 2, py(&a, cb * xl) - 5, roof->cache[c].level, cb);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#777\" stroke=\"none\">L%d %.0f GB/s</text>\n", px(&a, xl) + 2,
+                py(&a, cb * xl) - 5, roof->cache[c].level, cb);
     }
     slope(f, &a, bw, f32, "stroke=\"black\" stroke-width=\"2.5\"");
     double xm = pow(10, a.lx0) * 1.5;
@@ -154,19 +162,22 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
             py(&a, bw * xm) + 14, bw);
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"black\" stroke-width=\"2.5\"/>\n",
             px(&a, f32 / bw), py(&a, f32), W - MR, py(&a, f32));
-    fprintf(f, "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"black\" text-anchor=\"end\">f32 FMA %.0f GFLOP/s "
-               "(ridge %.1f FLOP/B)</text>\n",
+    fprintf(f,
+            "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"black\" text-anchor=\"end\">f32 FMA %.0f GFLOP/s "
+            "(ridge %.1f FLOP/B)</text>\n",
             W - MR - 4, py(&a, f32) - 5, f32, f32 / bw);
     boxes[n_boxes++] = (box){W - MR - 250, py(&a, f32) - 17, W - MR, py(&a, f32) - 3};
     if (int8 > 0) {
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
-                   "stroke-dasharray=\"10,3\"/>\n",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
+                "stroke-dasharray=\"10,3\"/>\n",
                 px(&a, fmin(int8, f32) / bw), py(&a, int8), W - MR, py(&a, int8));
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"#555\" text-anchor=\"end\">int8 dot %.0f GOP/s "
-                   "(quantized matmuls)</text>\n",
+        fprintf(f,
+                "<text x=\"%d\" y=\"%.1f\" stroke=\"none\" fill=\"#555\" text-anchor=\"end\">int8 dot %.0f GOP/s "
+                "(quantized matmuls)</text>\n",
                 W - MR - 4, py(&a, int8) + (int8 > f32 ? -5 : 14), int8);
-        boxes[n_boxes++] = (box){W - MR - 260, py(&a, int8) + (int8 > f32 ? -17 : 2), W - MR,
-                                 py(&a, int8) + (int8 > f32 ? -3 : 16)};
+        boxes[n_boxes++] =
+            (box){W - MR - 260, py(&a, int8) + (int8 > f32 ? -17 : 2), W - MR, py(&a, int8) + (int8 > f32 ? -3 : 16)};
     }
     fprintf(f, "</g>\n");
 
@@ -191,17 +202,17 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
                 }
                 rg_roof_eval v = rg_profile_evaluate(s, &roofs);
                 double x = px(&a, v.intensity), y = py(&a, v.gflops);
-                fprintf(f, "<g class=\"point\" data-op=\"%s\" data-phase=\"%s\">", s->key,
-                        rg_phase_name((rg_phase)ph));
-                if (ph == RG_PHASE_DECODE) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\"/>", x, y);
-                else fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill-opacity=\"0.35\"/>", x - 4.5,
-                             y - 4.5);
+                fprintf(f, "<g class=\"point\" data-op=\"%s\" data-phase=\"%s\">", s->key, rg_phase_name((rg_phase)ph));
+                if (ph == RG_PHASE_DECODE)
+                    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\"/>", x, y);
+                else
+                    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill-opacity=\"0.35\"/>", x - 4.5,
+                            y - 4.5);
                 double ly = place_label(boxes, &n_boxes, x + 8, y + 4, strlen(s->key));
                 if (ly != y + 4) /* moved off its point: a leader line back to it */
-                    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"0.6\"/>", x + 4,
-                            y, x + 8, ly - 4);
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" stroke=\"none\" font-size=\"11\">%s</text>", x + 8, ly,
-                        s->key);
+                    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"0.6\"/>", x + 4, y,
+                            x + 8, ly - 4);
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" stroke=\"none\" font-size=\"11\">%s</text>", x + 8, ly, s->key);
                 fprintf(f, "<title>%s %s (", s->key, rg_phase_name((rg_phase)ph));
                 put_text(f, labels[i]);
                 fprintf(f, "): %.3g FLOP/B, %.3g GFLOP/s, %.3g GB/s, %s-bound, %.0f%% of roof</title></g>\n",
@@ -213,8 +224,8 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     int lx = W - MR + 16, ly = MT + 10;
     fprintf(f, "<g id=\"legend\">\n");
     for (int i = 0; i < n; i++, ly += 20) {
-        fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"5\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">", lx, ly,
-                palette[i % 6], lx + 12, ly + 4);
+        fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"5\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">", lx, ly, palette[i % 6],
+                lx + 12, ly + 4);
         put_text(f, labels[i]);
         fprintf(f, "</text>\n");
     }
@@ -222,15 +233,17 @@ rg_status rg_profile_write_svg(const rg_profile *const *profiles, const char *co
     fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"5\" fill=\"#666\"/><text x=\"%d\" y=\"%d\">decode</text>\n", lx, ly,
             lx + 12, ly + 4);
     ly += 20;
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#666\" fill-opacity=\"0.35\" "
-               "stroke=\"#666\"/><text x=\"%d\" y=\"%d\">prefill</text>\n",
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#666\" fill-opacity=\"0.35\" "
+            "stroke=\"#666\"/><text x=\"%d\" y=\"%d\">prefill</text>\n",
             lx - 4.5, ly - 4.5, lx + 12, ly + 4);
     fprintf(f, "</g>\n");
     if (listed[0])
         fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">not plotted (no FLOPs, pure data movement): %s</text>\n", ML,
                 H - MB + 60, listed);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">points: achieved GFLOP/s of each op kind over its FLOPs/bytes "
-               "from perf/op_cost (one formula table); hover for details</text>\n",
+    fprintf(f,
+            "<text x=\"%d\" y=\"%d\" fill=\"#555\">points: achieved GFLOP/s of each op kind over its FLOPs/bytes "
+            "from perf/op_cost (one formula table); hover for details</text>\n",
             ML, H - MB + 78);
     fprintf(f, "</svg>\n");
     if (fclose(f)) return rg_fail(err, RG_E_IO, "cannot write %s", path);

@@ -22,25 +22,25 @@ enum { RG_1T = 0, RG_ALL = 1 };
 #define RG_MAX_CACHE_LEVELS 4
 
 typedef struct rg_cache_level {
-    int level;              /* 1, 2, 3 */
-    int64_t size_bytes;     /* one instance */
-    int shared_by;          /* CPUs sharing one instance */
-    double read_gbs[2];     /* read bandwidth with a working set of half the level */
+    int level;          /* 1, 2, 3 */
+    int64_t size_bytes; /* one instance */
+    int shared_by;      /* CPUs sharing one instance */
+    double read_gbs[2]; /* read bandwidth with a working set of half the level */
 } rg_cache_level;
 
 typedef struct rg_roofline {
-    char cpu[128];          /* model name */
-    int n_threads;          /* the all-threads measurement's threads */
-    int64_t mem_bytes;      /* physical memory */
+    char cpu[128];                      /* model name */
+    int n_threads;                      /* the all-threads measurement's threads */
+    int64_t mem_bytes;                  /* physical memory */
     double mem_gbs[RG_STREAM_COUNT][2]; /* main memory: read, write, triad */
     int n_cache;
     rg_cache_level cache[RG_MAX_CACHE_LEVELS];
-    double f32_gflops[2];   /* FMA peak */
+    double f32_gflops[2]; /* FMA peak */
     char f32_isa[32];
-    double int8_gops[2];    /* int8 dot peak, 0 when the ISA has none */
+    double int8_gops[2]; /* int8 dot peak, 0 when the ISA has none */
     char int8_isa[32];
-    bool quick;             /* measured with --quick (short, small buffers) */
-    char measured_at[32];   /* UTC, ISO 8601 */
+    bool quick;           /* measured with --quick (short, small buffers) */
+    char measured_at[32]; /* UTC, ISO 8601 */
     /* GPU ceilings: filled only by a CUDA build (RIDGE_HAVE_CUDA) through
      * rg_roofline_measure_gpu; has_gpu false everywhere else. */
     bool has_gpu;
@@ -48,13 +48,13 @@ typedef struct rg_roofline {
     double gpu_mem_gbs;     /* device memory copy/stream bandwidth */
     double gpu_bf16_tflops; /* cuBLAS bf16 GEMM */
     double gpu_fp16_tflops;
-    double gpu_launch_us;   /* empty kernel launch overhead */
+    double gpu_launch_us; /* empty kernel launch overhead */
     int64_t gpu_mem_bytes;
 } rg_roofline;
 
 typedef struct rg_probe_opts {
-    int n_threads;          /* <= 0: all cores */
-    bool quick;             /* small buffers, short runs (tests, CI) */
+    int n_threads; /* <= 0: all cores */
+    bool quick;    /* small buffers, short runs (tests, CI) */
     /* progress: called before each measurement with its index, the total and a
      * label ("memory read, 2 threads"); may be NULL */
     void (*progress)(int step, int n_steps, const char *what, void *user);

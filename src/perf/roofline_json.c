@@ -7,7 +7,8 @@
  *    "f32_fma": {"isa": "avx2+fma", "1t": GFLOP/s, "all": GFLOP/s},
  *    "int8_dot": {"isa": "avx2", "1t": GOP/s, "all": GOP/s},
  *    "ridge_points": {...derived, for readers; ignored on load...},
- *    "gpu": null | {"name": .., "mem_gbs": .., "bf16_tflops": .., "fp16_tflops": .., "launch_us": .., "mem_bytes": ..}} */
+ *    "gpu": null | {"name": .., "mem_gbs": .., "bf16_tflops": .., "fp16_tflops": .., "launch_us": .., "mem_bytes": ..}}
+ */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -137,7 +138,8 @@ rg_status rg_roofline_from_json(const char *text, rg_roofline *r, rg_err *err) {
             goto done;
         L->level = (int)lv, L->size_bytes = (int64_t)size, L->shared_by = (int)sh;
     }
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "f32_fma"), *q = cJSON_GetObjectItemCaseSensitive(root, "int8_dot");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "f32_fma"),
+                *q = cJSON_GetObjectItemCaseSensitive(root, "int8_dot");
     if (!get_pair(root, "f32_fma", r->f32_gflops, err) || !get_pair(root, "int8_dot", r->int8_gops, err)) goto done;
     get_str(f, "isa", r->f32_isa, sizeof r->f32_isa);
     get_str(q, "isa", r->int8_isa, sizeof r->int8_isa);
@@ -146,9 +148,10 @@ rg_status rg_roofline_from_json(const char *text, rg_roofline *r, rg_err *err) {
         double gm = 0;
         r->has_gpu = true;
         get_str(g, "name", r->gpu_name, sizeof r->gpu_name);
-        if (!num(g, "mem_gbs", &r->gpu_mem_gbs, err, "gpu") || !num(g, "bf16_tflops", &r->gpu_bf16_tflops, err, "gpu") ||
-            !num(g, "fp16_tflops", &r->gpu_fp16_tflops, err, "gpu") || !num(g, "launch_us", &r->gpu_launch_us, err, "gpu") ||
-            !num(g, "mem_bytes", &gm, err, "gpu"))
+        if (!num(g, "mem_gbs", &r->gpu_mem_gbs, err, "gpu") ||
+            !num(g, "bf16_tflops", &r->gpu_bf16_tflops, err, "gpu") ||
+            !num(g, "fp16_tflops", &r->gpu_fp16_tflops, err, "gpu") ||
+            !num(g, "launch_us", &r->gpu_launch_us, err, "gpu") || !num(g, "mem_bytes", &gm, err, "gpu"))
             goto done;
         r->gpu_mem_bytes = (int64_t)gm;
     }
@@ -165,9 +168,12 @@ done:
 bool rg_roofline_default_path(char *buf, size_t n) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int w;
-    if (xdg && *xdg) w = snprintf(buf, n, "%s/ridge/roofline.json", xdg);
-    else if (home && *home) w = snprintf(buf, n, "%s/.cache/ridge/roofline.json", home);
-    else return false;
+    if (xdg && *xdg)
+        w = snprintf(buf, n, "%s/ridge/roofline.json", xdg);
+    else if (home && *home)
+        w = snprintf(buf, n, "%s/.cache/ridge/roofline.json", home);
+    else
+        return false;
     return w > 0 && (size_t)w < n;
 }
 

@@ -27,7 +27,8 @@ static void cpu_model_name(char *buf, size_t n) {
         const char *c = strchr(line, ':');
         if (!c) break;
         c++;
-        while (*c == ' ') c++;
+        while (*c == ' ')
+            c++;
         snprintf(buf, n, "%s", c);
         buf[strcspn(buf, "\n")] = 0;
         break;
