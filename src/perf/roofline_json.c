@@ -11,6 +11,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +81,9 @@ char *rg_roofline_to_json(const rg_roofline *r) {
 /* A number field, or fail naming it. */
 static bool num(const cJSON *o, const char *key, double *out, rg_err *err, const char *where) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) {
-        rg_fail(err, RG_E_FORMAT, "roofline JSON: %s%s\"%s\" missing or not a number", where, *where ? "." : "", key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
+        rg_fail(err, RG_E_FORMAT, "roofline JSON: %s%s\"%s\" missing or not a finite number >= 0", where,
+                *where ? "." : "", key);
         return false;
     }
     *out = v->valuedouble;
@@ -121,6 +123,11 @@ rg_status rg_roofline_from_json(const char *text, rg_roofline *r, rg_err *err) {
         rg_fail(err, RG_E_FORMAT, "roofline JSON: \"memory\" or \"caches\" missing");
         goto done;
     }
+    /* counts that become integers: in range before the cast */
+    if (threads < 1 || threads > 1 << 20 || mem > 0x1p62) {
+        rg_fail(err, RG_E_FORMAT, "roofline JSON: threads or mem_bytes out of range");
+        goto done;
+    }
     r->n_threads = (int)threads;
     r->mem_bytes = (int64_t)mem;
     get_str(root, "cpu", r->cpu, sizeof r->cpu);
@@ -136,6 +143,10 @@ rg_status rg_roofline_from_json(const char *text, rg_roofline *r, rg_err *err) {
         if (!num(c, "level", &lv, err, "caches[]") || !num(c, "size_bytes", &size, err, "caches[]") ||
             !num(c, "shared_by", &sh, err, "caches[]") || !get_pair(c, "read", L->read_gbs, err))
             goto done;
+        if (lv > 8 || size > 0x1p62 || sh < 1 || sh > 1 << 20) {
+            rg_fail(err, RG_E_FORMAT, "roofline JSON: a cache level out of range");
+            goto done;
+        }
         L->level = (int)lv, L->size_bytes = (int64_t)size, L->shared_by = (int)sh;
     }
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "f32_fma"),
@@ -153,6 +164,10 @@ rg_status rg_roofline_from_json(const char *text, rg_roofline *r, rg_err *err) {
             !num(g, "fp16_tflops", &r->gpu_fp16_tflops, err, "gpu") ||
             !num(g, "launch_us", &r->gpu_launch_us, err, "gpu") || !num(g, "mem_bytes", &gm, err, "gpu"))
             goto done;
+        if (gm > 0x1p62) {
+            rg_fail(err, RG_E_FORMAT, "roofline JSON: gpu.mem_bytes out of range");
+            goto done;
+        }
         r->gpu_mem_bytes = (int64_t)gm;
     }
     if (r->mem_gbs[RG_STREAM_READ][RG_ALL] <= 0 || r->f32_gflops[RG_ALL] <= 0) {
