@@ -140,7 +140,8 @@ int cmd_bench(int argc, char **argv) {
             double decode_floor_ms = o.no_cache ? bytes / mach.mem_bw * 1e3 : plan.decode_floor_ms;
             double decode_ms = sd.median > 0 ? 1e3 / sd.median : 0, prefill_ms = 1e3 * o.bench_prompt / sp.median;
             double prefill_floor_ms = have_peak ? plan_pre.prefill_floor_ms : 0;
-            double frac = decode_ms > 0 ? decode_floor_ms / decode_ms : 0;
+            double mem_floor_ms = bytes / mach.mem_bw * 1e3; /* the field's meaning since it exists: memory roof only */
+            double frac = decode_ms > 0 ? mem_floor_ms / decode_ms : 0;
             if (o.json) {
                 printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
                        "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
