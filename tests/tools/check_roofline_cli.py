@@ -11,6 +11,8 @@
     well-formed XML with one series per variant holding matmul and attention
     points of both phases, and the Chrome trace is JSON with one complete event
     per op call per variant, step spans, and both phases;
+  * `ridge bench --json` keeps its fields and adds the planner's floors and the
+    measured/floor ratios;
   * bad options exit 1 with a message.
 
 usage: check_roofline_cli.py RIDGE_BINARY
@@ -147,6 +149,21 @@ with tempfile.TemporaryDirectory() as tmp:
     check(sum(1 for e in slices if e["name"] in ("attn_q", "ffn_down")) > 0, "trace: slices not named after ops")
     pnames = {e["args"]["name"] for e in ev if e.get("ph") == "M" and e["name"] == "process_name"}
     check(pnames == set(labels), f"trace process names {pnames}")
+
+    # --- bench: the planner's floors next to the measurement, earlier fields kept
+    os.makedirs(os.path.join(tmp, ".cache", "ridge"), exist_ok=True)
+    with open(roof) as src, open(os.path.join(tmp, ".cache", "ridge", "roofline.json"), "w") as dst:
+        dst.write(src.read())
+    p = run("bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--json")
+    b = json.loads(p.stdout)
+    for field in ("prefill_tok_s", "decode_tok_s", "decode_bytes_per_token", "weight_bytes", "kv_bytes_per_token",
+                  "bandwidth_gb_s", "decode_roofline_fraction", "decode_floor_ms", "decode_measured_ms",
+                  "decode_measured_over_floor", "prefill_floor_ms", "prefill_measured_ms", "prefill_measured_over_floor"):
+        check(field in b, f"bench JSON lacks {field}")
+    check(b["weight_bytes"] == tiny_weights, "bench: weight bytes differ from the planner's")
+    check(b["decode_floor_ms"] > 0 and b["prefill_floor_ms"] > 0, "bench: no planner floors")
+    check(abs(b["decode_measured_over_floor"] - b["decode_measured_ms"] / b["decode_floor_ms"]) < 1e-3 *
+          b["decode_measured_over_floor"], "bench: ratio is not measured / floor")
 
     # --- bad options
     run("plan", "--shape", "nope", expect=1)
