@@ -28,9 +28,9 @@ typedef enum rg_op_kind {
 
 typedef struct rg_op_event {
     rg_op_kind kind;
-    const char *name; /* e.g. "attn_q", "ffn_down", "output", "attn_norm"; static storage */
-    int32_t layer;    /* -1 outside the layer stack */
-    int64_t n_tok;    /* rows (tokens) processed */
+    const char *name;      /* e.g. "attn_q", "ffn_down", "output", "attn_norm"; static storage */
+    int32_t layer;         /* -1 outside the layer stack */
+    int64_t n_tok;         /* rows (tokens) processed */
     /* GET_ROWS, MATMUL */
     rg_dtype wtype;
     int64_t k, n_out;
@@ -39,10 +39,10 @@ typedef struct rg_op_event {
     int64_t n;
     /* ROPE, KV_STORE, ATTENTION */
     int64_t n_head, n_head_kv, head_dim;
-    rg_dtype kv_type;  /* the pool's dtype */
-    int64_t ctx_sum;   /* ATTENTION: sum over the n_tok queries of the keys each attends to */
-    int64_t ctx_max;   /* ATTENTION: the longest of those */
-    int32_t attn_kind; /* ATTENTION: rg_attn_kind (0 flash, 1 naive) */
+    rg_dtype kv_type;      /* the pool's dtype */
+    int64_t ctx_sum;       /* ATTENTION: sum over the n_tok queries of the keys each attends to */
+    int64_t ctx_max;       /* ATTENTION: the longest of those */
+    int32_t attn_kind;     /* ATTENTION: rg_attn_kind (0 flash, 1 naive) */
     /* timing, seconds on CLOCK_MONOTONIC; 0 when the observer asked for no timing */
     double t_start, t_end;
 } rg_op_event;
