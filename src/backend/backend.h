@@ -108,4 +108,9 @@ rg_status rg_backend_cpu_create(rg_threadpool *pool, rg_backend **out, rg_err *e
  * without CUDA (RIDGE_CUDA=OFF) or no device is usable. */
 rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err *err);
 
+/* The GPU's device-to-device copy rate in bytes/s, counting bytes read plus
+ * bytes written (best of reps copies of `bytes`): the ceiling decode is measured
+ * against. 0 without CUDA or on failure. */
+double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps);
+
 #endif

@@ -8,4 +8,9 @@ rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err *err) {
     *out = NULL;
     return rg_fail(err, RG_E_UNSUPPORTED, "this ridge was built without CUDA (configure with -DRIDGE_CUDA=ON)");
 }
+
+double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps) {
+    (void)device, (void)bytes, (void)reps;
+    return 0;
+}
 #endif

@@ -1,0 +1,187 @@
+/* matmul.cu — y[t][r] = sum_k W[r][k] x[t][k] (+ bias[r]) on the GPU.
+ *
+ * Decode-sized batches (n_tok <= GEMV_MAX_TOK) stream each weight row once per
+ * tile of up to 8 tokens: one warp per row, each lane dequantizing 8 consecutive
+ * weights per load (16 bytes for bf16/f16, a 4- or 8-byte word for the quantized
+ * layouts) with several loads in flight, the activations read from L1/L2.
+ * Bandwidth bound: the floor is the resident weight bytes over copy bandwidth.
+ *
+ * Larger batches (prefill) go to cuBLAS on tensor cores: activations rounded to
+ * bf16 (f16 for f16 weights), quantized weights dequantized to bf16 one tile of
+ * rows at a time into scratch, f32 accumulation and output. F32 weights use
+ * sgemm (no tf32), matching the CPU to f32 rounding.
+ *
+ * Activation rounding follows the CPU backend where it is exact to do so: for
+ * f16/bf16 weights x is rounded to f16/bf16 before the dot products in both
+ * paths; for the quantized types the GPU keeps x in f32 (or bf16 in the cuBLAS
+ * path) where the CPU quantizes it to 8 bits, so the two agree to that
+ * quantization's noise (tests/gpu states the tolerances). */
+#include "backend/cuda/dequant.cuh"
+
+#define GEMV_MAX_TOK 16
+#define GEMV_WARPS 4
+
+template <int T> __device__ __forceinline__ float round_act(float v) {
+    if (T == RG_F16) return __half2float(__float2half_rn(v));
+    if (T == RG_BF16) return __bfloat162float(__float2bfloat16_rn(v));
+    return v;
+}
+
+/* Loads in flight per lane: enough bytes per warp to cover memory latency. */
+template <int T> struct unroll_of { static constexpr int value = wt<T>::bytes8 >= 16 ? 4 : 8; };
+
+template <int T, int NT>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
+                                                               const float *__restrict__ bias, float *__restrict__ y) {
+    constexpr int U = unroll_of<T>::value;
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (r >= w.n_out) return;
+    int64_t groups = w.k / 8;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0;
+    for (int64_t g0 = lane; g0 < groups; g0 += 32 * U) {
+        float wv[U][8];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int64_t g = g0 + 32 * u;
+            if (g < groups) wt<T>::load(w, r, g, wv[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int64_t g = g0 + 32 * u;
+            if (g >= groups) break;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= n_tok) break;
+                const float4 *xp = (const float4 *)(x + t * w.k + 8 * g);
+                float4 a = __ldg(xp), b = __ldg(xp + 1);
+                float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[t] = fmaf(wv[u][j], round_act<T>(xs[j]), acc[t]);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float v = acc[t];
+        for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0 && t < n_tok) y[t * w.n_out + r] = v + (bias ? bias[r] : 0.0f);
+    }
+}
+
+template <int T>
+static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
+                        float *y) {
+    unsigned blocks = rg_cuda_blocks(p.n_out, GEMV_WARPS);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
+        int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
+        const float *xt = x + t0 * p.k;
+        float *yt = y + t0 * p.n_out;
+        if (nt == 1) gemv_kernel<T, 1><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else if (nt == 2) gemv_kernel<T, 2><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else if (nt <= 4) gemv_kernel<T, 4><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else gemv_kernel<T, 8><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
+    }
+}
+
+/* ---- the cuBLAS path */
+
+template <typename E> __global__ void to_16bit_kernel(const float *x, int64_t n, E *out);
+template <> __global__ void to_16bit_kernel<__half>(const float *x, int64_t n, __half *out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = __float2half_rn(x[i]);
+}
+template <> __global__ void to_16bit_kernel<__nv_bfloat16>(const float *x, int64_t n, __nv_bfloat16 *out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16_rn(x[i]);
+}
+
+/* rows [r0, r0 + nr) of W dequantized to bf16, 8 elements a thread (one 16-byte store) */
+template <int T> __global__ void dequant_bf16_kernel(wplanes w, int64_t r0, int64_t nr, __nv_bfloat16 *out) {
+    int64_t groups = w.k / 8;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nr * groups) return;
+    int64_t r = i / groups, g = i % groups;
+    float o[8];
+    wt<T>::load(w, r0 + r, g, o);
+    __align__(16) __nv_bfloat16 b[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) b[j] = __float2bfloat16_rn(o[j]);
+    *(uint4 *)(out + r * w.k + 8 * g) = *(const uint4 *)b;
+}
+
+__global__ void add_bias_kernel(float *y, const float *bias, int64_t n_tok, int64_t n_out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_tok * n_out;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += bias[i % n_out];
+}
+
+static bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return true;
+    rg_cuda_fail(c, what, cublasGetStatusString(s));
+    return false;
+}
+
+static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y) {
+    wplanes p = rg_cuda_planes(w);
+    int m = (int)p.n_out, n = (int)n_tok, k = (int)p.k;
+    float one = 1.0f, zero = 0.0f;
+    unsigned conv_blocks = rg_cuda_blocks(n_tok * p.k, 256);
+    if (conv_blocks > 65535) conv_blocks = 65535;
+    if (w->type == RG_F32) {
+        cublas_ok(c, cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)p.p0, k, x, k,
+                                 &zero, y, m),
+                  "sgemm");
+        return;
+    }
+    cudaDataType dt = w->type == RG_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    if (w->type == RG_F16) to_16bit_kernel<__half><<<conv_blocks, 256, 0, c->stream>>>(x, n_tok * p.k, (__half *)c->x16);
+    else to_16bit_kernel<__nv_bfloat16><<<conv_blocks, 256, 0, c->stream>>>(x, n_tok * p.k, (__nv_bfloat16 *)c->x16);
+    if (!RG_CUDA_LAUNCHED(c, "activation conversion")) return;
+    if (w->type == RG_F16 || w->type == RG_BF16) {
+        cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, p.p0, dt, k, c->x16, dt, k,
+                                  &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                  "gemm");
+        return;
+    }
+    /* quantized: a tile of rows at a time through the bf16 scratch */
+    int64_t tile = (int64_t)(c->w16_bytes / ((size_t)p.k * 2));
+    if (tile > 256) tile &= ~(int64_t)127;
+    if (tile < 1) {
+        rg_cuda_fail(c, "matmul", "weight rows wider than the dequantization scratch");
+        return;
+    }
+    for (int64_t r0 = 0; r0 < p.n_out && !c->status; r0 += tile) {
+        int64_t nr = p.n_out - r0 < tile ? p.n_out - r0 : tile;
+        unsigned blocks = rg_cuda_blocks(nr * (p.k / 8), 256);
+        bool ok = rg_cuda_dispatch_type(w->type, [&]<int T>() {
+            dequant_bf16_kernel<T><<<blocks, 256, 0, c->stream>>>(p, r0, nr, (__nv_bfloat16 *)c->w16);
+        });
+        if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
+        if (!RG_CUDA_LAUNCHED(c, "dequantize tile")) return;
+        cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, n, k, &one, c->w16, CUDA_R_16BF, k,
+                                  c->x16, CUDA_R_16BF, k, &zero, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT),
+                  "gemm (dequantized tile)");
+    }
+}
+
+void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok <= 0 || c->status) return;
+    if (n_tok > GEMV_MAX_TOK) {
+        matmul_cublas(c, w, x, n_tok, y);
+        if (bias && !c->status) {
+            unsigned blocks = rg_cuda_blocks(n_tok * w->n_out, 256);
+            add_bias_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(y, bias, n_tok, w->n_out);
+            RG_CUDA_LAUNCHED(c, "bias");
+        }
+        return;
+    }
+    wplanes p = rg_cuda_planes(w);
+    bool ok = rg_cuda_dispatch_type(w->type, [&]<int T>() { launch_gemv<T>(c, p, x, n_tok, bias, y); });
+    if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
+    RG_CUDA_LAUNCHED(c, "gemv");
+}
