@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--ridge", required=True)
     ap.add_argument("--refdata", required=True)
     ap.add_argument("--only", help="substring of the model names to run")
+    ap.add_argument("--skip-missing", action="store_true",
+                    help="skip (and list) reference files whose model is not present, e.g. on a GPU host that "
+                         "received only some models")
     ap.add_argument("extra", nargs="*", help="more ridge eval options (e.g. --attn naive)")
     args = ap.parse_args()
     outputs = os.path.join(args.refdata, "outputs")
@@ -101,6 +104,9 @@ def main():
         if args.only and args.only not in ref["model"]:
             continue
         model = os.path.join(args.refdata, "models", ref["model"])
+        if args.skip_missing and not os.path.exists(model):
+            print("skipped (model not present): %s" % f)
+            continue
         wtype = weight_type(ref["model"])
         tol, noise = TOLERANCE[wtype]
         label = f[:-5]
