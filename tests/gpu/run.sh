@@ -62,12 +62,17 @@ for _ in range(3): x @ y
 torch.cuda.synchronize(); e0.record(); [x @ y for _ in range(10)]; e1.record(); torch.cuda.synchronize()
 print("gemm_TFLOPs %.1f" % (2 * m**3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12))
 PY
+  echo "== bench_cuda (kernels) =="
+  "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
   mkdir -p build/gpu-models
-  for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3.2-1b:q8_0 llama3-8b:bf16}; do
-    shape=${spec%%:*}; type=${spec##*:}; f=build/gpu-models/$shape-$type.gguf
-    [ -s "$f" ] || "$B/ridge" synth --shape "$shape" --type "$type" -o "$f" >/dev/null 2>&1 || { echo "synth $spec failed"; continue; }
+  # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
+  for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3-8b:bf16:8 llama3-8b:q4_0:8}; do
+    IFS=: read -r shape type layers <<<"$spec"
+    f=build/gpu-models/$shape-$type${layers:+-${layers}l}.gguf
+    [ -s "$f" ] || "$B/ridge" synth --shape "$shape" --type "$type" ${layers:+--layers $layers} -o "$f" >/dev/null 2>&1 ||
+      { echo "synth $spec failed"; continue; }
     echo "== bench $spec =="
-    "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$shape-$type.json"
+    "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf).json"
     rm -f "$f" # the disk is small; regenerate next time
   done
 fi
@@ -77,6 +82,7 @@ echo "================ summary ================"
 cat "$O/device.txt" | head -n 1
 printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
+[ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
 [ -f "$O/ceilings.txt" ] && printf "%-28s %s\n" "ceilings (torch)" "$(tr '\n' ' ' <"$O/ceilings.txt")"
 for j in "$O"/bench-*.json; do
   [ -f "$j" ] || continue

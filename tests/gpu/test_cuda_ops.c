@@ -134,6 +134,19 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
         bool cublas = n > 16, with_bias = ti % 2 == 1;
         float *x = randn(n * k, 1.0f), *bias = randn(n_out, 0.5f);
         rg_dtype xr = dev.type == RG_F16 || dev.type == RG_BF16 ? dev.type : (cublas && dev.type != RG_F32 ? RG_BF16 : RG_F32);
+        /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants */
+        rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 ? RG_Q8_0
+                                        : dev.type == RG_Q4_K || dev.type == RG_Q6_K ? RG_Q8_K : RG_F32;
+        float *xa = malloc((size_t)(n * k) * sizeof *xa);
+        memcpy(xa, x, (size_t)(n * k) * sizeof *xa);
+        if (aq != RG_F32) {
+            void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
+            for (int64_t tt = 0; tt < n; tt++) {
+                rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
+                rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
+            }
+            free(blocks);
+        }
         double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
         for (int64_t tt = 0; tt < n; tt++)
             for (int64_t r = 0; r < n_out; r++) {
@@ -141,7 +154,7 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
                 for (int64_t i = 0; i < k; i++) {
                     double w = cublas && xr == RG_BF16 && dev.type != RG_BF16 ? round_to(RG_BF16, wd[r * k + i])
                                                                               : wd[r * k + i];
-                    s += w * (double)round_to(xr, x[tt * k + i]);
+                    s += w * (double)round_to(xr, xa[tt * k + i]);
                 }
                 ref[tt * n_out + r] = s;
             }
@@ -152,7 +165,7 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
         snprintf(what, sizeof what, "matmul %s n_tok %lld%s (%s)", rg_dtype_name(t), (long long)n,
                  with_bias ? " +bias" : "", cublas ? "cuBLAS" : "GEMV");
         check(what, rel_err(y, ref, n * n_out), cublas ? 1e-4 : 1e-5);
-        free(x), free(bias), free(ref), free(y);
+        free(x), free(xa), free(bias), free(ref), free(y);
         gpu->free(gpu, dx), gpu->free(gpu, db), gpu->free(gpu, dy);
     }
     gpu->unload_weight(gpu, &dev);
@@ -273,6 +286,7 @@ static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_h
             }
             done[sq] += take;
         }
+        for (int sq = 0; sq < 2; sq++) s[sq].n_tokens = done[sq]; /* stored below, before the next reserve */
         if (!n) break;
         rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
         for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
@@ -354,6 +368,7 @@ static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_h
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     rng = rg_test_seed();
     printf("seed %llu\n", (unsigned long long)rng);
     rg_err err = {0};

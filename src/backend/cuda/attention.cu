@@ -137,6 +137,17 @@ __global__ void attn_combine_kernel(const float *o_part, const float2 *ml, int64
     }
 }
 
+static size_t attn_smem(int64_t G, int64_t hd) {
+    return (size_t)(G * hd + 2 * TILE * (hd + 1) + G * TILE + G * hd + 3 * G) * sizeof(float);
+}
+
+bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
+    int smem = (int)attn_smem(n_head / n_head_kv, head_dim);
+    return rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") &&
+           rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") &&
+           rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup");
+}
+
 void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     cuda_backend *c = cuda_of(be);
     int64_t n_tok = c->n_tok;
@@ -166,19 +177,11 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     if (a.n_split < 1) a.n_split = 1;
     a.o_part = c->attn_o, a.ml = c->attn_ml;
     int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim;
-    size_t smem = (size_t)(G * hd + 2 * TILE * (hd + 1) + G * TILE + G * hd + 3 * G) * sizeof(float);
+    size_t smem = attn_smem(G, hd);
     dim3 grid((unsigned)a.n_split, (unsigned)a.n_head_kv, (unsigned)n_tok);
-    if (c->kvc.dtype == RG_F32) {
-        cudaFuncSetAttribute(attn_split_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_split_kernel<float><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    } else if (c->kvc.dtype == RG_F16) {
-        cudaFuncSetAttribute(attn_split_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_split_kernel<__half><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    } else {
-        cudaFuncSetAttribute(attn_split_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)smem);
-        attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    }
+    if (c->kvc.dtype == RG_F32) attn_split_kernel<float><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+    else if (c->kvc.dtype == RG_F16) attn_split_kernel<__half><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+    else attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
     if (!RG_CUDA_LAUNCHED(c, "attention")) return;
     attn_combine_kernel<<<dim3((unsigned)a.n_head, (unsigned)n_tok), 128, 0, c->stream>>>(c->attn_o, c->attn_ml,
                                                                                         a.n_head, a.n_split, hd, q->out);

@@ -262,6 +262,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (lim->head_dim > 256 || lim->n_head % lim->n_head_kv || lim->n_head / lim->n_head_kv > 16)
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: attention with head_dim %lld, %lld heads over %lld KV heads",
                        (long long)lim->head_dim, (long long)lim->n_head, (long long)lim->n_head_kv);
+    if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim))
+        return rg_fail(err, c->status, "%s", c->msg);
     size_t elem = c->kvc.dtype == RG_F32 ? 4 : 2;
     c->kv_head_bytes = (size_t)c->kvc.block_size * (size_t)c->kvc.head_dim * elem;
     c->kv_kv_bytes = (size_t)c->kvc.n_head_kv * c->kv_head_bytes;
@@ -288,6 +290,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     size_t full = (size_t)lim->n_out_max * (size_t)lim->k_max * 2;
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
     c->w16 = cuda_alloc(be, c->w16_bytes);
+    c->xq = (float *)cuda_alloc(be, (size_t)16 * (size_t)lim->k_max * 4);
     /* split-KV partials: enough for every token of a full step with a few splits each,
      * and for a decode batch to split its context finely */
     c->attn_entries = lim->max_tokens * lim->n_head * 4;
@@ -296,7 +299,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
-    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->attn_o || !c->attn_ml)
+    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o || !c->attn_ml)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
     return c->status ? rg_fail(err, c->status, "%s", c->msg) : RG_OK;
@@ -365,7 +368,7 @@ static void cuda_destroy(rg_backend *be) {
     cudaFree(c->d_pos);
     cudaFreeHost(c->h_stage);
     free(c->row_src), free(c->row_ctx);
-    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->attn_o), cudaFree(c->attn_ml);
+    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->attn_o), cudaFree(c->attn_ml);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);

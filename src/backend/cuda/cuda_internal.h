@@ -51,6 +51,7 @@ typedef struct cuda_backend {
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
+    float *xq;                    /* quantized activations (GEMV path): 16 * k_max */
     size_t w16_bytes;
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
@@ -86,6 +87,8 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *a);
 void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out);
 void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n);
 void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d);
+/* Allow the attention kernel the shared memory of this head layout (once, at reserve). */
+bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim);
 /* Upload n host ids to a device slot for this step (NULL on failure). */
 const int32_t *rg_cuda_stage_ids(cuda_backend *c, const int32_t *ids, int64_t n);
 

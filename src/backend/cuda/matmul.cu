@@ -11,11 +11,12 @@
  * rows at a time into scratch, f32 accumulation and output. F32 weights use
  * sgemm (no tf32), matching the CPU to f32 rounding.
  *
- * Activation rounding follows the CPU backend where it is exact to do so: for
- * f16/bf16 weights x is rounded to f16/bf16 before the dot products in both
- * paths; for the quantized types the GPU keeps x in f32 (or bf16 in the cuBLAS
- * path) where the CPU quantizes it to 8 bits, so the two agree to that
- * quantization's noise (tests/gpu states the tolerances). */
+ * Activations are rounded the way the CPU backend (and llama.cpp) round them,
+ * so the backends compute the same function: for f16/bf16 weights x is rounded
+ * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0 weights and
+ * to Q8_K for Q4_K/Q6_K weights (then used as the exact f32 values q * d). The
+ * cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
+ * states the tolerances). */
 #include "backend/cuda/dequant.cuh"
 
 #define GEMV_MAX_TOK 16
@@ -84,6 +85,59 @@ static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64
         else if (nt <= 4) gemv_kernel<T, 4><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
         else gemv_kernel<T, 8><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
     }
+}
+
+/* ---- activation quantization (the GEMV path of quantized weights) */
+
+/* Q8_0 per 32: d = amax/127 (kept as f16), q = roundf(x / d); one warp per block. */
+__global__ void act_q8_0_kernel(const float *x, int64_t n, float *out) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i - (threadIdx.x & 31) >= n) return;
+    float v = i < n ? x[i] : 0.0f, amax = fabsf(v);
+    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    float q = roundf(__fmul_rn(v, id));
+    if (i < n) out[i] = q * __half2float(__float2half_rn(d));
+}
+
+/* Q8_K per 256: max = the first element of largest |x|, iscale = -127/max,
+ * q = min(127, round-half-even(iscale * x)), d = 1/iscale; one block per 256. */
+__global__ void act_q8_k_kernel(const float *x, float *out) {
+    __shared__ float s_abs[256];
+    __shared__ int s_idx[256];
+    const float *xb = x + (int64_t)blockIdx.x * 256;
+    int j = threadIdx.x;
+    float v = xb[j];
+    s_abs[j] = fabsf(v), s_idx[j] = j;
+    __syncthreads();
+    for (int stride = 128; stride; stride >>= 1) {
+        if (j < stride) {
+            float a = s_abs[j], b = s_abs[j + stride];
+            int ia = s_idx[j], ib = s_idx[j + stride];
+            if (b > a || (b == a && ib < ia)) s_abs[j] = b, s_idx[j] = ib;
+        }
+        __syncthreads();
+    }
+    float mx = xb[s_idx[0]];
+    if (s_abs[0] == 0) {
+        out[(int64_t)blockIdx.x * 256 + j] = 0;
+        return;
+    }
+    float iscale = -127.0f / mx;
+    float q = fminf(127.0f, nearbyintf(__fmul_rn(iscale, v)));
+    out[(int64_t)blockIdx.x * 256 + j] = q * (1.0f / iscale);
+}
+
+/* x rounded to the activation format the CPU uses with weights of type t; x itself when none. */
+static const float *quantize_act(cuda_backend *c, rg_dtype t, const float *x, int64_t n) {
+    if (t == RG_Q8_0 || t == RG_Q4_0) {
+        act_q8_0_kernel<<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, n, c->xq);
+    } else if (t == RG_Q4_K || t == RG_Q6_K) {
+        act_q8_k_kernel<<<(unsigned)(n / 256), 256, 0, c->stream>>>(x, c->xq);
+    } else {
+        return x;
+    }
+    return RG_CUDA_LAUNCHED(c, "activation quantization") ? c->xq : NULL;
 }
 
 /* ---- the cuBLAS path */
@@ -181,6 +235,7 @@ void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const
         return;
     }
     wplanes p = rg_cuda_planes(w);
+    if (!(x = quantize_act(c, w->type, x, n_tok * w->k))) return;
     bool ok = rg_cuda_dispatch_type(w->type, [&]<int T>() { launch_gemv<T>(c, p, x, n_tok, bias, y); });
     if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
     RG_CUDA_LAUNCHED(c, "gemv");
