@@ -316,7 +316,9 @@ static void cuda_begin_step(rg_backend *be, const rg_step *s) {
     int64_t n_rows = 0;
     for (int64_t t = 0; t < n; t++) {
         pos[t] = s->pos[t];
-        n_ctx[t] = s->n_ctx[t];
+        n_ctx[t] = s->n_ctx ? s->n_ctx[t] : 0;
+        row[t] = 0;
+        if (!s->tables) continue; /* a step without attention (op tests) */
         int64_t r = n_rows - 1;
         if (r < 0 || c->row_src[r] != s->tables[t])
             for (r = 0; r < n_rows && c->row_src[r] != s->tables[t]; r++) {
