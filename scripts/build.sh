@@ -15,5 +15,8 @@ case "$kind" in
   cuda)     opts=(-DCMAKE_BUILD_TYPE=Release -DRIDGE_CUDA=ON -DRIDGE_CUDA_ARCHS="${RIDGE_CUDA_ARCHS:-90a;80}") ;;
   *) echo "usage: scripts/build.sh release|sanitize|fuzz|cuda" >&2; exit 1 ;;
 esac
+if [ "$kind" = cuda ] && ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+fi
 cmake -S . -B "build/$kind" "${opts[@]}" >/dev/null
 cmake --build "build/$kind" -j"$jobs"

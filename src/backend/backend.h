@@ -87,6 +87,15 @@ struct rg_backend {
     /* Copy every layer of KV block src into block dst (copy-on-write). */
     void (*kv_copy_block)(rg_backend *be, int32_t dst, int32_t src);
 
+    /* Optional (NULL: none): CUDA-graph style capture of a decode step's layer ops.
+     * graph_replay runs what was recorded under key (true) or returns false; then
+     * the caller brackets the ops with graph_record_begin/_end, which records them
+     * (without running them) and then runs the recording. Ops between begin and end
+     * must not read host memory (their arguments are frozen in the recording). */
+    bool (*graph_replay)(rg_backend *be, int64_t key);
+    void (*graph_record_begin)(rg_backend *be, int64_t key);
+    void (*graph_record_end)(rg_backend *be, int64_t key);
+
     /* ops */
     void (*get_rows)(rg_backend *be, const rg_weight *w, const int32_t *ids, int64_t n, float *out);
     void (*matmul)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);

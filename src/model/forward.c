@@ -45,6 +45,7 @@ struct rg_ctx {
     rg_op_observer observer; /* NULL: ops are not reported */
     void *observer_user;
     bool observer_timing;
+    bool no_graphs;
 };
 
 /* Copy a host f32 vector into backend memory (NULL stays NULL). */
@@ -133,6 +134,7 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
     c->m = m;
     c->attn = p->attn;
     c->backend = p->backend;
+    c->no_graphs = p->no_graphs;
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
     if (m->pos_encoding == RG_POS_LEARNED && c->n_ctx > hp->n_ctx_train) c->n_ctx = hp->n_ctx_train;
     c->max_tokens = p->max_batch_tokens > 0 ? p->max_batch_tokens : 512;
@@ -316,32 +318,11 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
            op_t0_);
 }
 
-/* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
-static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, rg_kv_seq *const *seqs,
-                          float *logits, int64_t *logit_row) {
+/* The layer stack for the n tokens of the current step (x in, x out). */
+static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     const rg_model *m = c->m;
     const rg_hparams *hp = &m->hp;
     rg_backend *be = c->be;
-    int64_t d = hp->n_embd;
-    const int32_t *pos = b->pos + t0;
-    int64_t ctx_sum = 0, ctx_max = 0;
-    for (int64_t t = 0; t < n; t++) {
-        const rg_kv_seq *s = seqs[b->seq[t0 + t]];
-        c->tables[t] = s->blocks;
-        c->n_ctx_buf[t] = pos[t] + 1;
-        ctx_sum += c->n_ctx_buf[t];
-        if (c->n_ctx_buf[t] > ctx_max) ctx_max = c->n_ctx_buf[t];
-    }
-    be->begin_step(be, &(rg_step){.n_tok = n, .pos = pos, .tables = c->tables, .n_ctx = c->n_ctx_buf,
-                                  .ctx_max = ctx_max});
-    {
-        OP_BEGIN(c);
-        be->get_rows(be, &c->tok_embd, b->token + t0, n, c->x);
-        op_end(c, &(rg_op_event){.kind = RG_OP_GET_ROWS, .name = "token_embd", .layer = -1, .n_tok = n,
-                                 .wtype = m->tok_embd.type, .k = d, .n_out = m->tok_embd.n_out},
-               op_t0_);
-    }
-    add_positions(c, pos, n);
     rg_rope_params rope = {
         .n_rot = hp->n_rot,
         .freq_base = (float)hp->rope_freq_base,
@@ -402,6 +383,42 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         }
         matmul(c, "ffn_down", L, &l->w_down, NULL, c->gate, n, c->xb);
         residual_add(c, "ffn_residual", L, c->xb, n);
+    }
+}
+
+/* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
+static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, rg_kv_seq *const *seqs,
+                          float *logits, int64_t *logit_row) {
+    const rg_model *m = c->m;
+    const rg_hparams *hp = &m->hp;
+    rg_backend *be = c->be;
+    int64_t d = hp->n_embd;
+    const int32_t *pos = b->pos + t0;
+    int64_t ctx_sum = 0, ctx_max = 0;
+    for (int64_t t = 0; t < n; t++) {
+        const rg_kv_seq *s = seqs[b->seq[t0 + t]];
+        c->tables[t] = s->blocks;
+        c->n_ctx_buf[t] = pos[t] + 1;
+        ctx_sum += c->n_ctx_buf[t];
+        if (c->n_ctx_buf[t] > ctx_max) ctx_max = c->n_ctx_buf[t];
+    }
+    be->begin_step(be, &(rg_step){.n_tok = n, .pos = pos, .tables = c->tables, .n_ctx = c->n_ctx_buf,
+                                  .ctx_max = ctx_max});
+    {
+        OP_BEGIN(c);
+        be->get_rows(be, &c->tok_embd, b->token + t0, n, c->x);
+        op_end(c, &(rg_op_event){.kind = RG_OP_GET_ROWS, .name = "token_embd", .layer = -1, .n_tok = n,
+                                 .wtype = m->tok_embd.type, .k = d, .n_out = m->tok_embd.n_out},
+               op_t0_);
+    }
+    add_positions(c, pos, n);
+    /* A decode-sized step (no observer: events are per op) replays the recorded
+     * layer ops of its batch size where the backend records them (CUDA graphs). */
+    bool graph = be->graph_replay && !c->observer && !c->no_graphs && n <= 16;
+    if (!graph || !be->graph_replay(be, n)) {
+        if (graph) be->graph_record_begin(be, n);
+        run_layers(c, n, ctx_sum, ctx_max);
+        if (graph) be->graph_record_end(be, n);
     }
     /* The rows that want logits, LOGIT_ROWS at a time: gather, final norm, output
      * head, then copy the logits out. */

@@ -36,6 +36,7 @@ typedef struct rg_ctx_params {
     rg_attn_kind attn;          /* flash (default) or naive */
     rg_backend_kind backend;    /* RG_BACKEND_CPU (default) or RG_BACKEND_CUDA */
     int device;                 /* CUDA device ordinal */
+    bool no_graphs;             /* CUDA: launch every op of a decode step instead of replaying a graph */
 } rg_ctx_params;
 
 typedef struct rg_ctx rg_ctx;

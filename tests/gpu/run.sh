@@ -73,6 +73,11 @@ PY
       { echo "synth $spec failed"; continue; }
     echo "== bench $spec =="
     "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf).json"
+    if [ "$spec" = llama3.2-1b:bf16 ]; then # launch gaps: the same decode without CUDA graphs
+      echo "== bench $spec --no-graphs =="
+      "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json --no-graphs 2>&1 |
+        tee "$O/bench-$(basename "$f" .gguf)-nographs.json"
+    fi
     rm -f "$f" # the disk is small; regenerate next time
   done
 fi
@@ -92,7 +97,7 @@ try:
     r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 except Exception:
     print("%-28s %s" % (sys.argv[1].split("/")[-1], "no result")); sys.exit()
-name = r["model"].split("/")[-1].replace(".gguf", "")
+name = sys.argv[1].split("/")[-1].replace("bench-", "").replace(".json", "")
 print("%-28s prefill %8.0f tok/s | decode %6.3f ms/tok = %4.0f%% of copy bw %.0f GB/s (%.0f MB/token)" % (
     name, r["prefill_tok_s"], 1e3 / r["decode_tok_s"], 100 * r["decode_roofline_fraction"], r["bandwidth_gb_s"],
     r["decode_bytes_per_token"] / 1e6))

@@ -26,7 +26,7 @@ struct attn_params {
     const uint8_t *layer_base;
     const int32_t *row, *tables, *n_ctx;
     const float *alibi;
-    int64_t table_w, n_head, n_head_kv, head_dim, bs, tiles_per_split, n_split;
+    int64_t table_w, n_head, n_head_kv, head_dim, bs, n_split;
     size_t unit_bytes, kv_bytes, head_bytes;
     float scale;
     float *o_part;  /* [n_tok][n_head][n_split][head_dim] */
@@ -44,8 +44,11 @@ template <typename E> __global__ void __launch_bounds__(ATTN_THREADS) attn_split
     const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
     const int32_t n_ctx = a.n_ctx[t];
     const int32_t *table = a.tables + (int64_t)a.row[t] * a.table_w;
-    const int64_t tile0 = split * a.tiles_per_split;
-    int64_t tile1 = tile0 + a.tiles_per_split, n_tiles = (n_ctx + TILE - 1) / TILE;
+    /* this token's context in n_split near-equal runs of tiles (the split count is
+     * fixed per batch size so that a captured decode step replays at any context) */
+    const int64_t n_tiles = (n_ctx + TILE - 1) / TILE, per = (n_tiles + a.n_split - 1) / a.n_split;
+    const int64_t tile0 = split * per;
+    int64_t tile1 = tile0 + per;
     if (tile1 > n_tiles) tile1 = n_tiles;
 
     for (int64_t i = tid; i < G * hd; i += ATTN_THREADS) {
@@ -161,8 +164,9 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     a.n_head = q->n_head, a.n_head_kv = c->kvc.n_head_kv, a.head_dim = c->kvc.head_dim, a.bs = c->kvc.block_size;
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale = q->scale;
-    /* splits: aim for ~4 blocks per SM, within the partials scratch and the tiles there are */
-    int64_t n_tiles = (c->ctx_max + TILE - 1) / TILE;
+    /* splits: aim for ~4 blocks per SM, within the partials scratch and the tiles
+     * the longest context allowed has; independent of this step's contexts */
+    int64_t n_tiles = (c->max_table_blocks * c->kvc.block_size + TILE - 1) / TILE;
     int64_t want = (4 * (int64_t)c->n_sm + n_tok * a.n_head_kv - 1) / (n_tok * a.n_head_kv);
     int64_t cap = c->attn_entries / (n_tok * a.n_head);
     int64_t n_split = want < n_tiles ? want : n_tiles;
@@ -172,9 +176,7 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
         rg_cuda_fail(c, "attention", "split scratch too small for the step");
         return;
     }
-    a.tiles_per_split = (n_tiles + n_split - 1) / n_split;
-    a.n_split = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
-    if (a.n_split < 1) a.n_split = 1;
+    a.n_split = n_split;
     a.o_part = c->attn_o, a.ml = c->attn_ml;
     int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim;
     size_t smem = attn_smem(G, hd);

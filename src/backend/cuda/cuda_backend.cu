@@ -363,9 +363,43 @@ static void cuda_kv_copy_block(rg_backend *be, int32_t dst, int32_t src) {
     }
 }
 
+/* ---- decode-step graphs */
+
+static bool graph_replay(rg_backend *be, int64_t key) {
+    cuda_backend *c = cuda_of(be);
+    if (key < 1 || key > RG_CUDA_GRAPHS || !c->graphs[key] || c->status) return false;
+    rg_cuda_check(c, cudaGraphLaunch(c->graphs[key], c->stream), "graph launch");
+    return true;
+}
+
+static void graph_record_begin(rg_backend *be, int64_t key) {
+    cuda_backend *c = cuda_of(be);
+    if (key < 1 || key > RG_CUDA_GRAPHS) return;
+    rg_cuda_check(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "graph capture");
+}
+
+static void graph_record_end(rg_backend *be, int64_t key) {
+    cuda_backend *c = cuda_of(be);
+    if (key < 1 || key > RG_CUDA_GRAPHS) return;
+    cudaGraph_t g = NULL;
+    if (!rg_cuda_check(c, cudaStreamEndCapture(c->stream, &g), "graph capture")) return;
+    if (c->status) { /* an op failed while recording: keep the first error, drop the graph */
+        cudaGraphDestroy(g);
+        return;
+    }
+    cudaGraphExec_t exec = NULL;
+    bool ok = rg_cuda_check(c, cudaGraphInstantiate(&exec, g, 0), "graph instantiate");
+    cudaGraphDestroy(g);
+    if (!ok) return;
+    c->graphs[key] = exec;
+    rg_cuda_check(c, cudaGraphLaunch(exec, c->stream), "graph launch");
+}
+
 static void cuda_destroy(rg_backend *be) {
     cuda_backend *c = cuda_of(be);
     if (!c) return;
+    for (int i = 0; i <= RG_CUDA_GRAPHS; i++)
+        if (c->graphs[i]) cudaGraphExecDestroy(c->graphs[i]);
     cudaFree(c->kv_data);
     cudaFree(c->d_pos);
     cudaFreeHost(c->h_stage);
@@ -413,6 +447,9 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.reserve = cuda_reserve;
     c->be.begin_step = cuda_begin_step;
     c->be.kv_copy_block = cuda_kv_copy_block;
+    c->be.graph_replay = graph_replay;
+    c->be.graph_record_begin = graph_record_begin;
+    c->be.graph_record_end = graph_record_end;
     c->be.get_rows = rg_cuda_get_rows;
     c->be.matmul = rg_cuda_matmul;
     c->be.rmsnorm = rg_cuda_rmsnorm;

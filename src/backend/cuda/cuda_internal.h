@@ -27,6 +27,8 @@ extern "C" {
 
 /* Attention works on tiles of this many positions (one lane each in the softmax). */
 #define RG_CUDA_ATTN_TILE 32
+/* Batch sizes (tokens per step) whose decode step is captured as a CUDA graph. */
+#define RG_CUDA_GRAPHS 16
 
 typedef struct cuda_backend {
     rg_backend be;
@@ -56,6 +58,8 @@ typedef struct cuda_backend {
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
     int64_t attn_entries;
+    /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
+    cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;
 
 static inline cuda_backend *cuda_of(rg_backend *be) { return (cuda_backend *)be; }

@@ -28,27 +28,34 @@ template <int T> __device__ __forceinline__ float round_act(float v) {
     return v;
 }
 
-/* Loads in flight per lane: enough bytes per warp to cover memory latency. */
-template <int T> struct unroll_of { static constexpr int value = wt<T>::bytes8 >= 16 ? 4 : 8; };
+/* Each warp computes GEMV_ROWS rows, so every activation value it loads serves
+ * that many weights (the activations, f32, would otherwise cost 8x the bytes
+ * of a 4-bit weight in L1 traffic). Loads in flight per lane: GEMV_ROWS x U. */
+#define GEMV_ROWS 4
+template <int T> struct unroll_of { static constexpr int value = wt<T>::bytes8 >= 16 ? 1 : 2; };
 
 template <int T, int NT>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
                                                                const float *__restrict__ bias, float *__restrict__ y) {
-    constexpr int U = unroll_of<T>::value;
+    constexpr int U = unroll_of<T>::value, R = GEMV_ROWS;
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
-    if (r >= w.n_out) return;
+    int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * R;
+    if (r0 >= w.n_out) return;
     int64_t groups = w.k / 8;
-    float acc[NT];
+    float acc[R][NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0;
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[i][t] = 0;
     for (int64_t g0 = lane; g0 < groups; g0 += 32 * U) {
-        float wv[U][8];
+        float wv[U][R][8];
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            int64_t g = g0 + 32 * u;
-            if (g < groups) wt<T>::load(w, r, g, wv[u]);
-        }
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                int64_t g = g0 + 32 * u, r = r0 + i < w.n_out ? r0 + i : w.n_out - 1;
+                if (g < groups) wt<T>::load(w, r, g, wv[u][i]);
+            }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int64_t g = g0 + 32 * u;
@@ -60,22 +67,28 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(wplanes w, const 
                 float4 a = __ldg(xp), b = __ldg(xp + 1);
                 float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-                for (int j = 0; j < 8; j++) acc[t] = fmaf(wv[u][j], round_act<T>(xs[j]), acc[t]);
+                for (int j = 0; j < 8; j++) {
+                    float xv = round_act<T>(xs[j]);
+#pragma unroll
+                    for (int i = 0; i < R; i++) acc[i][t] = fmaf(wv[u][i][j], xv, acc[i][t]);
+                }
             }
         }
     }
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
-        float v = acc[t];
-        for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (lane == 0 && t < n_tok) y[t * w.n_out + r] = v + (bias ? bias[r] : 0.0f);
-    }
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float v = acc[i][t];
+            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0 && t < n_tok && r0 + i < w.n_out) y[t * w.n_out + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
+        }
 }
 
 template <int T>
 static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
                         float *y) {
-    unsigned blocks = rg_cuda_blocks(p.n_out, GEMV_WARPS);
+    unsigned blocks = rg_cuda_blocks(p.n_out, GEMV_WARPS * GEMV_ROWS);
     for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * p.k;
