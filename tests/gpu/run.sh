@@ -64,6 +64,8 @@ print("gemm_TFLOPs %.1f" % (2 * m**3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12)
 PY
   echo "== bench_cuda (kernels) =="
   "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
+  echo "== peer: torch SDPA decode attention =="
+  python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
   mkdir -p build/gpu-models
   # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
   for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3-8b:bf16:8 llama3-8b:q4_0:8}; do
@@ -88,6 +90,7 @@ cat "$O/device.txt" | head -n 1
 printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
+[ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/ceilings.txt" ] && printf "%-28s %s\n" "ceilings (torch)" "$(tr '\n' ' ' <"$O/ceilings.txt")"
 for j in "$O"/bench-*.json; do
   [ -f "$j" ] || continue

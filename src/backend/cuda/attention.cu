@@ -61,14 +61,21 @@ template <typename E> __global__ void __launch_bounds__(ATTN_THREADS) attn_split
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const int64_t p0 = tile * TILE;
         const int n_valid = (int)(n_ctx - p0 < TILE ? n_ctx - p0 : TILE);
-        /* K and V of this tile's positions, converted to f32 */
-        for (int64_t i = tid; i < n_valid * hd; i += ATTN_THREADS) {
-            int64_t j = i / hd, d = i % hd, p = p0 + j;
+        /* K and V of this tile's positions, 16 bytes a load, converted to f32 */
+        constexpr int VE = 16 / sizeof(E);
+        const int64_t vecs = hd / VE;
+        for (int64_t i = tid; i < n_valid * vecs; i += ATTN_THREADS) {
+            int64_t j = i / vecs, d0 = (i % vecs) * VE, p = p0 + j;
             const uint8_t *unit = a.layer_base + (size_t)table[p / a.bs] * a.unit_bytes + hkv * a.head_bytes;
-            const E *kr = (const E *)unit + (p % a.bs) * hd;
-            const E *vr = (const E *)(unit + a.kv_bytes) + (p % a.bs) * hd;
-            k_s[j * hdp + d] = elem_f<E>(kr[d]);
-            v_s[j * hdp + d] = elem_f<E>(vr[d]);
+            const E *kr = (const E *)unit + (p % a.bs) * hd + d0;
+            const E *vr = (const E *)(unit + a.kv_bytes) + (p % a.bs) * hd + d0;
+            uint4 ku = __ldg((const uint4 *)kr), vu = __ldg((const uint4 *)vr);
+            const E *ke = (const E *)&ku, *ve = (const E *)&vu;
+#pragma unroll
+            for (int e = 0; e < VE; e++) {
+                k_s[j * hdp + d0 + e] = elem_f<E>(ke[e]);
+                v_s[j * hdp + d0 + e] = elem_f<E>(ve[e]);
+            }
         }
         __syncthreads();
         /* scores */

@@ -259,7 +259,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->kvc.block_size > RG_CUDA_ATTN_TILE || RG_CUDA_ATTN_TILE % c->kvc.block_size)
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: KV block size %lld (want a divisor of %d)",
                        (long long)c->kvc.block_size, RG_CUDA_ATTN_TILE);
-    if (lim->head_dim > 256 || lim->n_head % lim->n_head_kv || lim->n_head / lim->n_head_kv > 16)
+    if (lim->head_dim > 256 || lim->head_dim % 8 || lim->n_head % lim->n_head_kv || lim->n_head / lim->n_head_kv > 16)
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: attention with head_dim %lld, %lld heads over %lld KV heads",
                        (long long)lim->head_dim, (long long)lim->n_head, (long long)lim->n_head_kv);
     if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim))

@@ -94,6 +94,54 @@ template <> struct wt<RG_Q6_K> {
     }
 };
 
+/* The quantized types also load as (q[8], s, o) with w = s * q + o: a dot
+ * product then costs one fma per weight, and s, o apply once per 8 (the sum of
+ * the activations serves every row). */
+template <int T> struct wq {
+    static constexpr bool affine = false;
+};
+template <> struct wq<RG_Q8_0> {
+    static constexpr bool affine = true;
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
+        uint2 u = __ldg((const uint2 *)(w.p0 + r * w.k + 8 * g));
+        s = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + g / 4)), o = 0;
+        const int8_t *b = (const int8_t *)&u;
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)b[i];
+    }
+};
+template <> struct wq<RG_Q4_0> {
+    static constexpr bool affine = true;
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
+        uint32_t u = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
+        s = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + g / 4)), o = -8.0f * s;
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)((u >> (4 * i)) & 15);
+    }
+};
+template <> struct wq<RG_Q4_K> {
+    static constexpr bool affine = true;
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
+        uint32_t u = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
+        float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 256) + g / 32));
+        uchar2 sm = __ldg((const uchar2 *)w.p2 + r * (w.k / 32) + g / 4);
+        s = dm.x * (float)sm.x, o = -(dm.y * (float)sm.y);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)((u >> (4 * i)) & 15);
+    }
+};
+template <> struct wq<RG_Q6_K> {
+    static constexpr bool affine = true;
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
+        uint32_t lo = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
+        uint32_t hi = __ldg((const uint16_t *)(w.p1 + r * (w.k / 4) + 2 * g));
+        float sc = (float)__ldg((const int8_t *)w.p2 + r * (w.k / 16) + g / 2);
+        s = __half2float(__ldg((const __half *)w.p3 + r * (w.k / 256) + g / 32)) * sc, o = -32.0f * s;
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)(((lo >> (4 * i)) & 15) | (((hi >> (2 * i)) & 3) << 4));
+    }
+};
+
 /* Call f.template operator()<T>() for the resident type t; false if none. */
 template <typename F> static bool rg_cuda_dispatch_type(rg_dtype t, F &&f) {
     switch (t) {

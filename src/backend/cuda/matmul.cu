@@ -28,37 +28,40 @@ template <int T> __device__ __forceinline__ float round_act(float v) {
     return v;
 }
 
-/* Each warp computes GEMV_ROWS rows, so every activation value it loads serves
- * that many weights (the activations, f32, would otherwise cost 8x the bytes
- * of a 4-bit weight in L1 traffic). Loads in flight per lane: GEMV_ROWS x U. */
-#define GEMV_ROWS 4
-template <int T> struct unroll_of { static constexpr int value = wt<T>::bytes8 >= 16 ? 1 : 2; };
+/* A block of GEMV_THREADS threads computes R rows together: the threads split
+ * the row length (8 weights each per step, several steps' loads in flight), so
+ * even a 2048-wide matrix keeps every SM busy, and each activation value loaded
+ * serves R weights. Partial sums meet through shuffles and shared memory. */
+#define GEMV_THREADS 128
+template <int T> struct unroll_of { static constexpr int value = wt<T>::bytes8 >= 16 ? 2 : 4; };
 
-template <int T, int NT>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
-                                                               const float *__restrict__ bias, float *__restrict__ y) {
-    constexpr int U = unroll_of<T>::value, R = GEMV_ROWS;
-    int lane = threadIdx.x & 31;
-    int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * R;
-    if (r0 >= w.n_out) return;
-    int64_t groups = w.k / 8;
+template <int T, int NT, int R>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
+                                                            const float *__restrict__ bias, float *__restrict__ y) {
+    constexpr int U = unroll_of<T>::value;
+    constexpr bool AFF = wq<T>::affine;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
+    const int64_t r0 = (int64_t)blockIdx.x * R, groups = w.k / 8;
     float acc[R][NT];
 #pragma unroll
     for (int i = 0; i < R; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    for (int64_t g0 = lane; g0 < groups; g0 += 32 * U) {
-        float wv[U][R][8];
+    for (int64_t g0 = tid; g0 < groups; g0 += GEMV_THREADS * U) {
+        float wv[U][R][8], ws[U][R], wo[U][R];
 #pragma unroll
         for (int u = 0; u < U; u++)
 #pragma unroll
             for (int i = 0; i < R; i++) {
-                int64_t g = g0 + 32 * u, r = r0 + i < w.n_out ? r0 + i : w.n_out - 1;
-                if (g < groups) wt<T>::load(w, r, g, wv[u][i]);
+                int64_t g = g0 + GEMV_THREADS * u, r = r0 + i < w.n_out ? r0 + i : w.n_out - 1;
+                if (g < groups) {
+                    if constexpr (AFF) wq<T>::load(w, r, g, wv[u][i], ws[u][i], wo[u][i]);
+                    else wt<T>::load(w, r, g, wv[u][i]);
+                }
             }
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int64_t g = g0 + 32 * u;
+            int64_t g = g0 + GEMV_THREADS * u;
             if (g >= groups) break;
 #pragma unroll
             for (int t = 0; t < NT; t++) {
@@ -67,37 +70,65 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(wplanes w, const 
                 float4 a = __ldg(xp), b = __ldg(xp + 1);
                 float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    float xv = round_act<T>(xs[j]);
+                for (int j = 0; j < 8; j++) xs[j] = round_act<T>(xs[j]);
+                if constexpr (AFF) {
+                    float xsum = ((xs[0] + xs[1]) + (xs[2] + xs[3])) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
 #pragma unroll
-                    for (int i = 0; i < R; i++) acc[i][t] = fmaf(wv[u][i][j], xv, acc[i][t]);
+                    for (int i = 0; i < R; i++) {
+                        float d = 0;
+#pragma unroll
+                        for (int j = 0; j < 8; j++) d = fmaf(wv[u][i][j], xs[j], d);
+                        acc[i][t] = fmaf(ws[u][i], d, fmaf(wo[u][i], xsum, acc[i][t]));
+                    }
+                } else {
+#pragma unroll
+                    for (int i = 0; i < R; i++)
+#pragma unroll
+                        for (int j = 0; j < 8; j++) acc[i][t] = fmaf(wv[u][i][j], xs[j], acc[i][t]);
                 }
             }
         }
     }
+    __shared__ float red[GEMV_THREADS / 32][R * NT];
 #pragma unroll
     for (int i = 0; i < R; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float v = acc[i][t];
             for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == 0 && t < n_tok && r0 + i < w.n_out) y[t * w.n_out + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
+            if (lane == 0) red[warp][i * NT + t] = v;
         }
+    __syncthreads();
+    if (tid < R * NT) {
+        int i = tid / NT, t = tid % NT;
+        float v = 0;
+#pragma unroll
+        for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
+        if (t < n_tok && r0 + i < w.n_out) y[t * w.n_out + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
+    }
 }
 
-template <int T>
-static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
-                        float *y) {
-    unsigned blocks = rg_cuda_blocks(p.n_out, GEMV_WARPS * GEMV_ROWS);
+template <int T, int R>
+static void launch_gemv_r(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
+                          float *y) {
+    unsigned blocks = rg_cuda_blocks(p.n_out, R);
     for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * p.k;
         float *yt = y + t0 * p.n_out;
-        if (nt == 1) gemv_kernel<T, 1><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
-        else if (nt == 2) gemv_kernel<T, 2><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
-        else if (nt <= 4) gemv_kernel<T, 4><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
-        else gemv_kernel<T, 8><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(p, xt, nt, bias, yt);
+        if (nt == 1) gemv_kernel<T, 1, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else if (nt == 2) gemv_kernel<T, 2, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else if (nt <= 4) gemv_kernel<T, 4, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
+        else gemv_kernel<T, 8, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
     }
+}
+
+/* Rows per block: 2 while that leaves fewer than ~8 blocks per SM, else 4. */
+template <int T>
+static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
+                        float *y) {
+    if (p.n_out < 8 * 4 * (int64_t)c->n_sm) launch_gemv_r<T, 2>(c, p, x, n_tok, bias, y);
+    else launch_gemv_r<T, 4>(c, p, x, n_tok, bias, y);
 }
 
 /* ---- activation quantization (the GEMV path of quantized weights) */
