@@ -39,6 +39,13 @@ echo "== test_cuda_ops =="
 grep -E "^FAIL|passed" "$O/ops.txt"
 [ $ops_rc -eq 0 ] || fail=1
 
+if [ "${RIDGE_GPU_SANITIZE:-0}" = 1 ]; then
+  echo "== compute-sanitizer (memcheck) test_cuda_ops =="
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$T" >"$O/sanitizer.txt" 2>&1; san_rc=$?
+  grep -E "ERROR SUMMARY|passed" "$O/sanitizer.txt" | tail -n 2
+  [ $san_rc -eq 0 ] || { echo "compute-sanitizer: exit $san_rc"; fail=1; }
+fi
+
 echo "== ridge eval --gpu vs refdata =="
 python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata tests/data/refdata --skip-missing -- --gpu \
   >"$O/eval.txt" 2>&1; eval_rc=$?
@@ -88,6 +95,7 @@ echo
 echo "================ summary ================"
 cat "$O/device.txt" | head -n 1
 printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
+[ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'

@@ -142,6 +142,73 @@ template <> struct wq<RG_Q6_K> {
     }
 };
 
+/* The quantized types by 32-element units (one Q4/Q8_0 block, two Q6_K
+ * sub-blocks): one 16-byte load of quantized values per unit and row (two for
+ * Q8_0), kept raw in registers and decoded 8 at a time as (q[8], s, o). */
+template <int T> struct wu {};
+template <> struct wu<RG_Q8_0> {
+    struct raw { uint4 a, b; float d; };
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
+        const uint4 *p = (const uint4 *)(w.p0 + r * w.k + 32 * u);
+        x.a = __ldg(p), x.b = __ldg(p + 1);
+        x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
+    }
+    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
+        uint32_t lo = j == 0 ? x.a.x : j == 1 ? x.a.z : j == 2 ? x.b.x : x.b.z;
+        uint32_t hi = j == 0 ? x.a.y : j == 1 ? x.a.w : j == 2 ? x.b.y : x.b.w;
+#pragma unroll
+        for (int i = 0; i < 4; i++) q[i] = (float)(int8_t)(lo >> (8 * i)), q[4 + i] = (float)(int8_t)(hi >> (8 * i));
+        s = x.d, o = 0;
+    }
+};
+static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int j) {
+    return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+template <> struct wu<RG_Q4_0> {
+    struct raw { uint4 n; float d; };
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
+        x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
+        x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
+    }
+    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
+        uint32_t v = word_of(x.n, j);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)((v >> (4 * i)) & 15);
+        s = x.d, o = -8.0f * x.d;
+    }
+};
+template <> struct wu<RG_Q4_K> {
+    struct raw { uint4 n; float s, o; };
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
+        x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
+        float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 256) + u / 8));
+        uchar2 sm = __ldg((const uchar2 *)w.p2 + r * (w.k / 32) + u);
+        x.s = dm.x * (float)sm.x, x.o = -(dm.y * (float)sm.y);
+    }
+    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
+        uint32_t v = word_of(x.n, j);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)((v >> (4 * i)) & 15);
+        s = x.s, o = x.o;
+    }
+};
+template <> struct wu<RG_Q6_K> {
+    struct raw { uint4 lo; uint2 hi; float s0, s1; };
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
+        x.lo = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
+        x.hi = __ldg((const uint2 *)(w.p1 + r * (w.k / 4) + 8 * u));
+        char2 sc = __ldg((const char2 *)w.p2 + r * (w.k / 32) + u);
+        float d = __half2float(__ldg((const __half *)w.p3 + r * (w.k / 256) + u / 8));
+        x.s0 = d * (float)sc.x, x.s1 = d * (float)sc.y;
+    }
+    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
+        uint32_t v = word_of(x.lo, j), h = (j < 2 ? x.hi.x : x.hi.y) >> (16 * (j & 1));
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] = (float)(((v >> (4 * i)) & 15) | (((h >> (2 * i)) & 3) << 4));
+        s = j < 2 ? x.s0 : x.s1, o = -32.0f * s;
+    }
+};
+
 /* Call f.template operator()<T>() for the resident type t; false if none. */
 template <typename F> static bool rg_cuda_dispatch_type(rg_dtype t, F &&f) {
     switch (t) {
