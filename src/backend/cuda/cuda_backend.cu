@@ -55,8 +55,17 @@ static void cuda_upload(rg_backend *be, void *dst, const void *src, size_t bytes
 static void cuda_download(rg_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
     if (!bytes) return;
-    if (rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download"))
-        rg_cuda_check(c, cudaStreamSynchronize(c->stream), "download");
+    /* through the pinned buffer when there is one (a pageable copy is staged by the
+     * driver, slower for the logits a decode step returns), else directly */
+    for (size_t off = 0; off < bytes && !c->status;) {
+        size_t n = c->h_out ? (bytes - off < c->h_out_bytes ? bytes - off : c->h_out_bytes) : bytes;
+        void *to = c->h_out ? c->h_out : dst;
+        if (rg_cuda_check(c, cudaMemcpyAsync(to, (const uint8_t *)src + off, n, cudaMemcpyDeviceToHost, c->stream),
+                          "download") &&
+            rg_cuda_check(c, cudaStreamSynchronize(c->stream), "download") && c->h_out)
+            memcpy((uint8_t *)dst + off, c->h_out, n);
+        off += n;
+    }
     if (c->status) memset(dst, 0, bytes); /* never hand back stale or partial data as if it were a result */
 }
 
@@ -297,6 +306,9 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->attn_entries < 4096 * lim->n_head) c->attn_entries = 4096 * lim->n_head;
     c->attn_o = (float *)cuda_alloc(be, (size_t)c->attn_entries * (size_t)lim->head_dim * 4);
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
+    /* pinned landing buffer for downloads: 8 rows of the widest output (logits) */
+    c->h_out_bytes = (size_t)8 * (size_t)lim->n_out_max * 4;
+    if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
     if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o || !c->attn_ml)
@@ -403,6 +415,7 @@ static void cuda_destroy(rg_backend *be) {
     cudaFree(c->kv_data);
     cudaFree(c->d_pos);
     cudaFreeHost(c->h_stage);
+    if (c->h_out) cudaFreeHost(c->h_out);
     free(c->row_src), free(c->row_ctx);
     cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->attn_o), cudaFree(c->attn_ml);
     if (c->cublas) cublasDestroy(c->cublas);

@@ -46,6 +46,8 @@ typedef struct cuda_backend {
     int64_t max_tokens, max_table_blocks, n_tok, ctx_max;
     int32_t *d_pos, *d_n_ctx, *d_row, *d_tables, *d_ids;
     int32_t *h_stage;             /* pinned: pos | n_ctx | row | tables | ids */
+    void *h_out;                  /* pinned landing buffer for downloads (NULL: direct) */
+    size_t h_out_bytes;
     const int32_t **row_src;      /* host: the block table behind each table row */
     int64_t *row_ctx;             /* host: the longest n_ctx of each table row's tokens */
     size_t stage_ints;
