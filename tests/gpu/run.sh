@@ -69,10 +69,12 @@ for _ in range(3): x @ y
 torch.cuda.synchronize(); e0.record(); [x @ y for _ in range(10)]; e1.record(); torch.cuda.synchronize()
 print("gemm_TFLOPs %.1f" % (2 * m**3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12))
 PY
-  echo "== bench_cuda (kernels) =="
-  "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
-  echo "== peer: torch SDPA decode attention =="
-  python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
+  if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
+    echo "== bench_cuda (kernels) =="
+    "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
+    echo "== peer: torch SDPA decode attention =="
+    python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
+  fi
   mkdir -p build/gpu-models
   # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
   for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3-8b:bf16:8 llama3-8b:q4_0:8}; do
