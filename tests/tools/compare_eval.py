@@ -98,7 +98,7 @@ def main():
     files = sorted(f for f in os.listdir(outputs) if f.endswith(".json"))
     if not files:
         sys.exit("no reference outputs in %s" % outputs)
-    errors, report = [], {}
+    errors, report, skipped = [], {}, 0
     for f in files:
         ref = json.load(open(os.path.join(outputs, f)))
         if args.only and args.only not in ref["model"]:
@@ -106,6 +106,7 @@ def main():
         model = os.path.join(args.refdata, "models", ref["model"])
         if args.skip_missing and not os.path.exists(model):
             print("skipped (model not present): %s" % f)
+            skipped += 1
             continue
         wtype = weight_type(ref["model"])
         tol, noise = TOLERANCE[wtype]
@@ -134,7 +135,8 @@ def main():
                                              for k, v in sorted(stats.items()))))
     for e in errors:
         print("FAIL:", e)
-    print("compare_eval: %d reference files, %d failures" % (len(files), len(errors)))
+    print("compare_eval: %d reference files%s, %d failures" % (len(files), " (%d skipped: model not present)" % skipped
+                                                              if skipped else "", len(errors)))
     sys.exit(1 if errors else 0)
 
 
