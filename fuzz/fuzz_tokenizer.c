@@ -19,6 +19,10 @@ static const char *vocab_files[] = {
 };
 #define N_VOCABS (sizeof vocab_files / sizeof *vocab_files)
 static rg_tokenizer *toks[N_VOCABS];
+/* byte_ok[v][b]: vocabulary v has a token for byte b alone. Some vocabularies lack
+ * tokens for a few control bytes, and then (as in llama.cpp) the byte is dropped,
+ * so the round-trip check below only applies to text made of bytes they have. */
+static bool byte_ok[N_VOCABS][256];
 
 static void load_all(void) {
     for (size_t i = 0; i < N_VOCABS; i++) {
@@ -31,13 +35,25 @@ static void load_all(void) {
             abort();
         }
         rg_gguf_close(g);
+        for (int b = 1; b < 256; b++) {
+            char c = (char)b;
+            int32_t ids[8];
+            byte_ok[i][b] = rg_tokenize(toks[i], &c, 1, false, false, ids, 8, &err) > 0;
+        }
     }
+}
+
+static bool all_bytes_ok(size_t v, const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (!byte_ok[v][(unsigned char)text[i]]) return false;
+    return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!toks[0]) load_all();
     if (size < 1 || size > 4096) return 0;
-    const rg_tokenizer *t = toks[data[0] % N_VOCABS];
+    size_t v = data[0] % N_VOCABS;
+    const rg_tokenizer *t = toks[v];
     bool add_special = data[0] & 0x40, parse_special = data[0] & 0x80;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
@@ -55,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          * or BOS/EOS must come back byte for byte. (SentencePiece adds a leading
          * space and normalizes spaces, so it is exempt.) */
         if (!add_special && !parse_special && !strcmp(rg_tokenizer_model(t), "gpt2") && tok_utf8_valid(text, len) &&
-            !memchr(text, 0, len) &&
+            all_bytes_ok(v, text, len) &&
             (out_len != (int64_t)len || memcmp(out, text, len) != 0)) {
             fprintf(stderr, "fuzz_tokenizer: round trip changed the text (%zu bytes in, %lld out)\n", len,
                     (long long)out_len);

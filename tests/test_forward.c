@@ -2,6 +2,7 @@
  *
  *  * vs the plain reference forward (tests/ref_forward.c) for MHA, GQA, MQA,
  *    head dims 32/64/128, every position encoding, Qwen2-style biases, tied head;
+ *  * RoPE variants (NeoX, linear scaling, Llama 3.1 factors, partial rotary);
  *  * flash vs naive attention, paged KV vs recompute-without-cache;
  *  * batch invariance: several sequences prefilled and decoded together in mixed
  *    batches give each sequence's solo logits;
@@ -148,6 +149,53 @@ static void test_vs_reference(void **state) {
     if (n_fail) fail_msg("%d comparisons with the reference out of bounds", n_fail);
 }
 
+/* The RoPE variants GGUF files declare, at the model level: NeoX pairs (Qwen2),
+ * linear position scaling, Llama 3.1 per-frequency factors, partial rotary
+ * dims. The model's fields are set as the loader would set them from metadata
+ * (tests/test_gguf.c covers the parsing); forward and reference must agree. */
+static void test_rope_variants(void **state) {
+    rg_synth_params p = {.type = RG_F32};
+    p.shape = (rg_synth_shape){"t", 2, 256, 4, 2, 512, 512, 256, 10000};
+    rg_model *m = make_model("rope", &p);
+    const rg_hparams base = m->hp;
+    float factors[64];
+    for (int i = 0; i < 64; i++) factors[i] = 1.0f + 7.0f * (float)(rg_test_rand_u64(&rng) % 1000) / 1000.0f;
+    int64_t n = 37, V = m->hp.n_vocab;
+    int32_t tok[37];
+    random_tokens(tok, n, V);
+    float *ref = malloc((size_t)(n * V) * sizeof *ref), *got = malloc((size_t)(n * V) * sizeof *got);
+    const char *names[] = {"neox", "linear x4", "llama3 factors", "partial n_rot 32", "neox + partial"};
+    for (int v = 0; v < 5; v++) {
+        m->hp = base;
+        m->rope_freq_factors = NULL;
+        if (v == 0 || v == 4) m->hp.rope_type = RG_ROPE_NEOX;
+        if (v == 1) m->hp.rope_scaling = RG_ROPE_SCALING_LINEAR, m->hp.rope_scale_factor = 4.0;
+        if (v == 2) m->hp.rope_scaling = RG_ROPE_SCALING_LLAMA3, m->rope_freq_factors = factors;
+        if (v >= 3) m->hp.n_rot = m->hp.head_dim / 2;
+        for (int64_t i = 0; i < n * V; i++) got[i] = NAN;
+        run_solo(m, RG_ATTN_FLASH, true, RG_F32, tok, n, 1, got);
+        rg_test_ref_forward(m, tok, n, false, ref);
+        double worst = 0;
+        for (int64_t t = 0; t < n; t++) {
+            double e = rel_l2(got + t * V, ref + t * V, V);
+            if (e > worst) worst = e;
+        }
+        printf("  rope %-18s max rel err vs reference %.2e (bound 2e-4)\n", names[v], worst);
+        if (!(worst <= 2e-4)) fail_msg("rope %s: relative error %.3e", names[v], worst);
+    }
+    /* and the variants really change the result (a no-op would pass the above) */
+    m->hp = base;
+    m->rope_freq_factors = NULL;
+    rg_test_ref_forward(m, tok, n, false, ref);
+    m->hp.rope_type = RG_ROPE_NEOX;
+    rg_test_ref_forward(m, tok, n, false, got);
+    assert_true(rel_l2(got + (n - 1) * V, ref + (n - 1) * V, V) > 1e-3);
+    free(ref), free(got);
+    m->hp = base;
+    m->rope_freq_factors = NULL;
+    rg_model_free(m);
+}
+
 /* flash vs naive, paged vs no cache, f16/bf16 KV pools, prefill chunks vs token by token. */
 static void test_levers_agree(void **state) {
     rg_synth_params p = {.type = RG_F32};
@@ -276,6 +324,7 @@ int main(void) {
     rng = rg_test_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vs_reference),
+        cmocka_unit_test(test_rope_variants),
         cmocka_unit_test(test_levers_agree),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_pool_exhaustion),

@@ -15,18 +15,6 @@
 #include "gen_opts.h"
 
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p == '\n') fputs("\\n", stdout);
-        else if (*p == '\t') fputs("\\t", stdout);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 typedef struct top_entry { int32_t id; float logit; } top_entry;
 
 static int cmp_top(const void *a, const void *b) {
@@ -77,9 +65,9 @@ int cmd_eval(int argc, char **argv) {
     bool add_bos = rg_tokenizer_add_bos(m->tok);
     if (o.json) {
         printf("{\n \"model\": ");
-        json_string(base);
+        cli_json_string(base);
         printf(",\n \"prompt\": ");
-        json_string(o.prompt);
+        cli_json_string(o.prompt);
         printf(",\n \"add_bos\": %s,\n \"prompt_tokens\": [", add_bos ? "true" : "false");
     } else {
         printf("model %s\nprompt tokens (%lld):", base, (long long)n);

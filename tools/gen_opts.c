@@ -156,3 +156,14 @@ int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx) {
     }
     return 0;
 }
+
+int32_t *gen_synthetic_prompt(const rg_model *m, int n) {
+    int32_t *prompt = malloc((size_t)(n > 0 ? n : 1) * sizeof *prompt);
+    if (!prompt) return NULL;
+    uint64_t x = 12345;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        prompt[i] = (int32_t)(m->hp.n_vocab / 4 + (int64_t)((x >> 33) % (uint64_t)(m->hp.n_vocab / 2)));
+    }
+    return prompt;
+}

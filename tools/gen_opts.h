@@ -46,4 +46,9 @@ const char *gen_opts_help(void);
  * code on failure, 0 on success. */
 int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx);
 
+/* A fixed pseudo-random walk over ordinary (non-special) ids, n long, for
+ * benchmarks and profiles (same tokens every run). malloc'd; NULL when out of
+ * memory. */
+int32_t *gen_synthetic_prompt(const rg_model *m, int n);
+
 #endif

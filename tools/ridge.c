@@ -14,8 +14,12 @@ static const struct {
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "talk with an instruct model (its chat template, KV cache kept across turns)"},
     {"eval", cmd_eval, "prompt ids, top logits and greedy steps (JSON with --json)"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text file (compare weight and cache types)"},
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},
+    {"roofline", cmd_roofline, "measure this machine's bandwidth and compute ceilings (saved for reuse)"},
+    {"profile", cmd_profile, "per-op time, GB/s, GFLOP/s and roofline bound of a run; trace and SVG plot"},
+    {"plan", cmd_plan, "napkin math: weights, KV, max sequences, decode/prefill floors on a machine"},
 };
 
 static void usage(FILE *f) {
@@ -23,6 +27,18 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'ridge COMMAND --help' shows a command's options.\n");
+}
+
+void cli_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p == '\n') fputs("\\n", stdout);
+        else if (*p == '\t') fputs("\\t", stdout);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
 }
 
 int cli_report(const char *what, const rg_err *err) {

@@ -66,6 +66,8 @@ static rg_status bind(rg_model *m, rg_err *err) {
     int64_t n_embd = hp->n_embd, n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
     rg_status s;
     if ((s = read_pos_encoding(m, err))) return s;
+    if (hp->rope_scaling == RG_ROPE_SCALING_YARN)
+        return rg_fail(err, RG_E_UNSUPPORTED, "RoPE scaling 'yarn' is not implemented (linear and Llama 3.1 are)");
     if ((s = bind_matrix(m, "token_embd.weight", n_embd, hp->n_vocab, true, &m->tok_embd, err))) return s;
     if ((s = bind_matrix(m, "output.weight", n_embd, hp->n_vocab, false, &m->output, err))) return s;
     m->tied_output = m->output.data == NULL;

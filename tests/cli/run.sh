@@ -117,6 +117,13 @@ if [ -f "$default" ]; then
   if grep -q chat_template "$models/ref-gqa-f32.gguf"; then ok
   else [ $rc -eq 2 ] && grep -q "no chat template" "$TMPDIR_CLI/chat.err" && ok ||
     fail "chat on a model without a template: exit $rc: $(cat "$TMPDIR_CLI/chat.err")"; fi
+  # perplexity of the model on English prose: finite, and far better than uniform (49152)
+  ppl=$("$ridge" perplexity -m "$default" -f "$repo/README.md" -c 128 -t 2 --json -q 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])')
+  python3 -c "import sys; p=float('$ppl'); sys.exit(0 if 1 < p < 1000 else 1)" 2>/dev/null && ok ||
+    fail "perplexity on README.md: '$ppl', want 1 < ppl < 1000"
+  "$ridge" perplexity -m "$default" -p "one" -c 64 -q >/dev/null 2>&1; rc=$?
+  [ $rc -ne 0 ] && [ $rc -lt 128 ] && ok || fail "perplexity of a 1-token text: exit $rc, want an error"
   "$ridge" run -m "$default" -p "hi" -n 4 -c 2 >/dev/null 2>&1; rc=$?
   [ $rc -ne 0 ] && [ $rc -lt 128 ] && ok || fail "run with a prompt longer than -c: exit $rc, want an error"
 fi

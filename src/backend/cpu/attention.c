@@ -139,17 +139,6 @@ static int64_t thread_floats(const rg_attn_job *j, int64_t n_head, rg_attn_kind 
     return (n + 15) & ~(int64_t)15;
 }
 
-static bool grow_scratch(rg_cpu_ctx *ctx, size_t bytes) {
-    if (ctx->scratch && ctx->scratch_bytes >= bytes) return true;
-    bytes = align64(bytes);
-    void *p = aligned_alloc(64, bytes);
-    if (!p) return false;
-    free(ctx->scratch);
-    ctx->scratch = p;
-    ctx->scratch_bytes = bytes;
-    return true;
-}
-
 rg_status rg_cpu_attention_reserve(rg_cpu_ctx *ctx, const rg_kv_pool *pool, int64_t n_head, int64_t max_ctx,
                                    rg_err *err) {
     rg_attn_args a = {.pool = pool, .n_head = n_head};
@@ -161,7 +150,7 @@ rg_status rg_cpu_attention_reserve(rg_cpu_ctx *ctx, const rg_kv_pool *pool, int6
                                   thread_floats(&j, n_head, RG_ATTN_FLASH, max_ctx), nth);
     scratch_layout naive = layout(0, 0, 0, thread_floats(&j, n_head, RG_ATTN_NAIVE, max_ctx), nth);
     size_t bytes = flash.total > naive.total ? flash.total : naive.total;
-    if (!grow_scratch(ctx, bytes))
+    if (!rg_cpu_scratch_grow(ctx, bytes))
         return rg_fail(err, RG_E_NOMEM, "out of memory for %zu bytes of attention scratch", bytes);
     return RG_OK;
 }
@@ -199,7 +188,7 @@ void rg_cpu_attention(rg_cpu_ctx *ctx, const rg_attn_args *a) {
     tk.scratch_floats = thread_floats(j, a->n_head, a->kind, max_ctx);
     scratch_layout s = split ? layout(a->n_tok, tk.n_items, rg_attn_flash_part_floats(j), tk.scratch_floats, nth)
                              : layout(0, 0, 0, tk.scratch_floats, nth);
-    if (!grow_scratch(ctx, s.total)) {
+    if (!rg_cpu_scratch_grow(ctx, s.total)) {
         fprintf(stderr, "rg_cpu_attention: out of memory for %zu bytes of scratch\n", s.total);
         abort();
     }

@@ -242,27 +242,6 @@ AVX2_FN static void axpy_avx2(rg_dtype t, const float *p, int nh, int64_t p_stri
         axpy_any(RG_BF16, p, nh, p_stride, v, n_rows, hd, acc);
 }
 
-AVX2_INLINE __m256 exp_ps(__m256 x) {
-    /* min/max with the constant first: a NaN in x comes out as NaN, not clamped */
-    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
-    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f), x);
-    /* x = n ln2 + r, |r| <= ln2/2, ln2 split in two so n ln2 is exact */
-    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    /* 2^n by building the exponent; n = -127 (x <= -88) gives 0 */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 AVX2_FN static float max_avx2(const float *s, int64_t n) {
     __m256 m = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
@@ -281,13 +260,13 @@ AVX2_FN static float exp_sum_avx2(float *s, int64_t n, float m) {
     __m256 mv = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        __m256 e = avx2_exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
         _mm256_storeu_ps(s + i, e);
         sum = _mm256_add_ps(sum, e);
     }
     if (i < n) {
         __m256i mask = tail_mask(n - i);
-        __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(s + i, mask), mv));
+        __m256 e = avx2_exp_ps(_mm256_sub_ps(_mm256_maskload_ps(s + i, mask), mv));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
         _mm256_maskstore_ps(s + i, mask, e);
         sum = _mm256_add_ps(sum, e);

@@ -27,6 +27,49 @@ AVX2_INLINE float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
  * as 2 KiB; one prefetch per 8-block group instead of per line lost 23-50
  * points. The float kernels do without (it cost them ~10 points). Prefetches
  * past the end of the weights are harmless (no fault). */
+/* An exported dot kernel for one weight type from an inner kernel
+ * inner(type, k, w_row, a, as, nt, y, ys) over one row: rows one at a time, and a
+ * switch on nt so that each case is compiled with the token count as a constant
+ * (loops unrolled, accumulators in registers). */
+#define AVX2_DOT_ROWS_KERNEL(name, inner, type)                                                                       \
+    AVX2_FN static void name(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,  \
+                             size_t ys) {                                                                              \
+        for (int r = 0; r < nr; r++) {                                                                                 \
+            const void *wr = (const uint8_t *)w + r * ws;                                                              \
+            switch (nt) {                                                                                              \
+            case 1: inner(type, k, wr, a, as, 1, y + r, ys); break;                                                    \
+            case 2: inner(type, k, wr, a, as, 2, y + r, ys); break;                                                    \
+            case 3: inner(type, k, wr, a, as, 3, y + r, ys); break;                                                    \
+            default: inner(type, k, wr, a, as, 4, y + r, ys); break;                                                   \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+
+/* e^x for softmax and silu: x = n ln2 + r (ln2 split in two so n ln2 is exact),
+ * e^r by a degree-7 polynomial, 2^n built in the exponent bits. x is clamped to
+ * [-88.38, 88.38]; x <= -88.38 gives exactly 0 (n = -127), a NaN stays NaN.
+ * Relative error a few ulp (tests/test_cpu_ops.c checks softmax and swiglu). */
+AVX2_INLINE __m256 avx2_exp_ps(__m256 x) {
+    /* min/max with the constant first: a NaN in x comes out as NaN, not clamped */
+    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f), x);
+    /* x = n ln2 + r, |r| <= ln2/2, ln2 split in two so n ln2 is exact */
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    /* 2^n by building the exponent; n = -127 (x <= -88) gives 0 */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
 #ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 2048
 #endif

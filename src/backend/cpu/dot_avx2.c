@@ -340,21 +340,7 @@ AVX2_INLINE void dot_legacy_n(const rg_dtype type, int64_t k, const void *w, con
         y[t * ys] = hsum_ps(_mm256_add_ps(acc8[t], macc8[t])) + macc[t];
 }
 
-/* Quant kernels: rows one at a time, a switch on nt so each case is compiled
- * with the token count as a constant (loops unrolled, accumulators in registers). */
-#define DOT_KERNEL(name, type)                                                                                         \
-    AVX2_FN static void name(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,  \
-                             size_t ys) {                                                                              \
-        for (int r = 0; r < nr; r++) {                                                                                 \
-            const void *wr = (const uint8_t *)w + r * ws;                                                              \
-            switch (nt) {                                                                                              \
-            case 1: dot_legacy_n(type, k, wr, a, as, 1, y + r, ys); break;                                             \
-            case 2: dot_legacy_n(type, k, wr, a, as, 2, y + r, ys); break;                                             \
-            case 3: dot_legacy_n(type, k, wr, a, as, 3, y + r, ys); break;                                             \
-            default: dot_legacy_n(type, k, wr, a, as, 4, y + r, ys); break;                                            \
-            }                                                                                                          \
-        }                                                                                                              \
-    }
+#define DOT_KERNEL(name, type) AVX2_DOT_ROWS_KERNEL(name, dot_legacy_n, type)
 
 DOT_KERNEL(dot_q4_0, RG_Q4_0)
 DOT_KERNEL(dot_q4_1, RG_Q4_1)

@@ -155,21 +155,7 @@ AVX2_INLINE void dot_kquant_n(const rg_dtype type, int64_t k, const void *w, con
         dot_q45k_n(type, k, w, &r, nt, y, ys);
 }
 
-/* One exported kernel per type (rows one at a time), a switch on nt so each
- * case is compiled with the token count as a constant. */
-#define DOT_KERNEL(name, type)                                                                                         \
-    AVX2_FN static void name(int64_t k, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,  \
-                             size_t ys) {                                                                              \
-        for (int r = 0; r < nr; r++) {                                                                                 \
-            const void *wr = (const uint8_t *)w + r * ws;                                                              \
-            switch (nt) {                                                                                              \
-            case 1: dot_kquant_n(type, k, wr, a, as, 1, y + r, ys); break;                                             \
-            case 2: dot_kquant_n(type, k, wr, a, as, 2, y + r, ys); break;                                             \
-            case 3: dot_kquant_n(type, k, wr, a, as, 3, y + r, ys); break;                                             \
-            default: dot_kquant_n(type, k, wr, a, as, 4, y + r, ys); break;                                            \
-            }                                                                                                          \
-        }                                                                                                              \
-    }
+#define DOT_KERNEL(name, type) AVX2_DOT_ROWS_KERNEL(name, dot_kquant_n, type)
 
 DOT_KERNEL(dot_q4_K, RG_Q4_K)
 DOT_KERNEL(dot_q5_K, RG_Q5_K)

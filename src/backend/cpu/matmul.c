@@ -24,7 +24,7 @@
 #define TOKENS_PER_TILE 128
 #define DECODE_TILE_BYTES (64 * 1024)
 
-static bool grow_scratch(rg_cpu_ctx *ctx, size_t bytes) {
+bool rg_cpu_scratch_grow(rg_cpu_ctx *ctx, size_t bytes) {
     if (ctx->scratch && ctx->scratch_bytes >= bytes) return true;
     bytes = (bytes + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, bytes);
@@ -38,7 +38,7 @@ static bool grow_scratch(rg_cpu_ctx *ctx, size_t bytes) {
 rg_status rg_cpu_reserve(rg_cpu_ctx *ctx, int64_t k, int64_t n_tok, rg_err *err) {
     /* f32 rows are the widest activation format */
     size_t bytes = rg_cpu_act_row_bytes(RG_ACT_F32, k) * (size_t)n_tok;
-    if (!grow_scratch(ctx, bytes))
+    if (!rg_cpu_scratch_grow(ctx, bytes))
         return rg_fail(err, RG_E_NOMEM, "out of memory for %zu bytes of matmul scratch", bytes);
     return RG_OK;
 }
@@ -126,7 +126,7 @@ void rg_cpu_matmul(rg_cpu_ctx *ctx, rg_dtype wtype, const void *w, int64_t k, in
         .n_tok = n_tok,
         .y = y,
     };
-    if (!grow_scratch(ctx, j.a_row * (size_t)n_tok)) {
+    if (!rg_cpu_scratch_grow(ctx, j.a_row * (size_t)n_tok)) {
         fprintf(stderr, "rg_cpu_matmul: out of memory for %zu bytes of scratch\n", j.a_row * (size_t)n_tok);
         abort();
     }

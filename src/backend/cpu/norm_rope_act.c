@@ -46,36 +46,14 @@ static void for_rows(rg_cpu_ctx *ctx, int64_t n_rows, int64_t elems_per_row, row
     rg_threadpool_run(ctx->pool, par_rows_task, &p);
 }
 
-/* ---- exp: a vectorized expf for silu and softmax */
+/* ---- silu and softmax (exp: avx2_exp_ps in avx2_util.h) */
 
 #if RG_X86_SIMD
-/* e^x = 2^n * e^r, n = round(x / ln2), r = x - n ln2 (Cody-Waite split of ln2),
- * e^r by its degree-7 Taylor polynomial (|r| <= ln2/2: truncation < 1e-8).
- * x is clamped to [-87, 88] so 2^n stays a normal float. Relative error below
- * 7.6e-8 (0.63 · 2^-23, measured against double exp over [-87, 88]). */
-AVX2_INLINE __m256 exp_avx2(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln2 hi: exact in 9 bits */
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);     /* ln2 lo */
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 AVX2_FN static void swiglu_avx2(const float *g, const float *u, int64_t n, float *out) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 x = _mm256_loadu_ps(g + i);
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 e = avx2_exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x));
         __m256 silu = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
     }
@@ -89,7 +67,7 @@ AVX2_FN static double exp_sub_sum_avx2(float *x, int64_t n, float max) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        __m256 e = avx2_exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
         _mm256_storeu_ps(x + i, e);
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));

@@ -29,6 +29,11 @@ typedef struct rg_cpu_ctx {
     size_t scratch_bytes;
 } rg_cpu_ctx;
 
+/* Make ctx->scratch at least `bytes` (64-byte aligned; contents not kept). The one
+ * scratch is shared by the ops (matmul's quantized activations, attention's
+ * per-thread rows): they run one after another. false when allocation fails. */
+bool rg_cpu_scratch_grow(rg_cpu_ctx *ctx, size_t bytes);
+
 /* y[t][r] = sum_k W[r][k] * x[t][k] for t < n_tok, r < n_out.
  * W: n_out rows of k elements of wtype (k a multiple of its block size).
  * Grows ctx->scratch as needed (the only allocation; none in steady state). */

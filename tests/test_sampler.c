@@ -1,0 +1,200 @@
+/* test_sampler.c — the sampler against the distributions it claims to draw from.
+ *
+ * Statistical checks draw N = 40000 tokens and require every token's count to
+ * lie within 5 standard deviations (sqrt(N p (1-p))) of N p, with p computed
+ * here in double from the stated chain (penalties, top-k, temperature, softmax,
+ * top-p, min-p); a token outside the kept set must never appear. At 5 sigma
+ * a correct sampler passes with probability > 1 - 1e-6 per token and seed (the
+ * seed is printed; RIDGE_TEST_SEED replays it). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/sampler.h"
+#include "testutil.h"
+
+#define N_DRAWS 40000
+#define V 6
+
+static const float base_logits[V] = {2.0f, 1.5f, 1.0f, 0.2f, -0.5f, -3.0f};
+
+static rg_sampling_params plain(float temp) {
+    rg_sampling_params p = rg_sampling_default();
+    p.temperature = temp;
+    p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f;
+    p.seed = rg_test_seed();
+    return p;
+}
+
+/* Draw N_DRAWS tokens with p and check the counts against want[] (probabilities;
+ * 0 = must never appear). */
+static void check_distribution(const char *what, const rg_sampling_params *p, const double *want) {
+    rg_sampler *s;
+    rg_err err = {0};
+    assert_int_equal(rg_sampler_create(p, V, &s, &err), RG_OK);
+    long count[V] = {0};
+    float logits[V];
+    for (int i = 0; i < N_DRAWS; i++) {
+        memcpy(logits, base_logits, sizeof logits);
+        int32_t t = rg_sampler_sample(s, logits, NULL, 0);
+        assert_true(t >= 0 && t < V);
+        count[t]++;
+    }
+    rg_sampler_free(s);
+    for (int t = 0; t < V; t++) {
+        double mean = N_DRAWS * want[t], sd = sqrt(N_DRAWS * want[t] * (1 - want[t]));
+        printf("  %-22s token %d: %6ld draws, expected %8.1f\n", what, t, count[t], mean);
+        if (want[t] == 0) {
+            if (count[t]) fail_msg("%s: token %d drawn %ld times, must never be", what, t, count[t]);
+        } else if (fabs((double)count[t] - mean) > 5 * sd) {
+            fail_msg("%s: token %d drawn %ld times, expected %.1f +- %.1f", what, t, count[t], mean, 5 * sd);
+        }
+    }
+}
+
+/* softmax(base / temp) over the tokens with keep[t], renormalized. */
+static void softmax_kept(double temp, const int *keep, double *out) {
+    double mx = -INFINITY, sum = 0;
+    for (int t = 0; t < V; t++)
+        if (keep[t] && base_logits[t] / temp > mx) mx = base_logits[t] / temp;
+    for (int t = 0; t < V; t++) sum += out[t] = keep[t] ? exp(base_logits[t] / temp - mx) : 0;
+    for (int t = 0; t < V; t++) out[t] /= sum;
+}
+
+static void test_greedy(void **state) {
+    rg_sampling_params p = plain(0.0f);
+    rg_sampler *s;
+    rg_err err = {0};
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_OK);
+    float l[V];
+    memcpy(l, base_logits, sizeof l);
+    assert_int_equal(rg_sampler_sample(s, l, NULL, 0), 0);
+    /* ties go to the lowest id */
+    float tie[V] = {0, 5, 1, 5, 2, 0};
+    assert_int_equal(rg_sampler_sample(s, tie, NULL, 0), 1);
+    int32_t second = -1;
+    assert_int_equal(rg_argmax(base_logits, V, &second), 0);
+    assert_int_equal(second, 1);
+    rg_sampler_free(s);
+    /* a repetition penalty of 2 on token 0 (2.0 -> 1.0) hands greedy to token 1 */
+    p.repeat_penalty = 2.0f;
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_OK);
+    memcpy(l, base_logits, sizeof l);
+    int32_t hist[] = {0};
+    assert_int_equal(rg_sampler_sample(s, l, hist, 1), 1);
+    rg_sampler_free(s);
+}
+
+static void test_temperature(void **state) {
+    int all[V] = {1, 1, 1, 1, 1, 1};
+    double want[V];
+    const float temps[] = {1.0f, 0.5f, 2.0f};
+    for (int i = 0; i < 3; i++) {
+        rg_sampling_params p = plain(temps[i]);
+        softmax_kept(temps[i], all, want);
+        char what[32];
+        snprintf(what, sizeof what, "temperature %.1f", temps[i]);
+        check_distribution(what, &p, want);
+    }
+}
+
+static void test_top_k(void **state) {
+    rg_sampling_params p = plain(1.0f);
+    p.top_k = 2;
+    int keep[V] = {1, 1, 0, 0, 0, 0};
+    double want[V];
+    softmax_kept(1.0, keep, want);
+    check_distribution("top-k 2", &p, want);
+}
+
+static void test_top_p(void **state) {
+    /* softmax(base): 0.450 0.273 0.166 0.074 0.037 0.002 -> cumulative 0.450
+     * 0.723 0.889 ...; top-p 0.8 keeps the smallest prefix reaching 0.8: 3 tokens */
+    rg_sampling_params p = plain(1.0f);
+    p.top_p = 0.8f;
+    int keep[V] = {1, 1, 1, 0, 0, 0};
+    double want[V];
+    softmax_kept(1.0, keep, want);
+    check_distribution("top-p 0.8", &p, want);
+}
+
+static void test_min_p(void **state) {
+    /* min-p 0.3: keep p >= 0.3 * 0.450 = 0.135, i.e. tokens 0, 1, 2 (0.166) */
+    rg_sampling_params p = plain(1.0f);
+    p.min_p = 0.3f;
+    int keep[V] = {1, 1, 1, 0, 0, 0};
+    double want[V];
+    softmax_kept(1.0, keep, want);
+    check_distribution("min-p 0.3", &p, want);
+}
+
+static void test_penalties_exact(void **state) {
+    rg_sampling_params p = plain(0.0f);
+    p.repeat_penalty = 1.5f;
+    p.frequency_penalty = 0.25f;
+    p.presence_penalty = 0.5f;
+    p.penalty_last_n = 4;
+    rg_sampler *s;
+    rg_err err = {0};
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_OK);
+    float l[V];
+    memcpy(l, base_logits, sizeof l);
+    /* token 5 is outside the last 4 and is not penalized */
+    int32_t hist[] = {5, 1, 1, 4, 1};
+    rg_sampler_sample(s, l, hist, 5);
+    /* token 1: 1.5 / 1.5 - 3 * 0.25 - 0.5 = -0.25; token 4: -0.5 * 1.5 - 0.25 - 0.5 = -1.5 */
+    assert_float_equal(l[1], -0.25f, 1e-6);
+    assert_float_equal(l[4], -1.5f, 1e-6);
+    assert_float_equal(l[5], -3.0f, 0);
+    assert_float_equal(l[0], 2.0f, 0);
+    rg_sampler_free(s);
+}
+
+static void test_seeded(void **state) {
+    rg_sampling_params p = plain(1.0f);
+    rg_sampler *a, *b, *c;
+    rg_err err = {0};
+    assert_int_equal(rg_sampler_create(&p, V, &a, &err), RG_OK);
+    assert_int_equal(rg_sampler_create(&p, V, &b, &err), RG_OK);
+    p.seed += 1;
+    assert_int_equal(rg_sampler_create(&p, V, &c, &err), RG_OK);
+    int differ = 0;
+    for (int i = 0; i < 200; i++) {
+        float la[V], lb[V], lc[V];
+        memcpy(la, base_logits, sizeof la), memcpy(lb, base_logits, sizeof lb), memcpy(lc, base_logits, sizeof lc);
+        int32_t ta = rg_sampler_sample(a, la, NULL, 0), tb = rg_sampler_sample(b, lb, NULL, 0);
+        assert_int_equal(ta, tb);
+        differ += ta != rg_sampler_sample(c, lc, NULL, 0);
+    }
+    assert_true(differ > 0);
+    rg_sampler_free(a), rg_sampler_free(b), rg_sampler_free(c);
+}
+
+static void test_bad_params(void **state) {
+    rg_sampler *s;
+    rg_err err = {0};
+    rg_sampling_params p = plain(1.0f);
+    assert_int_equal(rg_sampler_create(&p, 0, &s, &err), RG_E_INVALID);
+    p.min_p = 1.5f;
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_E_INVALID);
+    p = plain(1.0f);
+    p.repeat_penalty = 0;
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_E_INVALID);
+    p = plain(NAN);
+    assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_E_INVALID);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_greedy),      cmocka_unit_test(test_temperature), cmocka_unit_test(test_top_k),
+        cmocka_unit_test(test_top_p),       cmocka_unit_test(test_min_p),       cmocka_unit_test(test_penalties_exact),
+        cmocka_unit_test(test_seeded),      cmocka_unit_test(test_bad_params),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
