@@ -10,6 +10,9 @@
 #      models of the llama3.2-1b / llama3-8b shapes generated here with ridge synth
 # and prints a short table last. Logs go to $OUT (or build/gpu-out).
 # Exit status: non-zero if any test failed.
+# A build made elsewhere can be used (RIDGE_GPU_BUILD=dir holding ridge,
+# tests/gpu/test_cuda_ops, bench/bench_cuda, and lib/ with shared libraries the
+# GPU host lacks); build it with -DRIDGE_NATIVE=OFF so it runs on any x86-64.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${RIDGE_GPU_BUILD:-build/gpu}
@@ -21,6 +24,8 @@ if [ ! -x "$B/ridge" ] || [ ! -x "$T" ]; then
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DRIDGE_CUDA=ON -DRIDGE_CUDA_ARCHS=90a -DRIDGE_TESTS=OFF \
     -DRIDGE_NATIVE=OFF >/dev/null && cmake --build "$B" -j"$(nproc)" 2>&1 | tail -n 3 || exit 1
 fi
+# libraries carried with a prebuilt build (e.g. libcjson.so.1, which the GPU image lacks)
+[ -d "$B/lib" ] && export LD_LIBRARY_PATH="$PWD/$B/lib:${LD_LIBRARY_PATH:-}"
 # cuBLAS / runtime libraries of the toolkit, wherever this image keeps them
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
          $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null); do
@@ -45,6 +50,9 @@ if [ "${RIDGE_GPU_SANITIZE:-0}" = 1 ]; then
   grep -E "ERROR SUMMARY|passed" "$O/sanitizer.txt" | tail -n 2
   [ $san_rc -eq 0 ] || { echo "compute-sanitizer: exit $san_rc"; fail=1; }
 fi
+
+echo "== ridge roofline (GPU ceilings) =="
+"$B/ridge" roofline --quick --no-save 2>&1 | grep -iE "gpu|bf16|launch" | head -n 8
 
 echo "== ridge eval --gpu vs refdata =="
 python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata tests/data/refdata --skip-missing -- --gpu \
