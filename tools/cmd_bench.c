@@ -83,7 +83,12 @@ int cmd_bench(int argc, char **argv) {
     rg_threadpool *probe_pool = rg_threadpool_create(o.n_threads);
     rg_err err = {0};
     char roof_path[1024];
-    bw[o.bench_reps] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+    /* the ceiling: host read bandwidth on the CPU; device copy bandwidth (read +
+     * written bytes) on the GPU */
+    bool gpu = o.backend == RG_BACKEND_CUDA;
+#define PROBE() (gpu ? rg_backend_cuda_copy_bandwidth(o.device, (size_t)1 << 30, 5) / 1e9 \
+                     : rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3))
+    bw[o.bench_reps] = PROBE();
     for (int r = 0; r < o.bench_reps && !rc; r++) {
         rg_session s;
         if (rg_session_init(&s, ctx, !o.no_cache, &err)) {
@@ -101,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
         rg_session_free(&s);
         pre[r] = o.bench_prompt / (t1 - t0);
         dec[r] = o.bench_gen ? o.bench_gen / (t2 - t1) : 0;
-        bw[r] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+        bw[r] = PROBE();
         if (!o.json)
             fprintf(stderr, "rep %d: prefill %.1f tok/s, decode %.2f tok/s, bandwidth %.1f GB/s\n", r + 1, pre[r],
                     dec[r], bw[r]);
@@ -118,7 +123,8 @@ int cmd_bench(int argc, char **argv) {
         rg_plan_shape shape;
         rg_plan plan, plan_pre;
         rg_roofline roof;
-        bool have_peak = !rg_roofline_default_path(roof_path, sizeof roof_path) ? false
+        /* the saved roofline is the CPU's: no compute floor for the GPU */
+        bool have_peak = gpu || !rg_roofline_default_path(roof_path, sizeof roof_path) ? false
                          : !rg_roofline_load(roof_path, &roof, &err);
         int n_threads = rg_threadpool_size(rg_ctx_cpu_pool(ctx));
         bool quantized = m->layers[0].wq.type != RG_F32 && m->layers[0].wq.type != RG_F16 &&
@@ -147,24 +153,27 @@ int cmd_bench(int argc, char **argv) {
                        "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
                        "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
                        "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %.0f, "
-                       "\"kv_bytes_per_token\": %.0f, \"bandwidth_gb_s\": %.3f, \"decode_roofline_fraction\": %.4f, "
+                       "\"kv_bytes_per_token\": %.0f, \"backend\": \"%s\", \"bandwidth_gb_s\": %.3f, "
+                       "\"decode_roofline_fraction\": %.4f, "
                        "\"decode_floor_ms\": %.6g, \"decode_measured_ms\": %.6g, \"decode_measured_over_floor\": %.4f, "
                        "\"prefill_floor_ms\": %.6g, \"prefill_measured_ms\": %.6g, \"prefill_measured_over_floor\": %.4f, "
                        "\"compute_peak_gflops\": %.6g}\n",
                        o.model, n_threads, o.bench_prompt, o.bench_gen, o.bench_reps,
                        o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
-                       sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, sb.median, frac, decode_floor_ms,
+                       sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, gpu ? "cuda" : "cpu", sb.median, frac,
+                       decode_floor_ms,
                        decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, prefill_floor_ms, prefill_ms,
                        prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0, have_peak ? mach.peak_flops / 1e9 : 0);
             } else {
-                printf("model            %s (%d threads, attn %s, kv %s)\n", o.model, n_threads,
+                printf("model            %s (%s, %d threads, attn %s, kv %s)\n", o.model, gpu ? "cuda" : "cpu", n_threads,
                        o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged");
                 printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min, sp.max);
                 printf("decode  %4d tok  %9.2f tok/s  (min %.2f, max %.2f)\n", o.bench_gen, sd.median, sd.min, sd.max);
                 printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n", bytes / 1e6,
                        weights / 1e6, (bytes - weights) / 1e6, avg_ctx);
-                printf("memory read bandwidth   %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n", sb.median,
-                       o.bench_reps + 1, sb.min, sb.max);
+                printf("%s %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n",
+                       gpu ? "device copy bandwidth  " : "memory read bandwidth  ", sb.median, o.bench_reps + 1, sb.min,
+                       sb.max);
                 printf("planner floor, decode   %.2f ms/token, measured %.2f ms/token: measured/floor %.2f "
                        "(%.0f%% of the memory roofline)\n",
                        decode_floor_ms, decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, 100 * frac);

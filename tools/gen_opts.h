@@ -19,6 +19,9 @@ typedef struct gen_opts {
     bool no_cache;           /* --kv none */
     rg_attn_kind attn;       /* --attn flash|naive */
     rg_dtype kv_type;        /* --cache-type f32|f16|bf16 */
+    rg_backend_kind backend; /* --gpu / -ngl N (N > 0): CUDA */
+    int device;              /* --device N: CUDA device ordinal */
+    bool no_graphs;          /* --no-graphs: no CUDA graph replay of decode steps */
     rg_sampling_params sampling;
     bool json;
     bool quiet;              /* no load progress */
