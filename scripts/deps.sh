@@ -2,7 +2,7 @@
 # deps.sh — install the Debian packages ridge builds and tests with (idempotent).
 # Runs apt-get only when something is missing; uses sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config python3 python3-pip libpcre2-dev libcmocka-dev libxxhash-dev libmicrohttpd-dev libcjson-dev clang libclang-rt-14-dev)
+pkgs=(build-essential cmake pkg-config python3 python3-pip libpcre2-dev libcjson-dev libcmocka-dev libxxhash-dev libmicrohttpd-dev clang libclang-rt-14-dev)
 # Optional: the server tests also drive `ridge serve` with the unmodified OpenAI
 # Python client when it can be installed from PyPI; without it they use raw HTTP.
 python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet --break-system-packages openai >/dev/null 2>&1 ||

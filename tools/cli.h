@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "perf/roofline.h"
 #include "tok/tokenizer.h"
 
 #define RG_EXIT_USAGE 1
@@ -22,6 +23,9 @@ int cmd_eval(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_roofline(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 
@@ -34,6 +38,11 @@ char *cli_read_text_file(const char *path);
 
 /* Print s on stdout as a JSON string (quoted, escaped; bytes >= 0x80 as they are). */
 void cli_json_string(const char *s);
+
+/* This machine's ceilings: loaded from path (NULL: the default,
+ * ~/.cache/ridge/roofline.json), else measured (quick: seconds) and saved there.
+ * Returns 0, or the exit code with the message printed. */
+int cli_roofline(const char *path, int n_threads, bool quick, bool quiet, rg_roofline *out);
 
 /* Print "ridge: <what>: <msg>" on stderr and return the exit code for status. */
 int cli_report(const char *what, const rg_err *err);

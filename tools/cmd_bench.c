@@ -18,6 +18,8 @@
 #include "engine/session.h"
 #include "gen_opts.h"
 #include "perf/bandwidth.h"
+#include "perf/plan.h"
+#include "perf/profile.h"
 
 #define PROBE_BYTES ((size_t)512 << 20)
 
@@ -75,18 +77,18 @@ int cmd_bench(int argc, char **argv) {
         rg_ctx_free(ctx), rg_model_free(m);
         return RG_EXIT_USAGE;
     }
-    /* Prompt: a fixed pseudo-random walk over ordinary (non-special) ids. */
-    int32_t *prompt = malloc((size_t)o.bench_prompt * sizeof *prompt);
-    uint64_t x = 12345;
-    for (int i = 0; i < o.bench_prompt; i++) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        prompt[i] = (int32_t)(m->hp.n_vocab / 4 + (int64_t)((x >> 33) % (uint64_t)(m->hp.n_vocab / 2)));
-    }
+    int32_t *prompt = gen_synthetic_prompt(m, o.bench_prompt);
     double *pre = calloc((size_t)o.bench_reps, sizeof *pre), *dec = calloc((size_t)o.bench_reps, sizeof *dec),
            *bw = calloc((size_t)o.bench_reps + 1, sizeof *bw);
     rg_threadpool *probe_pool = rg_threadpool_create(o.n_threads);
     rg_err err = {0};
-    bw[o.bench_reps] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+    char roof_path[1024];
+    /* the ceiling: host read bandwidth on the CPU; device copy bandwidth (read +
+     * written bytes) on the GPU */
+    bool gpu = o.backend == RG_BACKEND_CUDA;
+#define PROBE() (gpu ? rg_backend_cuda_copy_bandwidth(o.device, (size_t)1 << 30, 5) / 1e9 \
+                     : rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3))
+    bw[o.bench_reps] = PROBE();
     for (int r = 0; r < o.bench_reps && !rc; r++) {
         rg_session s;
         if (rg_session_init(&s, ctx, !o.no_cache, &err)) {
@@ -104,43 +106,85 @@ int cmd_bench(int argc, char **argv) {
         rg_session_free(&s);
         pre[r] = o.bench_prompt / (t1 - t0);
         dec[r] = o.bench_gen ? o.bench_gen / (t2 - t1) : 0;
-        bw[r] = rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3);
+        bw[r] = PROBE();
         if (!o.json)
             fprintf(stderr, "rep %d: prefill %.1f tok/s, decode %.2f tok/s, bandwidth %.1f GB/s\n", r + 1, pre[r],
                     dec[r], bw[r]);
     }
     rg_threadpool_free(probe_pool);
     if (!rc) {
-        /* bytes a decode token must move: streamed weights + KV read at the average context + KV written */
-        int64_t weights = rg_model_weight_bytes(m);
-        if (!m->tied_output) weights -= rg_dtype_row_bytes(m->tok_embd.type, m->hp.n_embd) * (m->hp.n_vocab - 1);
-        int64_t kv_tok = rg_hparams_kv_bytes_per_token(&m->hp, o.kv_type);
-        double avg_ctx = o.bench_prompt + 0.5 * o.bench_gen;
-        double bytes = (double)weights + (o.no_cache ? 0 : (double)kv_tok * (avg_ctx + 1));
         stats sp = summarize(pre, o.bench_reps), sd = summarize(dec, o.bench_reps),
               sb = summarize(bw, o.bench_reps + 1);
-        double frac = sd.median * bytes / (sb.median * 1e9);
-        if (o.json) {
-            printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
-                   "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
-                   "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
-                   "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %lld, "
-                   "\"kv_bytes_per_token\": %lld, \"bandwidth_gb_s\": %.3f, \"decode_roofline_fraction\": %.4f}\n",
-                   o.model, rg_threadpool_size(rg_ctx_cpu_pool(ctx)), o.bench_prompt, o.bench_gen, o.bench_reps,
-                   o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
-                   sp.max, sd.median, sd.min, sd.max, bytes, (long long)weights, (long long)kv_tok, sb.median, frac);
+        /* The planner's floors (perf/plan.h, the same formulas as `ridge plan`): a
+         * decode token streams the weights plus the KV cache at the average context
+         * (none with --kv none, which recomputes instead), over the bandwidth just
+         * measured; the prompt's FLOPs over the saved roofline's compute peak
+         * (int8 dot for quantized weights), when `ridge roofline` has saved one. */
+        rg_plan_shape shape;
+        rg_plan plan, plan_pre;
+        rg_roofline roof;
+        /* the saved roofline is the CPU's: no compute floor for the GPU */
+        bool have_peak = gpu || !rg_roofline_default_path(roof_path, sizeof roof_path) ? false
+                         : !rg_roofline_load(roof_path, &roof, &err);
+        int n_threads = rg_threadpool_size(rg_ctx_cpu_pool(ctx));
+        bool quantized = m->layers[0].wq.type != RG_F32 && m->layers[0].wq.type != RG_F16 &&
+                         m->layers[0].wq.type != RG_BF16;
+        rg_roofs roofs = have_peak ? rg_roofs_from_roofline(&roof, n_threads) : (rg_roofs){0};
+        rg_machine mach = {.mem_bw = sb.median * 1e9,
+                           .peak_flops = have_peak ? roofs.peak_gops[quantized] * 1e9 : 1e30, /* unknown: no compute floor */
+                           .capacity_bytes = 0};
+        double avg_ctx = o.bench_prompt + 0.5 * o.bench_gen;
+        rg_plan_inputs in = {.ctx = (int64_t)(avg_ctx + 1.5), .batch = 1, .cache_type = o.kv_type, .tp = 1,
+                             .act_bytes = 2};
+        if (rg_plan_shape_from_file(o.model, &shape, &err) || rg_plan_compute(&shape, &mach, &in, &plan, &err)) {
+            rc = cli_report("bench: plan", &err);
         } else {
-            printf("model            %s (%d threads, attn %s, kv %s)\n", o.model,
-                   rg_threadpool_size(rg_ctx_cpu_pool(ctx)), o.attn == RG_ATTN_FLASH ? "flash" : "naive",
-                   o.no_cache ? "none" : "paged");
-            printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min, sp.max);
-            printf("decode  %4d tok  %9.2f tok/s  (min %.2f, max %.2f)\n", o.bench_gen, sd.median, sd.min, sd.max);
-            printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n", bytes / 1e6,
-                   (double)weights / 1e6, (bytes - (double)weights) / 1e6, avg_ctx);
-            printf("memory read bandwidth   %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n", sb.median,
-                   o.bench_reps + 1, sb.min, sb.max);
-            printf("decode roofline         floor %.2f ms/token, measured %.2f ms/token: %.0f%% of the memory roofline\n",
-                   bytes / (sb.median * 1e9) * 1e3, 1e3 / sd.median, 100 * frac);
+            in.ctx = o.bench_prompt;
+            rg_plan_compute(&shape, &mach, &in, &plan_pre, &err);
+            double weights = plan.stream_bytes, kv_tok = plan.kv_bytes_per_token;
+            double bytes = o.no_cache ? weights : plan.decode_bytes;
+            double decode_floor_ms = o.no_cache ? bytes / mach.mem_bw * 1e3 : plan.decode_floor_ms;
+            double decode_ms = sd.median > 0 ? 1e3 / sd.median : 0, prefill_ms = 1e3 * o.bench_prompt / sp.median;
+            double prefill_floor_ms = have_peak ? plan_pre.prefill_floor_ms : 0;
+            double mem_floor_ms = bytes / mach.mem_bw * 1e3; /* the field's meaning since it exists: memory roof only */
+            double frac = decode_ms > 0 ? mem_floor_ms / decode_ms : 0;
+            if (o.json) {
+                printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
+                       "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
+                       "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
+                       "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %.0f, "
+                       "\"kv_bytes_per_token\": %.0f, \"backend\": \"%s\", \"bandwidth_gb_s\": %.3f, "
+                       "\"decode_roofline_fraction\": %.4f, "
+                       "\"decode_floor_ms\": %.6g, \"decode_measured_ms\": %.6g, \"decode_measured_over_floor\": %.4f, "
+                       "\"prefill_floor_ms\": %.6g, \"prefill_measured_ms\": %.6g, \"prefill_measured_over_floor\": %.4f, "
+                       "\"compute_peak_gflops\": %.6g}\n",
+                       o.model, n_threads, o.bench_prompt, o.bench_gen, o.bench_reps,
+                       o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
+                       sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, gpu ? "cuda" : "cpu", sb.median, frac,
+                       decode_floor_ms,
+                       decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, prefill_floor_ms, prefill_ms,
+                       prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0, have_peak ? mach.peak_flops / 1e9 : 0);
+            } else {
+                printf("model            %s (%s, %d threads, attn %s, kv %s)\n", o.model, gpu ? "cuda" : "cpu", n_threads,
+                       o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged");
+                printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min, sp.max);
+                printf("decode  %4d tok  %9.2f tok/s  (min %.2f, max %.2f)\n", o.bench_gen, sd.median, sd.min, sd.max);
+                printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n", bytes / 1e6,
+                       weights / 1e6, (bytes - weights) / 1e6, avg_ctx);
+                printf("%s %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n",
+                       gpu ? "device copy bandwidth  " : "memory read bandwidth  ", sb.median, o.bench_reps + 1, sb.min,
+                       sb.max);
+                printf("planner floor, decode   %.2f ms/token, measured %.2f ms/token: measured/floor %.2f "
+                       "(%.0f%% of the memory roofline)\n",
+                       decode_floor_ms, decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, 100 * frac);
+                if (have_peak)
+                    printf("planner floor, prefill  %.1f ms for %d tokens (%.3g FLOP / %.1f GFLOP/s %s), measured %.1f "
+                           "ms: measured/floor %.2f\n",
+                           prefill_floor_ms, o.bench_prompt, plan_pre.prefill_flops, mach.peak_flops / 1e9,
+                           quantized ? "int8 dot" : "f32 FMA", prefill_ms, prefill_ms / prefill_floor_ms);
+                else
+                    printf("planner floor, prefill  needs the compute peak: run `ridge roofline` once\n");
+            }
         }
     }
     free(prompt), free(pre), free(dec), free(bw);

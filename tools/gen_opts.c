@@ -33,7 +33,10 @@ const char *gen_opts_help(void) {
            "  --seed S            sampling seed (default fixed, so runs repeat)\n"
            "  --attn flash|naive  attention kernel (default flash)\n"
            "  --kv paged|none     paged KV cache, or recompute the prefix every step (baseline)\n"
-           "  --cache-type T      KV cache dtype: f32 (default), f16, bf16\n";
+           "  --cache-type T      KV cache dtype: f32 (default), f16, bf16\n"
+           "  --gpu               run every op on the GPU (CUDA backend; -ngl N with N > 0 says the same)\n"
+           "  --device N          CUDA device (default 0)\n"
+           "  --no-graphs         launch each op of a GPU decode step (default: replay a CUDA graph)\n";
 }
 
 static int bad(const char *opt, const char *val) {
@@ -101,6 +104,16 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
         else return bad(a, v);
         return 1;
     }
+    if (!strcmp(a, "--gpu")) return o->backend = RG_BACKEND_CUDA, 1;
+    if (TAKES("-ngl") || TAKES("--n-gpu-layers")) {
+        /* all layers or none: a split between CPU and GPU is not implemented */
+        int n;
+        if (parse_int(a, v, 0, 1 << 24, &n) < 0) return -1;
+        o->backend = n > 0 ? RG_BACKEND_CUDA : RG_BACKEND_CPU;
+        return 1;
+    }
+    if (TAKES("--device")) return parse_int(a, v, 0, 1024, &o->device);
+    if (!strcmp(a, "--no-graphs")) return o->no_graphs = true, 1;
     if (TAKES("--system") || TAKES("-sys")) return o->system = v, 1;
     if (TAKES("--chat-template")) return o->chat_template = v, 1;
     if (!strcmp(a, "--json")) return o->json = true, 1;
@@ -132,6 +145,9 @@ int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx) {
         .n_seq_max = 1,
         .kv_type = o->kv_type,
         .attn = o->attn,
+        .backend = o->backend,
+        .device = o->device,
+        .no_graphs = o->no_graphs,
     };
     if (rg_ctx_create(*model, &cp, ctx, &err)) {
         rg_model_free(*model);
@@ -139,4 +155,15 @@ int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx) {
         return cli_report(o->model, &err);
     }
     return 0;
+}
+
+int32_t *gen_synthetic_prompt(const rg_model *m, int n) {
+    int32_t *prompt = malloc((size_t)(n > 0 ? n : 1) * sizeof *prompt);
+    if (!prompt) return NULL;
+    uint64_t x = 12345;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        prompt[i] = (int32_t)(m->hp.n_vocab / 4 + (int64_t)((x >> 33) % (uint64_t)(m->hp.n_vocab / 2)));
+    }
+    return prompt;
 }

@@ -19,6 +19,9 @@ typedef struct gen_opts {
     bool no_cache;           /* --kv none */
     rg_attn_kind attn;       /* --attn flash|naive */
     rg_dtype kv_type;        /* --cache-type f32|f16|bf16 */
+    rg_backend_kind backend; /* --gpu / -ngl N (N > 0): CUDA */
+    int device;              /* --device N: CUDA device ordinal */
+    bool no_graphs;          /* --no-graphs: no CUDA graph replay of decode steps */
     rg_sampling_params sampling;
     bool json;
     bool quiet;              /* no load progress */
@@ -42,5 +45,10 @@ const char *gen_opts_help(void);
  * context sized for one sequence of n_ctx. Prints the error and returns the exit
  * code on failure, 0 on success. */
 int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx);
+
+/* A fixed pseudo-random walk over ordinary (non-special) ids, n long, for
+ * benchmarks and profiles (same tokens every run). malloc'd; NULL when out of
+ * memory. */
+int32_t *gen_synthetic_prompt(const rg_model *m, int n);
 
 #endif

@@ -17,6 +17,9 @@ static const struct {
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file (compare weight and cache types)"},
     {"synth", cmd_synth, "write a random-weight model of a given shape and weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second against the memory roofline"},
+    {"roofline", cmd_roofline, "measure this machine's bandwidth and compute ceilings (saved for reuse)"},
+    {"profile", cmd_profile, "per-op time, GB/s, GFLOP/s and roofline bound of a run; trace and SVG plot"},
+    {"plan", cmd_plan, "napkin math: weights, KV, max sequences, decode/prefill floors on a machine"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching and prefix caching"},
     {"loadgen", cmd_loadgen, "load a completions server: throughput, TTFT and inter-token latency percentiles"},
 };

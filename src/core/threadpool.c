@@ -57,6 +57,9 @@ struct rg_threadpool {
 
     pthread_mutex_t mutex;
     pthread_cond_t cond;
+
+    rg_thread_trace_fn trace; /* set only between regions; NULL: no tracing */
+    void *trace_user;
 };
 
 static uint32_t gen_of(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
@@ -86,14 +89,27 @@ static uint64_t wait_for_region(rg_threadpool *p, uint32_t seen) {
     return t;
 }
 
+static double now_s(void) { return (double)now_ns() * 1e-9; }
+
+/* fn for index ith, reported to the tracer (if any) as run by thread self. */
+static void run_index(rg_threadpool *p, int self, int ith) {
+    if (!p->trace) {
+        p->fn(p->arg, ith, p->n_threads);
+        return;
+    }
+    double t0 = now_s();
+    p->fn(p->arg, ith, p->n_threads);
+    p->trace(p->trace_user, self, t0, now_s());
+}
+
 /* Claim and run indices of the region whose ticket is t until none is left.
  * A successful CAS means the region is still open (its last index cannot have
  * finished), so fn and arg are still this region's. */
-static void run_claims(rg_threadpool *p, uint64_t t) {
+static void run_claims(rg_threadpool *p, uint64_t t, int self) {
     const uint32_t gen = gen_of(t);
     while (gen_of(t) == gen && (uint32_t)t < (uint32_t)p->n_threads) {
         if (atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acquire, memory_order_acquire)) {
-            p->fn(p->arg, (int)(uint32_t)t, p->n_threads);
+            run_index(p, self, (int)(uint32_t)t);
             atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
             t = atomic_load_explicit(&p->ticket, memory_order_acquire);
         }
@@ -107,7 +123,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         uint64_t t = wait_for_region(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        run_claims(p, t);
+        run_claims(p, t, (int)(w - p->workers));
         seen = gen_of(t);
     }
     return NULL;
@@ -181,7 +197,13 @@ int rg_threadpool_size(const rg_threadpool *p) { return p ? p->n_threads : 1; }
 
 void rg_threadpool_run(rg_threadpool *p, rg_task_fn fn, void *arg) {
     if (!p || p->n_threads == 1) {
-        fn(arg, 0, 1);
+        if (p && p->trace) {
+            double t0 = now_s();
+            fn(arg, 0, 1);
+            p->trace(p->trace_user, 0, t0, now_s());
+        } else {
+            fn(arg, 0, 1);
+        }
         return;
     }
     p->fn = fn;
@@ -189,8 +211,8 @@ void rg_threadpool_run(rg_threadpool *p, rg_task_fn fn, void *arg) {
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed); /* ordered before the ticket by publish() */
     uint32_t gen = gen_of(atomic_load_explicit(&p->ticket, memory_order_relaxed)) + 1;
     publish(p, (uint64_t)gen << 32 | 1);
-    fn(arg, 0, p->n_threads);
-    run_claims(p, atomic_load_explicit(&p->ticket, memory_order_acquire)); /* whatever nobody took yet */
+    run_index(p, 0, 0);
+    run_claims(p, atomic_load_explicit(&p->ticket, memory_order_acquire), 0); /* whatever nobody took yet */
     /* Spin for the indices other threads claimed: they are running. If one was
      * descheduled (more threads than free cores), yield the core to it. */
     int want = p->n_threads - 1;
@@ -198,6 +220,12 @@ void rg_threadpool_run(rg_threadpool *p, rg_task_fn fn, void *arg) {
         cpu_relax();
         if ((i & 1023) == 0) sched_yield();
     }
+}
+
+void rg_threadpool_set_trace(rg_threadpool *p, rg_thread_trace_fn trace, void *user) {
+    if (!p) return;
+    p->trace_user = user;
+    p->trace = trace;
 }
 
 void rg_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {

@@ -21,6 +21,14 @@ int rg_threadpool_size(const rg_threadpool *pool);
 /* Run fn on all threads; not reentrant (fn must not call run on the same pool). */
 void rg_threadpool_run(rg_threadpool *pool, rg_task_fn fn, void *arg);
 
+/* Tracing (ridge profile --trace): after each slice fn(arg, ith, nth) a thread
+ * ran, trace(user, thread, t_start, t_end) is called on that thread, thread
+ * being 0 for the caller and 1.. for the workers, times in CLOCK_MONOTONIC
+ * seconds. Two clock reads per slice while set; one branch when not. Set or
+ * clear (NULL) only while no region runs. */
+typedef void (*rg_thread_trace_fn)(void *user, int thread, double t_start, double t_end);
+void rg_threadpool_set_trace(rg_threadpool *pool, rg_thread_trace_fn trace, void *user);
+
 /* Split [0, n) into nth near-equal contiguous ranges; thread ith gets [*lo, *hi). */
 void rg_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi);
 

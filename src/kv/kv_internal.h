@@ -17,9 +17,12 @@ struct rg_kv_pool {
     int32_t *refcount;  /* per block; 0 = on the free list */
     int32_t *free_ids;  /* stack of free blocks, n_free of them */
     int64_t n_free;
+    void (*copy_fn)(void *user, int32_t dst, int32_t src); /* NULL: copy_storage */
+    void *copy_user;
 };
 
-/* Copy every layer of block src into block dst. */
+/* Copy every layer of block src into block dst: through copy_fn when a backend
+ * installed one (its storage is elsewhere), else in the pool's own storage. */
 void rg_kv_copy_block(rg_kv_pool *pool, int32_t dst, int32_t src);
 
 #endif

@@ -137,7 +137,17 @@ void *rg_kv_v(const rg_kv_pool *pool, int32_t block, int64_t layer, int64_t head
     return (uint8_t *)rg_kv_k(pool, block, layer, head) + pool->kv_bytes;
 }
 
+void rg_kv_pool_set_copy_fn(rg_kv_pool *pool, void (*fn)(void *user, int32_t dst, int32_t src), void *user) {
+    pool->copy_fn = fn;
+    pool->copy_user = user;
+}
+
 void rg_kv_copy_block(rg_kv_pool *pool, int32_t dst, int32_t src) {
+    if (pool->copy_fn) pool->copy_fn(pool->copy_user, dst, src);
+    else rg_kv_pool_copy_storage(pool, dst, src);
+}
+
+void rg_kv_pool_copy_storage(rg_kv_pool *pool, int32_t dst, int32_t src) {
     for (int64_t l = 0; l < pool->cfg.n_layer; l++)
         memcpy(rg_kv_k(pool, dst, l, 0), rg_kv_k(pool, src, l, 0), pool->unit_bytes);
 }

@@ -80,6 +80,13 @@ void rg_kv_seq_free(rg_kv_pool *pool, rg_kv_seq *seq);
 void *rg_kv_k(const rg_kv_pool *pool, int32_t block, int64_t layer, int64_t head);
 void *rg_kv_v(const rg_kv_pool *pool, int32_t block, int64_t layer, int64_t head);
 
+/* Copy-on-write copies a block's K/V (every layer) through fn when one is
+ * installed: a backend whose KV storage is not the pool's own (GPU memory)
+ * installs its block copy here; NULL restores the default, copy_storage. */
+void rg_kv_pool_set_copy_fn(rg_kv_pool *pool, void (*fn)(void *user, int32_t dst, int32_t src), void *user);
+/* Copy every layer of block src into block dst in the pool's own storage. */
+void rg_kv_pool_copy_storage(rg_kv_pool *pool, int32_t dst, int32_t src);
+
 /* Store K and V for n_tok tokens of one layer: k, v are [n_tok][n_head_kv][head_dim]
  * f32; token t goes to position pos[t] of the sequence whose block table is
  * tables[t] (converted to the pool dtype). The blocks must be reserved. */

@@ -1,4 +1,6 @@
-/* forward.c — the Llama-family forward pass over a token batch (CPU backend).
+/* forward.c — the Llama-family forward pass over a token batch, written once
+ * against the backend op table (backend/backend.h): the CPU and CUDA backends
+ * run the same sequence of ops, each reported to the op observer.
  *
  * Per layer, for all tokens of the step at once (so every weight is streamed
  * once per step, whatever the number of sequences):
@@ -12,26 +14,117 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/cpu/ops.h"
 #include "perf/op_event.h"
+
+/* The model's tensors as the backend holds them (backend memory). */
+typedef struct resident_layer {
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    rg_weight wq, wk, wv, wo, w_gate, w_up, w_down;
+} resident_layer;
+
+/* Rows of logits computed per output-head matmul: bounds the logits buffer
+ * (n_vocab floats a row) whatever the step size. */
+#define LOGIT_ROWS 64
 
 struct rg_ctx {
     const rg_model *m;
-    rg_cpu_ctx cpu;
+    rg_backend *be;
+    rg_backend_kind backend;
+    rg_threadpool *pool;
     rg_kv_pool *kv;
     rg_attn_kind attn;
     int64_t n_ctx, max_tokens;
-    /* step buffers, [max_tokens][width] */
-    float *x, *xb, *q, *k, *v, *att, *gate, *up, *logit_rows;
-    int32_t *pos_buf, *n_ctx_buf;
+    resident_layer *layers;
+    rg_weight tok_embd, output, pos_embd;
+    float *output_norm, *rope_freq_factors, *alibi_slopes;
+    /* step buffers in backend memory, [max_tokens][width] */
+    float *x, *xb, *q, *k, *v, *att, *gate, *up, *out_rows, *logits;
+    /* host side of a step */
+    int32_t *pos_buf, *n_ctx_buf, *row_ids;
     const int32_t **tables;
-    float *alibi_slopes;
     rg_op_observer observer; /* NULL: ops are not reported */
     void *observer_user;
     bool observer_timing;
+    bool no_graphs;
 };
 
-static void *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
+/* Copy a host f32 vector into backend memory (NULL stays NULL). */
+static rg_status upload_vector(rg_backend *be, const float *host, int64_t n, float **out, rg_err *err) {
+    *out = NULL;
+    if (!host) return RG_OK;
+    *out = be->alloc(be, (size_t)n * sizeof(float));
+    if (!*out) return rg_fail(err, RG_E_NOMEM, "%s: out of memory for a vector of %lld floats", be->name, (long long)n);
+    be->upload(be, *out, host, (size_t)n * sizeof(float));
+    return RG_OK;
+}
+
+static rg_status load_weight(rg_ctx *c, const rg_weight *w, rg_weight *out, rg_err *err) {
+    if (!w->data) return *out = *w, RG_OK;
+    return c->be->load_weight(c->be, w, out, err);
+}
+
+/* Weights, norms, biases and rope factors resident in the backend. */
+static rg_status load_model(rg_ctx *c, rg_err *err) {
+    const rg_model *m = c->m;
+    const rg_hparams *hp = &m->hp;
+    int64_t d = hp->n_embd;
+    rg_status s;
+    c->layers = calloc((size_t)hp->n_layer, sizeof *c->layers);
+    if (!c->layers) return rg_fail(err, RG_E_NOMEM, "out of memory");
+    if ((s = load_weight(c, &m->tok_embd, &c->tok_embd, err))) return s;
+    if (m->output.data == m->tok_embd.data) c->output = c->tok_embd; /* tied: one copy */
+    else if ((s = load_weight(c, &m->output, &c->output, err))) return s;
+    if ((s = load_weight(c, &m->pos_embd, &c->pos_embd, err))) return s;
+    if ((s = upload_vector(c->be, m->output_norm, d, &c->output_norm, err)) ||
+        (s = upload_vector(c->be, m->rope_freq_factors, hp->n_rot / 2, &c->rope_freq_factors, err)))
+        return s;
+    int64_t n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
+    for (int64_t il = 0; il < hp->n_layer; il++) {
+        const rg_layer *l = &m->layers[il];
+        resident_layer *r = &c->layers[il];
+        if ((s = upload_vector(c->be, l->attn_norm, d, &r->attn_norm, err)) ||
+            (s = upload_vector(c->be, l->ffn_norm, d, &r->ffn_norm, err)) ||
+            (s = upload_vector(c->be, l->bq, n_q, &r->bq, err)) ||
+            (s = upload_vector(c->be, l->bk, n_kv, &r->bk, err)) ||
+            (s = upload_vector(c->be, l->bv, n_kv, &r->bv, err)) || (s = load_weight(c, &l->wq, &r->wq, err)) ||
+            (s = load_weight(c, &l->wk, &r->wk, err)) || (s = load_weight(c, &l->wv, &r->wv, err)) ||
+            (s = load_weight(c, &l->wo, &r->wo, err)) || (s = load_weight(c, &l->w_gate, &r->w_gate, err)) ||
+            (s = load_weight(c, &l->w_up, &r->w_up, err)) || (s = load_weight(c, &l->w_down, &r->w_down, err)))
+            return s;
+    }
+    return c->be->sync(c->be, err);
+}
+
+static void unload_weight(rg_ctx *c, rg_weight *w) {
+    if (w->data) c->be->unload_weight(c->be, w);
+    w->data = NULL;
+}
+
+static void free_model(rg_ctx *c) {
+    rg_backend *be = c->be;
+    if (c->layers) {
+        for (int64_t il = 0; il < c->m->hp.n_layer; il++) {
+            resident_layer *r = &c->layers[il];
+            be->free(be, r->attn_norm), be->free(be, r->ffn_norm);
+            be->free(be, r->bq), be->free(be, r->bk), be->free(be, r->bv);
+            unload_weight(c, &r->wq), unload_weight(c, &r->wk), unload_weight(c, &r->wv), unload_weight(c, &r->wo);
+            unload_weight(c, &r->w_gate), unload_weight(c, &r->w_up), unload_weight(c, &r->w_down);
+        }
+        free(c->layers);
+    }
+    if (c->output.data != c->tok_embd.data) unload_weight(c, &c->output);
+    unload_weight(c, &c->tok_embd), unload_weight(c, &c->pos_embd);
+    be->free(be, c->output_norm), be->free(be, c->rope_freq_factors), be->free(be, c->alibi_slopes);
+}
+
+static void kv_copy_hook(void *user, int32_t dst, int32_t src) {
+    rg_backend *be = user;
+    be->kv_copy_block(be, dst, src);
+}
+
+static float *alloc_floats(rg_ctx *c, int64_t n) {
+    return c->be->alloc(c->be, (size_t)(n > 0 ? n : 1) * sizeof(float));
+}
 
 rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out, rg_err *err) {
     *out = NULL;
@@ -40,6 +133,8 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
     if (!c) return rg_fail(err, RG_E_NOMEM, "out of memory");
     c->m = m;
     c->attn = p->attn;
+    c->backend = p->backend;
+    c->no_graphs = p->no_graphs;
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
     if (m->pos_encoding == RG_POS_LEARNED && c->n_ctx > hp->n_ctx_train) c->n_ctx = hp->n_ctx_train;
     c->max_tokens = p->max_batch_tokens > 0 ? p->max_batch_tokens : 512;
@@ -57,42 +152,74 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
         rg_ctx_free(c);
         return s;
     }
-    c->cpu.pool = rg_threadpool_create(p->n_threads);
+    c->pool = rg_threadpool_create(p->n_threads);
+    if (!c->pool) {
+        rg_ctx_free(c);
+        return rg_fail(err, RG_E_NOMEM, "cannot start the thread pool");
+    }
+    if (p->backend == RG_BACKEND_CUDA) s = rg_backend_cuda_create(p->device, &c->be, err);
+    else if (p->backend == RG_BACKEND_CPU) s = rg_backend_cpu_create(c->pool, &c->be, err);
+    else s = rg_fail(err, RG_E_INVALID, "unknown backend %d", (int)p->backend);
+    if (s || (s = load_model(c, err))) {
+        rg_ctx_free(c);
+        return s;
+    }
+    rg_kv_pool_set_copy_fn(c->kv, kv_copy_hook, c->be);
     int64_t T = c->max_tokens, n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
-    c->x = alloc_floats(T * hp->n_embd);
-    c->xb = alloc_floats(T * (hp->n_embd > n_q ? hp->n_embd : n_q));
-    c->q = alloc_floats(T * n_q);
-    c->k = alloc_floats(T * n_kv);
-    c->v = alloc_floats(T * n_kv);
-    c->att = alloc_floats(T * n_q);
-    c->gate = alloc_floats(T * hp->n_ff);
-    c->up = alloc_floats(T * hp->n_ff);
+    int64_t logit_rows = T < LOGIT_ROWS ? T : LOGIT_ROWS;
+    c->x = alloc_floats(c, T * hp->n_embd);
+    c->xb = alloc_floats(c, T * (hp->n_embd > n_q ? hp->n_embd : n_q));
+    c->q = alloc_floats(c, T * n_q);
+    c->k = alloc_floats(c, T * n_kv);
+    c->v = alloc_floats(c, T * n_kv);
+    c->att = alloc_floats(c, T * n_q);
+    c->gate = alloc_floats(c, T * hp->n_ff);
+    c->up = alloc_floats(c, T * hp->n_ff);
+    c->out_rows = alloc_floats(c, logit_rows * hp->n_embd);
+    c->logits = alloc_floats(c, logit_rows * hp->n_vocab);
     c->pos_buf = malloc((size_t)T * sizeof *c->pos_buf);
     c->n_ctx_buf = malloc((size_t)T * sizeof *c->n_ctx_buf);
+    c->row_ids = malloc((size_t)T * sizeof *c->row_ids);
     c->tables = malloc((size_t)T * sizeof *c->tables);
-    if (!c->cpu.pool || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up ||
-        !c->pos_buf || !c->n_ctx_buf || !c->tables) {
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->out_rows ||
+        !c->logits || !c->pos_buf || !c->n_ctx_buf || !c->row_ids || !c->tables) {
         rg_ctx_free(c);
         return rg_fail(err, RG_E_NOMEM, "out of memory for the step buffers (%lld tokens)", (long long)T);
     }
-    /* Scratch for the largest matmul input (k up to max(n_embd, n_q, n_ff)) and for
-     * attention at full context, so that no step allocates. */
+    /* Scratch for the largest matmul and for attention at full context, so that no step allocates. */
     int64_t k_max = hp->n_ff > n_q ? hp->n_ff : n_q;
     if (hp->n_embd > k_max) k_max = hp->n_embd;
-    if ((s = rg_cpu_reserve(&c->cpu, k_max, T, err)) ||
-        (s = rg_cpu_attention_reserve(&c->cpu, c->kv, hp->n_head, c->n_ctx, err))) {
+    int64_t n_out_max = hp->n_vocab > hp->n_ff ? hp->n_vocab : hp->n_ff;
+    if (n_q > n_out_max) n_out_max = n_q;
+    rg_backend_limits lim = {
+        .max_tokens = T,
+        .k_max = k_max,
+        .n_out_max = n_out_max,
+        .n_head = hp->n_head,
+        .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim,
+        .max_ctx = c->n_ctx,
+    };
+    if ((s = c->be->reserve(c->be, &lim, c->kv, err))) {
         rg_ctx_free(c);
         return s;
     }
     if (m->pos_encoding == RG_POS_ALIBI) {
         /* ALiBi slopes: a geometric sequence 2^(-8h/n) for n a power of two, with the
          * standard interleaving for other head counts (Press et al. 2022). */
-        c->alibi_slopes = alloc_floats(hp->n_head);
+        float *slopes = malloc((size_t)hp->n_head * sizeof *slopes);
         int64_t n2 = 1;
         while (n2 * 2 <= hp->n_head) n2 *= 2;
-        for (int64_t h = 0; h < hp->n_head; h++)
-            c->alibi_slopes[h] = h < n2 ? powf(2.0f, -8.0f * (float)(h + 1) / (float)n2)
-                                        : powf(2.0f, -4.0f * (float)(2 * (h - n2) + 1) / (float)n2);
+        for (int64_t h = 0; slopes && h < hp->n_head; h++)
+            slopes[h] = h < n2 ? powf(2.0f, -8.0f * (float)(h + 1) / (float)n2)
+                               : powf(2.0f, -4.0f * (float)(2 * (h - n2) + 1) / (float)n2);
+        s = slopes ? upload_vector(c->be, slopes, hp->n_head, &c->alibi_slopes, err)
+                   : rg_fail(err, RG_E_NOMEM, "out of memory");
+        free(slopes);
+        if (s) {
+            rg_ctx_free(c);
+            return s;
+        }
     }
     *out = c;
     return RG_OK;
@@ -100,11 +227,17 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
 
 void rg_ctx_free(rg_ctx *c) {
     if (!c) return;
+    if (c->be) {
+        rg_backend *be = c->be;
+        free_model(c);
+        be->free(be, c->x), be->free(be, c->xb), be->free(be, c->q), be->free(be, c->k), be->free(be, c->v);
+        be->free(be, c->att), be->free(be, c->gate), be->free(be, c->up), be->free(be, c->out_rows);
+        be->free(be, c->logits);
+        be->destroy(be);
+    }
     rg_kv_pool_free(c->kv);
-    rg_threadpool_free(c->cpu.pool);
-    free(c->cpu.scratch);
-    free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att), free(c->gate), free(c->up);
-    free(c->pos_buf), free(c->n_ctx_buf), free(c->tables), free(c->alibi_slopes);
+    rg_threadpool_free(c->pool);
+    free(c->pos_buf), free(c->n_ctx_buf), free(c->row_ids), free(c->tables);
     free(c);
 }
 
@@ -117,7 +250,8 @@ void rg_ctx_set_op_observer(rg_ctx *c, rg_op_observer fn, void *user, bool timin
 rg_kv_pool *rg_ctx_kv(rg_ctx *c) { return c->kv; }
 const rg_model *rg_ctx_model(const rg_ctx *c) { return c->m; }
 int64_t rg_ctx_n_ctx(const rg_ctx *c) { return c->n_ctx; }
-rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c) { return c->cpu.pool; }
+rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c) { return c->pool; }
+rg_backend_kind rg_ctx_backend(const rg_ctx *c) { return c->backend; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -126,27 +260,27 @@ static double now_s(void) {
 }
 
 /* Op reporting: OP_BEGIN before an op, op_end(c, &event) after it. Costs one
- * branch per op when nobody listens. */
-#define OP_BEGIN(c) double op_t0_ = (c)->observer && (c)->observer_timing ? now_s() : 0
+ * branch per op when nobody listens. With timing, the backend's queue is drained
+ * before both clock reads, so a GPU op's time is its own. */
+static double op_begin(rg_ctx *c) {
+    if (!c->observer || !c->observer_timing) return 0;
+    c->be->sync(c->be, NULL);
+    return now_s();
+}
+#define OP_BEGIN(c) double op_t0_ = op_begin(c)
 static void op_end(rg_ctx *c, rg_op_event *e, double t0) {
     if (!c->observer) return;
+    if (c->observer_timing) c->be->sync(c->be, NULL);
     e->t_start = t0;
     e->t_end = c->observer_timing ? now_s() : 0;
     c->observer(c->observer_user, e);
-}
-
-static void add_bias(float *y, const float *bias, int64_t n_tok, int64_t n) {
-    if (!bias) return;
-    for (int64_t t = 0; t < n_tok; t++)
-        for (int64_t i = 0; i < n; i++) y[t * n + i] += bias[i];
 }
 
 /* y = x . W^T (+ bias), reported as one MATMUL event named `name`. */
 static void matmul(rg_ctx *c, const char *name, int32_t layer, const rg_weight *w, const float *bias, const float *x,
                    int64_t n_tok, float *y) {
     OP_BEGIN(c);
-    rg_cpu_matmul(&c->cpu, w->type, w->data, w->k, w->n_out, x, n_tok, y);
-    add_bias(y, bias, n_tok, w->n_out);
+    c->be->matmul(c->be, w, bias, x, n_tok, y);
     op_end(c, &(rg_op_event){.kind = RG_OP_MATMUL, .name = name, .layer = layer, .n_tok = n_tok, .wtype = w->type,
                              .k = w->k, .n_out = w->n_out, .has_bias = bias != NULL},
            op_t0_);
@@ -155,14 +289,14 @@ static void matmul(rg_ctx *c, const char *name, int32_t layer, const rg_weight *
 static void rmsnorm(rg_ctx *c, const char *name, int32_t layer, const float *x, const float *weight, int64_t n_tok,
                     float *out) {
     OP_BEGIN(c);
-    rg_cpu_rmsnorm(&c->cpu, x, weight, c->m->hp.n_embd, n_tok, (float)c->m->hp.rms_eps, out);
+    c->be->rmsnorm(c->be, x, weight, c->m->hp.n_embd, n_tok, (float)c->m->hp.rms_eps, out);
     op_end(c, &(rg_op_event){.kind = RG_OP_RMSNORM, .name = name, .layer = layer, .n_tok = n_tok, .n = c->m->hp.n_embd},
            op_t0_);
 }
 
 static void residual_add(rg_ctx *c, const char *name, int32_t layer, const float *x, int64_t n_tok) {
     OP_BEGIN(c);
-    rg_cpu_add(&c->cpu, c->x, x, n_tok * c->m->hp.n_embd);
+    c->be->add(c->be, c->x, x, n_tok * c->m->hp.n_embd);
     op_end(c, &(rg_op_event){.kind = RG_OP_ADD, .name = name, .layer = layer, .n_tok = n_tok,
                              .n = n_tok * c->m->hp.n_embd},
            op_t0_);
@@ -175,56 +309,30 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
     if (m->pos_encoding != RG_POS_SINUSOIDAL && m->pos_encoding != RG_POS_LEARNED) return;
     OP_BEGIN(c);
     if (m->pos_encoding == RG_POS_SINUSOIDAL) {
-        /* PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...) (Vaswani et al. 2017) */
-        for (int64_t t = 0; t < n_tok; t++)
-            for (int64_t i = 0; i < d / 2; i++) {
-                double angle = pos[t] / pow(10000.0, 2.0 * (double)i / (double)d);
-                c->x[t * d + 2 * i] += (float)sin(angle);
-                c->x[t * d + 2 * i + 1] += (float)cos(angle);
-            }
-    } else if (m->pos_encoding == RG_POS_LEARNED) {
-        rg_cpu_get_rows(m->pos_embd.type, m->pos_embd.data, d, pos, n_tok, c->xb);
-        rg_cpu_add(&c->cpu, c->x, c->xb, n_tok * d);
+        c->be->add_sinusoidal(c->be, c->x, d);
+    } else {
+        c->be->get_rows(c->be, &c->pos_embd, pos, n_tok, c->xb);
+        c->be->add(c->be, c->x, c->xb, n_tok * d);
     }
     op_end(c, &(rg_op_event){.kind = RG_OP_POS_ADD, .name = "pos_encoding", .layer = -1, .n_tok = n_tok, .n = d},
            op_t0_);
 }
 
-/* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
-static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, rg_kv_seq *const *seqs,
-                          float *logits, int64_t *logit_row) {
+/* The layer stack for the n tokens of the current step (x in, x out). */
+static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     const rg_model *m = c->m;
     const rg_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd;
-    const int32_t *pos = b->pos + t0;
-    for (int64_t t = 0; t < n; t++) {
-        const rg_kv_seq *s = seqs[b->seq[t0 + t]];
-        c->tables[t] = s->blocks;
-        c->n_ctx_buf[t] = pos[t] + 1;
-    }
-    int64_t ctx_sum = 0, ctx_max = 0;
-    for (int64_t t = 0; t < n; t++) {
-        ctx_sum += c->n_ctx_buf[t];
-        if (c->n_ctx_buf[t] > ctx_max) ctx_max = c->n_ctx_buf[t];
-    }
-    {
-        OP_BEGIN(c);
-        rg_cpu_get_rows(m->tok_embd.type, m->tok_embd.data, d, b->token + t0, n, c->x);
-        op_end(c, &(rg_op_event){.kind = RG_OP_GET_ROWS, .name = "token_embd", .layer = -1, .n_tok = n,
-                                 .wtype = m->tok_embd.type, .k = d, .n_out = m->tok_embd.n_out},
-               op_t0_);
-    }
-    add_positions(c, pos, n);
+    rg_backend *be = c->be;
     rg_rope_params rope = {
         .n_rot = hp->n_rot,
         .freq_base = (float)hp->rope_freq_base,
         .freq_scale = hp->rope_scaling == RG_ROPE_SCALING_LINEAR ? (float)(1.0 / hp->rope_scale_factor) : 1.0f,
-        .freq_factors = m->rope_freq_factors,
+        .freq_factors = c->rope_freq_factors,
         .neox = hp->rope_type == RG_ROPE_NEOX,
     };
     const rg_kv_config *kvc = rg_kv_pool_config(c->kv);
     for (int64_t il = 0; il < hp->n_layer; il++) {
-        const rg_layer *l = &m->layers[il];
+        const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
         rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
         matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
@@ -232,35 +340,28 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
         if (m->pos_encoding == RG_POS_ROPE) {
             OP_BEGIN(c);
-            rg_cpu_rope(&c->cpu, c->q, pos, n, hp->n_head, hp->head_dim, &rope);
-            rg_cpu_rope(&c->cpu, c->k, pos, n, hp->n_head_kv, hp->head_dim, &rope);
+            be->rope(be, c->q, hp->n_head, hp->head_dim, &rope);
+            be->rope(be, c->k, hp->n_head_kv, hp->head_dim, &rope);
             op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
                                      .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
                    op_t0_);
         }
         {
             OP_BEGIN(c);
-            rg_kv_store(c->kv, il, c->k, c->v, n, c->tables, pos);
+            be->kv_store(be, il, c->k, c->v);
             op_end(c, &(rg_op_event){.kind = RG_OP_KV_STORE, .name = "kv_store", .layer = L, .n_tok = n,
                                      .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .kv_type = kvc->dtype},
                    op_t0_);
         }
-        rg_attn_args a = {
-            .pool = c->kv,
-            .layer = il,
-            .n_tok = n,
-            .n_head = hp->n_head,
-            .q = c->q,
-            .out = c->att,
-            .tables = c->tables,
-            .n_ctx = c->n_ctx_buf,
-            .scale = 1.0f / sqrtf((float)hp->head_dim),
-            .kind = c->attn,
-            .alibi_slopes = c->alibi_slopes,
-        };
         {
             OP_BEGIN(c);
-            rg_cpu_attention(&c->cpu, &a);
+            be->attention(be, &(rg_backend_attn){.layer = il,
+                                                 .n_head = hp->n_head,
+                                                 .q = c->q,
+                                                 .out = c->att,
+                                                 .scale = 1.0f / sqrtf((float)hp->head_dim),
+                                                 .kind = c->attn,
+                                                 .alibi_slopes = c->alibi_slopes});
             op_end(c, &(rg_op_event){.kind = RG_OP_ATTENTION, .name = "attention", .layer = L, .n_tok = n,
                                      .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
                                      .kv_type = kvc->dtype, .ctx_sum = ctx_sum, .ctx_max = ctx_max,
@@ -275,7 +376,7 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
         {
             OP_BEGIN(c);
-            rg_cpu_swiglu(&c->cpu, c->gate, c->up, n * hp->n_ff, c->gate);
+            be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
             op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,
                                      .n = n * hp->n_ff},
                    op_t0_);
@@ -283,16 +384,59 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         matmul(c, "ffn_down", L, &l->w_down, NULL, c->gate, n, c->xb);
         residual_add(c, "ffn_residual", L, c->xb, n);
     }
-    /* Gather the rows that want logits, then norm + output head on those alone. */
-    int64_t n_out = 0;
+}
+
+/* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
+static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, rg_kv_seq *const *seqs,
+                          float *logits, int64_t *logit_row) {
+    const rg_model *m = c->m;
+    const rg_hparams *hp = &m->hp;
+    rg_backend *be = c->be;
+    int64_t d = hp->n_embd;
+    const int32_t *pos = b->pos + t0;
+    int64_t ctx_sum = 0, ctx_max = 0;
+    for (int64_t t = 0; t < n; t++) {
+        const rg_kv_seq *s = seqs[b->seq[t0 + t]];
+        c->tables[t] = s->blocks;
+        c->n_ctx_buf[t] = pos[t] + 1;
+        ctx_sum += c->n_ctx_buf[t];
+        if (c->n_ctx_buf[t] > ctx_max) ctx_max = c->n_ctx_buf[t];
+    }
+    be->begin_step(be, &(rg_step){.n_tok = n, .pos = pos, .tables = c->tables, .n_ctx = c->n_ctx_buf,
+                                  .ctx_max = ctx_max});
+    {
+        OP_BEGIN(c);
+        be->get_rows(be, &c->tok_embd, b->token + t0, n, c->x);
+        op_end(c, &(rg_op_event){.kind = RG_OP_GET_ROWS, .name = "token_embd", .layer = -1, .n_tok = n,
+                                 .wtype = m->tok_embd.type, .k = d, .n_out = m->tok_embd.n_out},
+               op_t0_);
+    }
+    add_positions(c, pos, n);
+    /* A decode-sized step (no observer: events are per op) replays the recorded
+     * layer ops of its batch size where the backend records them (CUDA graphs). */
+    bool graph = be->graph_replay && !c->observer && !c->no_graphs && n <= 16;
+    if (!graph || !be->graph_replay(be, n)) {
+        if (graph) be->graph_record_begin(be, n);
+        run_layers(c, n, ctx_sum, ctx_max);
+        if (graph) be->graph_record_end(be, n);
+    }
+    /* The rows that want logits, LOGIT_ROWS at a time: gather, final norm, output
+     * head, then copy the logits out. */
+    int64_t n_want = 0;
     for (int64_t t = 0; t < n; t++) {
         bool want = b->want_logits ? b->want_logits[t0 + t] : (t0 + t == b->n_tokens - 1);
-        if (want) memcpy(c->xb + n_out++ * d, c->x + t * d, (size_t)d * sizeof(float));
+        if (want) c->row_ids[n_want++] = (int32_t)t;
     }
-    if (!n_out) return;
-    rmsnorm(c, "output_norm", -1, c->xb, m->output_norm, n_out, c->xb);
-    matmul(c, "output", -1, &m->output, NULL, c->xb, n_out, logits + *logit_row * hp->n_vocab);
-    *logit_row += n_out;
+    int64_t rows_max = c->max_tokens < LOGIT_ROWS ? c->max_tokens : LOGIT_ROWS;
+    for (int64_t r0 = 0; r0 < n_want; r0 += rows_max) {
+        int64_t nr = n_want - r0 < rows_max ? n_want - r0 : rows_max;
+        for (int64_t i = 0; i < nr; i++)
+            be->copy(be, c->out_rows + i * d, c->x + (int64_t)c->row_ids[r0 + i] * d, (size_t)d * sizeof(float));
+        rmsnorm(c, "output_norm", -1, c->out_rows, c->output_norm, nr, c->out_rows);
+        matmul(c, "output", -1, &c->output, NULL, c->out_rows, nr, c->logits);
+        be->download(be, logits + *logit_row * hp->n_vocab, c->logits, (size_t)(nr * hp->n_vocab) * sizeof(float));
+        *logit_row += nr;
+    }
 }
 
 rg_status rg_forward(rg_ctx *c, const rg_batch *b, rg_kv_seq *const *seqs, int64_t n_seqs, float *logits,
@@ -328,7 +472,9 @@ rg_status rg_forward(rg_ctx *c, const rg_batch *b, rg_kv_seq *const *seqs, int64
         int64_t n = b->n_tokens - t0 < c->max_tokens ? b->n_tokens - t0 : c->max_tokens;
         forward_chunk(c, b, t0, n, seqs, logits, &logit_row);
     }
-    for (int64_t i = 0; i < n_seqs; i++) seqs[i]->n_tokens = next[i];
+    /* A failed backend op leaves every sequence where it stood (its K/V may be partly written). */
+    if (!(s = c->be->sync(c->be, err)))
+        for (int64_t i = 0; i < n_seqs; i++) seqs[i]->n_tokens = next[i];
     free(next);
-    return RG_OK;
+    return s;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "backend/cpu/attention.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
@@ -33,12 +34,16 @@ typedef struct rg_ctx_params {
     int64_t kv_blocks;          /* pool size in blocks, 0 = enough for n_seq_max * n_ctx */
     rg_dtype kv_type;           /* RG_F32 (default when 0), RG_F16, RG_BF16 */
     rg_attn_kind attn;          /* flash (default) or naive */
+    rg_backend_kind backend;    /* RG_BACKEND_CPU (default) or RG_BACKEND_CUDA */
+    int device;                 /* CUDA device ordinal */
+    bool no_graphs;             /* CUDA: launch every op of a decode step instead of replaying a graph */
 } rg_ctx_params;
 
 typedef struct rg_ctx rg_ctx;
 
-/* Create a run context: thread pool, KV pool and every buffer a step needs (no
- * allocation happens in rg_forward). Ownership: the caller's; free with
+/* Create a run context: thread pool, backend (with the model's weights resident
+ * in it), KV pool and every buffer a step needs (no allocation happens in
+ * rg_forward). RG_E_UNSUPPORTED for the CUDA backend in a build without it. Ownership: the caller's; free with
  * rg_ctx_free; the model must outlive it. */
 rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out, rg_err *err);
 void rg_ctx_free(rg_ctx *c);
@@ -46,6 +51,7 @@ rg_kv_pool *rg_ctx_kv(rg_ctx *c);
 const rg_model *rg_ctx_model(const rg_ctx *c);
 int64_t rg_ctx_n_ctx(const rg_ctx *c);
 rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c);
+rg_backend_kind rg_ctx_backend(const rg_ctx *c);
 
 /* Report every op rg_forward runs to fn (NULL: stop), on the calling thread after
  * the op; with timing, events carry start/end times (two clock reads per op). */

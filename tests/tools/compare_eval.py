@@ -89,18 +89,25 @@ def main():
     ap.add_argument("--ridge", required=True)
     ap.add_argument("--refdata", required=True)
     ap.add_argument("--only", help="substring of the model names to run")
+    ap.add_argument("--skip-missing", action="store_true",
+                    help="skip (and list) reference files whose model is not present, e.g. on a GPU host that "
+                         "received only some models")
     ap.add_argument("extra", nargs="*", help="more ridge eval options (e.g. --attn naive)")
     args = ap.parse_args()
     outputs = os.path.join(args.refdata, "outputs")
     files = sorted(f for f in os.listdir(outputs) if f.endswith(".json"))
     if not files:
         sys.exit("no reference outputs in %s" % outputs)
-    errors, report = [], {}
+    errors, report, skipped = [], {}, 0
     for f in files:
         ref = json.load(open(os.path.join(outputs, f)))
         if args.only and args.only not in ref["model"]:
             continue
         model = os.path.join(args.refdata, "models", ref["model"])
+        if args.skip_missing and not os.path.exists(model):
+            print("skipped (model not present): %s" % f)
+            skipped += 1
+            continue
         wtype = weight_type(ref["model"])
         tol, noise = TOLERANCE[wtype]
         label = f[:-5]
@@ -128,7 +135,8 @@ def main():
                                              for k, v in sorted(stats.items()))))
     for e in errors:
         print("FAIL:", e)
-    print("compare_eval: %d reference files, %d failures" % (len(files), len(errors)))
+    print("compare_eval: %d reference files%s, %d failures" % (len(files), " (%d skipped: model not present)" % skipped
+                                                              if skipped else "", len(errors)))
     sys.exit(1 if errors else 0)
 
 

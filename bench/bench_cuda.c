@@ -1,0 +1,187 @@
+/* bench_cuda.c — the CUDA backend's decode kernels against the copy-bandwidth
+ * ceiling measured in the same run: matmul (GEMV) per weight type on the
+ * llama3.2-1b / llama3-8b matrix shapes, and split-KV decode attention over the
+ * paged pool at batch 1 and 16 with long contexts. Each figure: median of 5
+ * timings of 20 back-to-back calls (wall clock around a synchronize), bytes =
+ * the resident weight bytes (or K+V bytes read), reported as GB/s and as a
+ * fraction of the device-to-device copy rate (bytes read + written).
+ * Usage: bench_cuda [device]. Exits 2 without a GPU. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "core/fp16.h"
+#include "core/quant.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+}
+
+typedef void (*bench_fn)(void *arg);
+
+static double time_calls(rg_backend *be, bench_fn f, void *arg) {
+    double t[5];
+    for (int i = 0; i < 3; i++) f(arg);
+    be->sync(be, NULL);
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < 20; i++) f(arg);
+        be->sync(be, NULL);
+        t[r] = (now_s() - t0) / 20;
+    }
+    qsort(t, 5, sizeof *t, cmp_d);
+    return t[2];
+}
+
+typedef struct mm_arg {
+    rg_backend *be;
+    rg_weight *w;
+    float *x, *y;
+    int64_t n_tok;
+    int n_copy, next;
+} mm_arg;
+static void mm_call(void *p) {
+    mm_arg *a = p;
+    a->be->matmul(a->be, &a->w[a->next], NULL, a->x, a->n_tok, a->y);
+    a->next = (a->next + 1) % a->n_copy;
+}
+
+typedef struct at_arg {
+    rg_backend *be;
+    rg_backend_attn a;
+} at_arg;
+static void at_call(void *p) {
+    at_arg *a = p;
+    a->be->attention(a->be, &a->a);
+}
+
+static size_t resident_bytes(rg_dtype t, int64_t k, int64_t n) {
+    /* the quantized bytes as stored in the file (what "counting quantized bytes" means) */
+    return (size_t)rg_dtype_row_bytes(t, k) * (size_t)n;
+}
+
+int main(int argc, char **argv) {
+    int dev = argc > 1 ? atoi(argv[1]) : 0;
+    rg_err err = {0};
+    rg_backend *be;
+    if (rg_backend_cuda_create(dev, &be, &err)) {
+        fprintf(stderr, "bench_cuda: %s\n", err.msg);
+        return 2;
+    }
+    double bw = rg_backend_cuda_copy_bandwidth(dev, (size_t)1 << 30, 10);
+    printf("copy bandwidth %.1f GB/s (read + written)\n", bw / 1e9);
+    /* a pool only for reserve; the attention benches make their own contexts below */
+    const int64_t shapes[][3] = {/* k, n_out, count in one layer of llama3-8b-style decode */
+                                 {2048, 2048, 0}, {2048, 8192, 0}, {8192, 2048, 0}, {2048, 128256, 0},
+                                 {4096, 4096, 0}, {4096, 14336, 0}, {14336, 4096, 0}};
+    const rg_dtype types[] = {RG_BF16, RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 8, .head_dim = 128, .block_size = 16, .n_blocks = 17000,
+                       .dtype = RG_BF16};
+    rg_kv_pool *pool;
+    rg_backend_limits lim = {.max_tokens = 512, .k_max = 14336, .n_out_max = 128256, .n_head = 32, .n_head_kv = 8,
+                             .head_dim = 128, .max_ctx = 32768};
+    if (rg_kv_pool_create(&kc, &pool, &err) || be->reserve(be, &lim, pool, &err)) {
+        fprintf(stderr, "bench_cuda: %s\n", err.msg);
+        return 1;
+    }
+    printf("%-6s %-16s %5s %10s %9s %7s\n", "type", "k x n_out", "n_tok", "us/call", "GB/s", "of copy");
+    float *hx = malloc((size_t)16 * 14336 * sizeof *hx);
+    for (int64_t i = 0; i < 16 * 14336; i++) hx[i] = frand();
+    float *x = be->alloc(be, (size_t)16 * 14336 * 4), *y = be->alloc(be, (size_t)16 * 128256 * 4);
+    be->upload(be, x, hx, (size_t)16 * 14336 * 4);
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            int64_t k = shapes[si][0], n = shapes[si][1];
+            rg_dtype t = types[ti];
+            size_t row = (size_t)rg_dtype_row_bytes(t, k);
+            uint8_t *wq = malloc(row * (size_t)n);
+            /* random bytes are valid weights for every format but the scales: quantize a
+             * random row and repeat it with per-row noise in the quantized values */
+            float *rowf = malloc((size_t)k * sizeof *rowf);
+            for (int64_t i = 0; i < k; i++) rowf[i] = frand();
+            if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)wq)[i] = rg_f32_to_bf16(rowf[i]);
+            else rg_quantize_ref(t, rowf, wq, k, &err);
+            for (int64_t r = 1; r < n; r++) memcpy(wq + r * row, wq, row);
+            /* copies to rotate through, so that repeated calls stream from HBM, not the 50 MB L2 */
+            int n_copy = (int)((256u << 20) / (row * (size_t)n)) + 1;
+            if (n_copy > 32) n_copy = 32;
+            rg_weight hw = {.type = t, .k = k, .n_out = n, .data = wq}, dw[32];
+            for (int cpy = 0; cpy < n_copy; cpy++)
+                if (be->load_weight(be, &hw, &dw[cpy], &err)) {
+                    fprintf(stderr, "bench_cuda: %s\n", err.msg);
+                    return 1;
+                }
+            free(wq), free(rowf);
+            const int64_t toks[] = {1, 8, 16};
+            for (int ni = 0; ni < 3; ni++) {
+                mm_arg a = {be, dw, x, y, toks[ni], n_copy, 0};
+                double s = time_calls(be, mm_call, &a);
+                double gbs = (double)resident_bytes(t, k, n) / s / 1e9;
+                printf("%-6s %6lld x %-7lld %5lld %10.1f %9.1f %6.0f%%\n", rg_dtype_name(t), (long long)k,
+                       (long long)n, (long long)toks[ni], s * 1e6, gbs, 100 * gbs * 1e9 / bw);
+            }
+            for (int cpy = 0; cpy < n_copy; cpy++) be->unload_weight(be, &dw[cpy]);
+        }
+    }
+    /* decode attention: fill the pool through kv_store, then time one layer's attention */
+    printf("%-28s %10s %9s %7s\n", "attention (bf16 KV, 32/8 heads, hd 128)", "us/call", "GB/s", "of copy");
+    const int64_t cases[][2] = {{1, 4096}, {1, 16384}, {1, 32768}, {16, 4096}, {16, 16384}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        int64_t B = cases[ci][0], ctx = cases[ci][1];
+        rg_kv_seq *seqs = calloc((size_t)B, sizeof *seqs);
+        int32_t pos[512], nctx[512];
+        const int32_t *tables[512];
+        float *hk = malloc((size_t)512 * 1024 * sizeof *hk);
+        for (int64_t i = 0; i < 512 * 1024; i++) hk[i] = frand();
+        float *dk = be->alloc(be, (size_t)512 * 1024 * 4), *dq = be->alloc(be, (size_t)B * 4096 * 4),
+              *dout = be->alloc(be, (size_t)B * 4096 * 4);
+        be->upload(be, dk, hk, (size_t)512 * 1024 * 4);
+        be->upload(be, dq, hk, (size_t)B * 4096 * 4);
+        bool ok = true;
+        for (int64_t b = 0; b < B && ok; b++) {
+            ok = !rg_kv_seq_reserve(pool, &seqs[b], ctx, &err);
+            for (int64_t p0 = 0; p0 < ctx && ok; p0 += 512) {
+                for (int i = 0; i < 512; i++) pos[i] = (int32_t)(p0 + i), nctx[i] = pos[i] + 1, tables[i] = seqs[b].blocks;
+                be->begin_step(be, &(rg_step){.n_tok = 512, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = p0 + 512});
+                be->kv_store(be, 0, dk, dk);
+            }
+        }
+        if (!ok) {
+            fprintf(stderr, "bench_cuda: %s\n", err.msg);
+            return 1;
+        }
+        for (int64_t b = 0; b < B; b++) pos[b] = (int32_t)(ctx - 1), nctx[b] = (int32_t)ctx, tables[b] = seqs[b].blocks;
+        be->begin_step(be, &(rg_step){.n_tok = B, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = ctx});
+        at_arg a = {be, {.layer = 0, .n_head = 32, .q = dq, .out = dout, .scale = 0.088f}};
+        double s = time_calls(be, at_call, &a);
+        double bytes = (double)B * (double)ctx * 8 * 128 * 2 * 2;
+        char label[64];
+        snprintf(label, sizeof label, "batch %lld, context %lld", (long long)B, (long long)ctx);
+        printf("%-40s %10.1f %9.1f %6.0f%%\n", label, s * 1e6, bytes / s / 1e9, 100 * bytes / s / bw);
+        for (int64_t b = 0; b < B; b++) rg_kv_seq_free(pool, &seqs[b]);
+        free(seqs), free(hk);
+        be->free(be, dk), be->free(be, dq), be->free(be, dout);
+    }
+    rg_status s = be->sync(be, &err);
+    if (s) fprintf(stderr, "bench_cuda: %s\n", err.msg);
+    be->free(be, x), be->free(be, y);
+    be->destroy(be);
+    rg_kv_pool_free(pool);
+    free(hx);
+    return s ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""sdpa_attention.py — the PyTorch peer for ridge's decode attention (bench_cuda):
+torch.nn.functional.scaled_dot_product_attention on bf16 K/V, 32 query heads
+over 8 KV heads (GQA), head_dim 128, one query token per sequence, at the batch
+sizes and contexts bench_cuda uses. Reports microseconds per call (median of 5
+timings of 20 calls, CUDA events) and GB/s over the K+V bytes, the same bytes
+bench_cuda counts. Usage: python3 sdpa_attention.py (needs a GPU)."""
+import torch
+import torch.nn.functional as F
+
+
+def time_us(fn):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(5):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        for _ in range(20):
+            fn()
+        e1.record()
+        torch.cuda.synchronize()
+        ts.append(e0.elapsed_time(e1) * 1e3 / 20)
+    return sorted(ts)[2]
+
+
+def main():
+    torch.manual_seed(0)
+    print("%-40s %10s %9s" % ("torch sdpa decode (bf16, 32/8, hd 128)", "us/call", "GB/s"))
+    for batch, ctx in [(1, 4096), (1, 16384), (1, 32768), (16, 4096), (16, 16384)]:
+        q = torch.randn(batch, 32, 1, 128, dtype=torch.bfloat16, device="cuda")
+        k = torch.randn(batch, 8, ctx, 128, dtype=torch.bfloat16, device="cuda")
+        v = torch.randn_like(k)
+        us = time_us(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+        gb = 2 * k.numel() * 2 / (us * 1e-6) / 1e9
+        print("%-40s %10.1f %9.1f" % ("batch %d, context %d" % (batch, ctx), us, gb))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+/* backend.h — the table of ops the forward pass calls (shared/DESIGN.md,
+ * "Backends behind one table of ops"). model/forward.c is written once against
+ * this table; backend/cpu/backend_cpu.c implements it with the CPU kernels and
+ * backend/cuda/ with CUDA kernels.
+ *
+ * Memory: every buffer an op reads or writes is backend memory (from alloc);
+ * for the CPU backend that is host memory, for CUDA device memory. Host data
+ * crosses only through upload/download, get_rows' ids and begin_step.
+ *
+ * Errors: ops return nothing. A backend whose op fails (a CUDA call returned an
+ * error) keeps the first failure and reports it from sync(); rg_forward calls
+ * sync() once per step. The CPU backend never fails inside an op.
+ *
+ * Activations are f32 rows [n_tok][n]; weights are rg_weight matrices made
+ * resident by load_weight (the backend may change their layout and, for types
+ * it keeps in no quantized form, their dtype — see each backend's header). */
+#ifndef RG_BACKEND_BACKEND_H
+#define RG_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/ops.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "kv/kv_pool.h"
+#include "model/model.h"
+
+typedef enum rg_backend_kind { RG_BACKEND_CPU = 0, RG_BACKEND_CUDA = 1 } rg_backend_kind;
+
+/* Sizes the step buffers and scratch are reserved for, so that no op allocates. */
+typedef struct rg_backend_limits {
+    int64_t max_tokens;     /* tokens per step */
+    int64_t k_max;          /* widest matmul input */
+    int64_t n_out_max;      /* widest matmul output */
+    int64_t n_head, n_head_kv, head_dim;
+    int64_t max_ctx;        /* longest sequence */
+} rg_backend_limits;
+
+/* One step's tokens as the host knows them; valid until the next begin_step.
+ * Token t is at position pos[t] of the sequence whose block table is tables[t]
+ * and attends to positions [0, n_ctx[t]). */
+typedef struct rg_step {
+    int64_t n_tok;
+    const int32_t *pos;
+    const int32_t *const *tables;
+    const int32_t *n_ctx;
+    int64_t ctx_max;
+} rg_step;
+
+/* Attention of the current step's tokens over layer `layer` of the attached pool. */
+typedef struct rg_backend_attn {
+    int64_t layer, n_head;
+    const float *q;               /* [n_tok][n_head][head_dim], RoPE applied */
+    float *out;                   /* [n_tok][n_head][head_dim] */
+    float scale;
+    rg_attn_kind kind;            /* backends without a naive kernel run their only one */
+    const float *alibi_slopes;    /* backend memory, per query head, or NULL */
+} rg_backend_attn;
+
+typedef struct rg_backend rg_backend;
+struct rg_backend {
+    const char *name;
+    void (*destroy)(rg_backend *be);
+
+    /* buffers */
+    void *(*alloc)(rg_backend *be, size_t bytes); /* NULL on failure; never zeroed */
+    void (*free)(rg_backend *be, void *p);
+    void (*upload)(rg_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(rg_backend *be, void *dst, const void *src, size_t bytes); /* waits for the data */
+    void (*copy)(rg_backend *be, void *dst, const void *src, size_t bytes);     /* within backend memory */
+    /* Wait for queued work; the first failure so far (RG_OK if none). err may be NULL. */
+    rg_status (*sync)(rg_backend *be, rg_err *err);
+
+    /* Make a weight resident: *dev describes the backend's copy (its data may be
+     * host->data itself on the CPU). unload_weight releases it. */
+    rg_status (*load_weight)(rg_backend *be, const rg_weight *host, rg_weight *dev, rg_err *err);
+    void (*unload_weight)(rg_backend *be, rg_weight *dev);
+
+    /* Step buffers and scratch for these limits, and the KV storage of `pool`
+     * (the host pool keeps the bookkeeping: block ids, tables, refcounts). */
+    rg_status (*reserve)(rg_backend *be, const rg_backend_limits *lim, rg_kv_pool *pool, rg_err *err);
+    /* The current step's positions and block tables (uploaded once, used by every layer). */
+    void (*begin_step)(rg_backend *be, const rg_step *s);
+    /* Copy every layer of KV block src into block dst (copy-on-write). */
+    void (*kv_copy_block)(rg_backend *be, int32_t dst, int32_t src);
+
+    /* Optional (NULL: none): CUDA-graph style capture of a decode step's layer ops.
+     * graph_replay runs what was recorded under key (true) or returns false; then
+     * the caller brackets the ops with graph_record_begin/_end, which records them
+     * (without running them) and then runs the recording. Ops between begin and end
+     * must not read host memory (their arguments are frozen in the recording). */
+    bool (*graph_replay)(rg_backend *be, int64_t key);
+    void (*graph_record_begin)(rg_backend *be, int64_t key);
+    void (*graph_record_end)(rg_backend *be, int64_t key);
+
+    /* ops */
+    void (*get_rows)(rg_backend *be, const rg_weight *w, const int32_t *ids, int64_t n, float *out);
+    void (*matmul)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
+    void (*rmsnorm)(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
+                    float *out);
+    void (*rope)(rg_backend *be, float *x, int64_t n_head, int64_t head_dim, const rg_rope_params *p);
+    void (*kv_store)(rg_backend *be, int64_t layer, const float *k, const float *v);
+    void (*attention)(rg_backend *be, const rg_backend_attn *a);
+    void (*swiglu)(rg_backend *be, const float *gate, const float *up, int64_t n, float *out);
+    void (*add)(rg_backend *be, float *y, const float *x, int64_t n);
+    /* x[t] += sinusoidal encoding of the step's pos[t] (rows of d). */
+    void (*add_sinusoidal)(rg_backend *be, float *x, int64_t d);
+};
+
+/* The CPU backend on `pool` (borrowed; NULL: the calling thread). */
+rg_status rg_backend_cpu_create(rg_threadpool *pool, rg_backend **out, rg_err *err);
+
+/* The CUDA backend on device `device`; RG_E_UNSUPPORTED when ridge was built
+ * without CUDA (RIDGE_CUDA=OFF) or no device is usable. */
+rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err *err);
+
+/* The GPU's device-to-device copy rate in bytes/s, counting bytes read plus
+ * bytes written (best of reps copies of `bytes`): the ceiling decode is measured
+ * against. 0 without CUDA or on failure. */
+double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps);
+
+#endif

@@ -1,0 +1,103 @@
+/* cuda_internal.h — state and helpers shared by the CUDA backend's .cu files
+ * (C++; not for use outside src/backend/cuda).
+ *
+ * Weights in GPU memory ("resident layouts"), each row-major over n_out rows:
+ *   F32, F16, BF16  as stored in the file
+ *   Q8_0  qs int8 [n_out][k] | scale f16 [n_out][k/32]
+ *   Q4_0  nibbles [n_out][k/2] (element 2i in the low nibble of byte i) | scale f16 [n_out][k/32]
+ *   Q4_K  nibbles [n_out][k/2] | (d, dmin) f16x2 [n_out][k/256] | (sc, m) u8x2 [n_out][k/32]
+ *   Q6_K  low 4 bits [n_out][k/2] | high 2 bits [n_out][k/4] (element 4i+j in bits 2j of byte i)
+ *         | scale int8 [n_out][k/16] | d f16 [n_out][k/256]
+ * i.e. the same quantized values and scales as the GGUF blocks (Q4_K's 6-bit
+ * sub-scales widened to bytes: 20 instead of 16 bytes of scales per 256), split
+ * into planes so that 8 consecutive elements sit in one aligned 4- or 8-byte
+ * word. Every other type is dequantized to F16 at load. */
+#ifndef RG_BACKEND_CUDA_INTERNAL_H
+#define RG_BACKEND_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend/backend.h"
+}
+
+/* Attention works on tiles of this many positions (one lane each in the softmax). */
+#define RG_CUDA_ATTN_TILE 32
+/* Batch sizes (tokens per step) whose decode step is captured as a CUDA graph. */
+#define RG_CUDA_GRAPHS 16
+
+typedef struct cuda_backend {
+    rg_backend be;
+    int device, n_sm;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    rg_status status;             /* first failure (sticky) */
+    char msg[400];
+    /* KV storage: the host pool's layout, in GPU memory */
+    rg_kv_pool *kv;
+    rg_kv_config kvc;
+    uint8_t *kv_data;
+    size_t kv_unit_bytes, kv_head_bytes, kv_kv_bytes, kv_layer_bytes;
+    /* step state: device copies of positions, n_ctx, token -> table row, tables */
+    int64_t max_tokens, max_table_blocks, n_tok, ctx_max;
+    int32_t *d_pos, *d_n_ctx, *d_row, *d_tables, *d_ids;
+    int32_t *h_stage;             /* pinned: pos | n_ctx | row | tables | ids */
+    void *h_out;                  /* pinned landing buffer for downloads (NULL: direct) */
+    size_t h_out_bytes;
+    const int32_t **row_src;      /* host: the block table behind each table row */
+    int64_t *row_ctx;             /* host: the longest n_ctx of each table row's tokens */
+    size_t stage_ints;
+    int ids_used;                 /* id slots used this step (of 2) */
+    /* scratch */
+    void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
+    void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
+    float *xq;                    /* quantized activations (GEMV path): 16 * k_max */
+    size_t w16_bytes;
+    float *attn_o;                /* split partials: attn_entries * head_dim */
+    float2 *attn_ml;              /* split (max, sum): attn_entries */
+    int64_t attn_entries;
+    /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
+    cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
+} cuda_backend;
+
+static inline cuda_backend *cuda_of(rg_backend *be) { return (cuda_backend *)be; }
+
+/* Record the first failure; later ones are dropped (the first is the cause). */
+void rg_cuda_fail(cuda_backend *c, const char *what, const char *detail);
+/* true if ok; records the failure otherwise */
+bool rg_cuda_check(cuda_backend *c, cudaError_t e, const char *what);
+/* After a kernel launch: the launch error, if any. */
+#define RG_CUDA_LAUNCHED(c, name) rg_cuda_check((c), cudaGetLastError(), (name))
+
+/* The byte offsets of a resident weight's planes. */
+typedef struct wplanes {
+    int64_t k, n_out;
+    const uint8_t *p0, *p1, *p2, *p3;
+} wplanes;
+wplanes rg_cuda_planes(const rg_weight *w);
+size_t rg_cuda_resident_bytes(rg_dtype t, int64_t k, int64_t n_out);
+bool rg_cuda_kept_type(rg_dtype t);
+
+/* ops (defined in the .cu files, wired into the table in cuda_backend.cu) */
+void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, int64_t n, float *out);
+void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
+void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
+                     float *out);
+void rg_cuda_rope(rg_backend *be, float *x, int64_t n_head, int64_t head_dim, const rg_rope_params *p);
+void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float *v);
+void rg_cuda_attention(rg_backend *be, const rg_backend_attn *a);
+void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out);
+void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n);
+void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d);
+/* Allow the attention kernel the shared memory of this head layout (once, at reserve). */
+bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim);
+/* Upload n host ids to a device slot for this step (NULL on failure). */
+const int32_t *rg_cuda_stage_ids(cuda_backend *c, const int32_t *ids, int64_t n);
+
+static inline unsigned rg_cuda_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+#endif

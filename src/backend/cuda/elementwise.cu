@@ -1,0 +1,187 @@
+/* elementwise.cu — the row-wise and elementwise ops on the GPU: embedding rows,
+ * rmsnorm, RoPE, K/V store into the paged pool, SwiGLU, residual add, the
+ * sinusoidal encoding. Each follows its CPU counterpart's arithmetic
+ * (backend/cpu/norm_rope_act.c: RoPE angles by the same float recurrence) so the
+ * two backends agree to rounding. */
+#include <math.h>
+
+#include "backend/cuda/dequant.cuh"
+
+/* ---- get_rows: out[i] = dequantize(W[ids[i]]), 8 elements a thread */
+
+template <int T>
+__global__ void get_rows_kernel(wplanes w, const int32_t *ids, int64_t n, float *out) {
+    int64_t groups = w.k / 8, i = blockIdx.y, g = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    int32_t id = ids[i];
+    float o[8];
+    if (id < 0 || id >= w.n_out) { /* validated by the caller; never read outside the matrix */
+        for (int j = 0; j < 8; j++) o[j] = 0;
+    } else {
+        wt<T>::load(w, id, g, o);
+    }
+    float4 *dst = (float4 *)(out + i * w.k + 8 * g);
+    dst[0] = make_float4(o[0], o[1], o[2], o[3]);
+    dst[1] = make_float4(o[4], o[5], o[6], o[7]);
+}
+
+void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, int64_t n, float *out) {
+    cuda_backend *c = cuda_of(be);
+    if (n <= 0) return;
+    const int32_t *d_ids = rg_cuda_stage_ids(c, ids, n);
+    if (!d_ids) return;
+    wplanes p = rg_cuda_planes(w);
+    dim3 grid(rg_cuda_blocks(w->k / 8, 128), (unsigned)n);
+    bool ok = rg_cuda_dispatch_type(w->type, [&]<int T>() {
+        get_rows_kernel<T><<<grid, 128, 0, c->stream>>>(p, d_ids, n, out);
+    });
+    if (!ok) rg_cuda_fail(c, "get_rows", "weight type not resident");
+    RG_CUDA_LAUNCHED(c, "get_rows");
+}
+
+/* ---- rmsnorm: one block per row; sum of squares in double like the CPU */
+
+__global__ void rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps, float *out) {
+    const float *xr = x + blockIdx.x * n;
+    float *o = out + blockIdx.x * n;
+    double sum = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += (double)(xr[i] * xr[i]);
+    __shared__ double part[32];
+    for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x / 32] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        sum = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0;
+        for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (threadIdx.x == 0) part[0] = sum;
+    }
+    __syncthreads();
+    float scale = 1.0f / sqrtf((float)(part[0] / (double)n) + eps);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
+}
+
+void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
+                     float *out) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok <= 0) return;
+    rmsnorm_kernel<<<(unsigned)n_tok, 256, 0, c->stream>>>(x, weight, n, eps, out);
+    RG_CUDA_LAUNCHED(c, "rmsnorm");
+}
+
+/* ---- RoPE: one thread per (token, head, pair) */
+
+__global__ void rope_kernel(float *x, const int32_t *pos, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                            int64_t n_rot, float theta_scale, float freq_scale, const float *ff, bool neox) {
+    int64_t half = n_rot / 2;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_tok * n_head * half) return;
+    int64_t p = i % half, th = i / half, t = th / n_head;
+    /* ggml's recurrence: theta_p = pos * theta_scale^p, by repeated multiplication in float */
+    float theta = (float)pos[t];
+    for (int64_t j = 0; j < p; j++) theta *= theta_scale;
+    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
+    float cs = cosf(a), sn = sinf(a);
+    float *v = x + th * head_dim;
+    int64_t i0 = neox ? p : 2 * p, i1 = neox ? p + half : 2 * p + 1;
+    float x0 = v[i0], x1 = v[i1];
+    v[i0] = x0 * cs - x1 * sn;
+    v[i1] = x0 * sn + x1 * cs;
+}
+
+void rg_cuda_rope(rg_backend *be, float *x, int64_t n_head, int64_t head_dim, const rg_rope_params *p) {
+    cuda_backend *c = cuda_of(be);
+    int64_t n = c->n_tok * n_head * (p->n_rot / 2);
+    if (n <= 0) return;
+    if (p->n_rot > head_dim || p->n_rot % 2) {
+        rg_cuda_fail(c, "rope", "n_rot does not fit the head");
+        return;
+    }
+    float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_rot);
+    rope_kernel<<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, c->d_pos, c->n_tok, n_head, head_dim, p->n_rot,
+                                                               theta_scale, p->freq_scale, p->freq_factors, p->neox);
+    RG_CUDA_LAUNCHED(c, "rope");
+}
+
+/* ---- K/V store: token t's heads to slot pos % bs of block table[pos / bs] */
+
+template <typename E> __device__ __forceinline__ E to_elem(float f);
+template <> __device__ __forceinline__ float to_elem<float>(float f) { return f; }
+template <> __device__ __forceinline__ __half to_elem<__half>(float f) { return __float2half_rn(f); }
+template <> __device__ __forceinline__ __nv_bfloat16 to_elem<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
+
+template <typename E>
+__global__ void kv_store_kernel(uint8_t *layer_base, const float *k, const float *v, const int32_t *pos,
+                                const int32_t *row, const int32_t *tables, int64_t table_w, int64_t n_head_kv,
+                                int64_t head_dim, int64_t bs, size_t unit_bytes, size_t kv_bytes, size_t head_bytes) {
+    int64_t t = blockIdx.y, n = n_head_kv * head_dim;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t h = i / head_dim, d = i % head_dim;
+        int32_t p = pos[t];
+        int32_t block = tables[row[t] * table_w + p / bs];
+        uint8_t *unit = layer_base + (size_t)block * unit_bytes + h * head_bytes;
+        size_t off = ((size_t)(p % bs) * head_dim + d) * sizeof(E);
+        *(E *)(unit + off) = to_elem<E>(k[t * n + i]);
+        *(E *)(unit + kv_bytes + off) = to_elem<E>(v[t * n + i]);
+    }
+}
+
+void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float *v) {
+    cuda_backend *c = cuda_of(be);
+    if (c->n_tok <= 0) return;
+    uint8_t *base = c->kv_data + (size_t)layer * c->kv_layer_bytes;
+    int64_t n = c->kvc.n_head_kv * c->kvc.head_dim;
+    dim3 grid(rg_cuda_blocks(n, 256), (unsigned)c->n_tok);
+#define KV_ARGS                                                                                                      \
+    base, k, v, c->d_pos, c->d_row, c->d_tables, c->max_table_blocks, c->kvc.n_head_kv, c->kvc.head_dim,             \
+        c->kvc.block_size, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes
+    if (c->kvc.dtype == RG_F32) kv_store_kernel<float><<<grid, 256, 0, c->stream>>>(KV_ARGS);
+    else if (c->kvc.dtype == RG_F16) kv_store_kernel<__half><<<grid, 256, 0, c->stream>>>(KV_ARGS);
+    else kv_store_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(KV_ARGS);
+#undef KV_ARGS
+    RG_CUDA_LAUNCHED(c, "kv_store");
+}
+
+/* ---- SwiGLU, residual add, sinusoidal positions */
+
+__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out) {
+    cuda_backend *c = cuda_of(be);
+    if (n <= 0) return;
+    unsigned blocks = rg_cuda_blocks(n, 256);
+    swiglu_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(gate, up, n, out);
+    RG_CUDA_LAUNCHED(c, "swiglu");
+}
+
+__global__ void add_kernel(float *y, const float *x, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+
+void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n) {
+    cuda_backend *c = cuda_of(be);
+    if (n <= 0) return;
+    unsigned blocks = rg_cuda_blocks(n, 256);
+    add_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(y, x, n);
+    RG_CUDA_LAUNCHED(c, "add");
+}
+
+__global__ void sinusoidal_kernel(float *x, const int32_t *pos, int64_t n_tok, int64_t d) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_tok * (d / 2)) return;
+    int64_t t = i / (d / 2), p = i % (d / 2);
+    double angle = pos[t] / pow(10000.0, 2.0 * (double)p / (double)d);
+    x[t * d + 2 * p] += (float)sin(angle);
+    x[t * d + 2 * p + 1] += (float)cos(angle);
+}
+
+void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d) {
+    cuda_backend *c = cuda_of(be);
+    int64_t n = c->n_tok * (d / 2);
+    if (n <= 0) return;
+    sinusoidal_kernel<<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, c->d_pos, c->n_tok, d);
+    RG_CUDA_LAUNCHED(c, "sinusoidal");
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh — the GPU test and benchmark run, in one call on a machine
+# with an NVIDIA GPU (H100/H200):
+#   1. build the CUDA build (skipped when $RIDGE_GPU_BUILD already holds one)
+#   2. test_cuda_ops: every CUDA op against its reference on fresh random inputs
+#   3. ridge eval --gpu against the llama.cpp reference outputs (tests/tools/
+#      compare_eval.py, the CPU tests' tolerances), for every refdata model present
+#   4. benchmarks (unless RIDGE_GPU_BENCH=0): ceilings (device copy bandwidth and a
+#      cuBLAS bf16 GEMM through PyTorch), then ridge bench --gpu on random-weight
+#      models of the llama3.2-1b / llama3-8b shapes generated here with ridge synth
+# and prints a short table last. Logs go to $OUT (or build/gpu-out).
+# Exit status: non-zero if any test failed.
+# A build made elsewhere can be used (RIDGE_GPU_BUILD=dir holding ridge,
+# tests/gpu/test_cuda_ops, bench/bench_cuda, and lib/ with shared libraries the
+# GPU host lacks); build it with -DRIDGE_NATIVE=OFF so it runs on any x86-64.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${RIDGE_GPU_BUILD:-build/gpu}
+O=${OUT:-build/gpu-out}
+mkdir -p "$O"
+fail=0
+T=$B/tests/gpu/test_cuda_ops
+if [ ! -x "$B/ridge" ] || [ ! -x "$T" ]; then
+  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DRIDGE_CUDA=ON -DRIDGE_CUDA_ARCHS=90a -DRIDGE_TESTS=OFF \
+    -DRIDGE_NATIVE=OFF >/dev/null && cmake --build "$B" -j"$(nproc)" 2>&1 | tail -n 3 || exit 1
+fi
+# libraries carried with a prebuilt build (e.g. libcjson.so.1, which the GPU image lacks)
+[ -d "$B/lib" ] && export LD_LIBRARY_PATH="$PWD/$B/lib:${LD_LIBRARY_PATH:-}"
+# cuBLAS / runtime libraries of the toolkit, wherever this image keeps them
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null); do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+for lib in $(ldd "$B/ridge" | awk '/not found/ {print $1}'); do
+  found=$(find / -xdev -name "$lib" 2>/dev/null | head -n 1)
+  [ -n "$found" ] && export LD_LIBRARY_PATH="$(dirname "$found"):${LD_LIBRARY_PATH:-}"
+done
+ldd "$B/ridge" | grep "not found" && echo "missing libraries" && exit 1
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$O/device.txt"
+date -u +"%Y-%m-%d %H:%M UTC" >>"$O/device.txt"
+
+echo "== test_cuda_ops =="
+"$T" >"$O/ops.txt" 2>&1; ops_rc=$?
+grep -E "^FAIL|passed" "$O/ops.txt"
+[ $ops_rc -eq 0 ] || fail=1
+
+if [ "${RIDGE_GPU_SANITIZE:-0}" = 1 ]; then
+  echo "== compute-sanitizer (memcheck) test_cuda_ops =="
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$T" >"$O/sanitizer.txt" 2>&1; san_rc=$?
+  grep -E "ERROR SUMMARY|passed" "$O/sanitizer.txt" | tail -n 2
+  [ $san_rc -eq 0 ] || { echo "compute-sanitizer: exit $san_rc"; fail=1; }
+fi
+
+echo "== ridge roofline (GPU ceilings) =="
+"$B/ridge" roofline --quick --no-save 2>&1 | grep -iE "gpu|bf16|launch" | head -n 8
+
+echo "== ridge eval --gpu vs refdata =="
+python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata tests/data/refdata --skip-missing -- --gpu \
+  >"$O/eval.txt" 2>&1; eval_rc=$?
+grep -vE "^skipped" "$O/eval.txt" | tail -n 20
+[ $eval_rc -eq 0 ] || fail=1
+
+declare -a rows
+if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
+  echo "== ceilings =="
+  python3 - <<'PY' | tee "$O/ceilings.txt"
+import torch, time
+n = 1 << 30
+a = torch.empty(n, dtype=torch.uint8, device="cuda"); b = torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+torch.cuda.synchronize(); e0 = torch.cuda.Event(enable_timing=True); e1 = torch.cuda.Event(enable_timing=True)
+e0.record(); [b.copy_(a) for _ in range(10)]; e1.record(); torch.cuda.synchronize()
+print("copy_GBps %.1f" % (2 * n * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e9))
+m = 8192
+x = torch.randn(m, m, dtype=torch.bfloat16, device="cuda"); y = torch.randn(m, m, dtype=torch.bfloat16, device="cuda")
+for _ in range(3): x @ y
+torch.cuda.synchronize(); e0.record(); [x @ y for _ in range(10)]; e1.record(); torch.cuda.synchronize()
+print("gemm_TFLOPs %.1f" % (2 * m**3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12))
+PY
+  if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
+    echo "== bench_cuda (kernels) =="
+    "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
+    echo "== peer: torch SDPA decode attention =="
+    python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
+  fi
+  mkdir -p build/gpu-models
+  # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
+  for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3-8b:bf16:8 llama3-8b:q4_0:8}; do
+    IFS=: read -r shape type layers <<<"$spec"
+    f=build/gpu-models/$shape-$type${layers:+-${layers}l}.gguf
+    [ -s "$f" ] || "$B/ridge" synth --shape "$shape" --type "$type" ${layers:+--layers $layers} -o "$f" >/dev/null 2>&1 ||
+      { echo "synth $spec failed"; continue; }
+    echo "== bench $spec =="
+    "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf).json"
+    if [ "$spec" = llama3.2-1b:bf16 ]; then # launch gaps: the same decode without CUDA graphs
+      echo "== bench $spec --no-graphs =="
+      "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json --no-graphs 2>&1 |
+        tee "$O/bench-$(basename "$f" .gguf)-nographs.json"
+    fi
+    rm -f "$f" # the disk is small; regenerate next time
+  done
+fi
+
+echo
+echo "================ summary ================"
+cat "$O/device.txt" | head -n 1
+printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
+[ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
+printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
+[ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
+[ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
+[ -f "$O/ceilings.txt" ] && printf "%-28s %s\n" "ceilings (torch)" "$(tr '\n' ' ' <"$O/ceilings.txt")"
+for j in "$O"/bench-*.json; do
+  [ -f "$j" ] || continue
+  python3 - "$j" <<'PY'
+import json, sys
+try:
+    r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+except Exception:
+    print("%-28s %s" % (sys.argv[1].split("/")[-1], "no result")); sys.exit()
+name = sys.argv[1].split("/")[-1].replace("bench-", "").replace(".json", "")
+print("%-28s prefill %8.0f tok/s | decode %6.3f ms/tok = %4.0f%% of copy bw %.0f GB/s (%.0f MB/token)" % (
+    name, r["prefill_tok_s"], 1e3 / r["decode_tok_s"], 100 * r["decode_roofline_fraction"], r["bandwidth_gb_s"],
+    r["decode_bytes_per_token"] / 1e6))
+PY
+done
+exit $fail

@@ -1,0 +1,403 @@
+/* test_cuda_ops.c — every op of the CUDA backend against a reference on fresh
+ * random inputs (seed printed; RIDGE_TEST_SEED replays), outputs poisoned with
+ * NaN before each run so an unwritten element fails.
+ *
+ * References: matmul against a double-precision product of the reference
+ * dequantization (core/quant.h) with x rounded as the GPU path rounds it (to
+ * f16/bf16 for those weights; to bf16 on the cuBLAS path of quantized weights);
+ * get_rows against the reference dequantization; the other ops against the CPU
+ * backend through the same op table (itself tested against backend/ref in
+ * tests/test_cpu_ops.c). Error measure: ||gpu - ref|| / ||ref|| per case, with
+ * the tolerance stated next to each case. Needs a GPU: built only with
+ * RIDGE_CUDA=ON and run by tests/gpu/run.sh, not by ctest. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/fp16.h"
+#include "core/quant.h"
+#include "testutil.h"
+
+static int n_fail, n_pass;
+static uint64_t rng;
+
+static void check(const char *what, double err, double tol) {
+    bool ok = err <= tol; /* NaN fails */
+    printf("%-4s %-52s rel err %.3e (tol %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+static double rel_err(const float *got, const double *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        if (isnan(got[i])) return NAN;
+        num += d * d, den += ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static double rel_err_f(const float *got, const float *ref, int64_t n) {
+    double *r = malloc((size_t)n * sizeof *r);
+    for (int64_t i = 0; i < n; i++) r[i] = ref[i];
+    double e = rel_err(got, r, n);
+    free(r);
+    return e;
+}
+
+static float *randn(int64_t n, float scale) {
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = scale * rg_test_rand_normal(&rng);
+    return x;
+}
+
+/* A device buffer of n floats filled with NaN. */
+static float *dev_poisoned(rg_backend *be, int64_t n) {
+    float *h = malloc((size_t)n * sizeof *h);
+    for (int64_t i = 0; i < n; i++) h[i] = NAN;
+    float *d = be->alloc(be, (size_t)n * sizeof *d);
+    be->upload(be, d, h, (size_t)n * sizeof *d);
+    free(h);
+    return d;
+}
+
+static float *dev_copy(rg_backend *be, const float *h, int64_t n) {
+    float *d = be->alloc(be, (size_t)n * sizeof *d);
+    be->upload(be, d, h, (size_t)n * sizeof *d);
+    return d;
+}
+
+static float *download(rg_backend *be, const float *d, int64_t n) {
+    float *h = malloc((size_t)n * sizeof *h);
+    be->download(be, h, d, (size_t)n * sizeof *h);
+    return h;
+}
+
+static float round_to(rg_dtype t, float v) {
+    if (t == RG_F16) return rg_f16_to_f32(rg_f32_to_f16(v));
+    if (t == RG_BF16) return rg_bf16_to_f32(rg_f32_to_bf16(v));
+    return v;
+}
+
+/* ---- weights: matmul (both paths) and get_rows for each type */
+
+static void test_weight_type(rg_backend *gpu, rg_dtype t) {
+    const int64_t k = 512, n_out = 301;
+    float *wf = randn(k * n_out, 0.05f);
+    size_t row = (size_t)rg_dtype_row_bytes(t, k);
+    uint8_t *wq = malloc(row * (size_t)n_out);
+    rg_err err = {0};
+    for (int64_t r = 0; r < n_out; r++) {
+        if (t == RG_F32) memcpy(wq + r * row, wf + r * k, row);
+        else if (t == RG_F16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
+        else if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
+        else if (rg_quantize_ref(t, wf + r * k, wq + r * row, k, &err)) {
+            check(err.msg, NAN, 0);
+            free(wf), free(wq);
+            return;
+        }
+    }
+    /* what the weights are after quantization */
+    float *wd = malloc((size_t)(k * n_out) * sizeof *wd);
+    for (int64_t r = 0; r < n_out; r++) rg_dequantize_ref(t, wq + r * row, wd + r * k, k, &err);
+    rg_weight host = {.type = t, .k = k, .n_out = n_out, .data = wq}, dev;
+    char what[640];
+    if (gpu->load_weight(gpu, &host, &dev, &err)) {
+        snprintf(what, sizeof what, "%s load_weight: %s", rg_dtype_name(t), err.msg);
+        check(what, NAN, 0);
+        free(wf), free(wq), free(wd);
+        return;
+    }
+    /* resident as f16 when not kept quantized: the reference rounds the same way */
+    if (dev.type == RG_F16 && t != RG_F16)
+        for (int64_t i = 0; i < k * n_out; i++) wd[i] = round_to(RG_F16, wd[i]);
+
+    /* get_rows */
+    int32_t ids[5] = {0, 300, 17, 17, 150};
+    float *d_rows = dev_poisoned(gpu, 5 * k);
+    gpu->begin_step(gpu, &(rg_step){.n_tok = 0});
+    gpu->get_rows(gpu, &dev, ids, 5, d_rows);
+    float *rows = download(gpu, d_rows, 5 * k);
+    double *rref = malloc((size_t)(5 * k) * sizeof *rref);
+    for (int i = 0; i < 5; i++)
+        for (int64_t j = 0; j < k; j++) rref[i * k + j] = wd[ids[i] * k + j];
+    snprintf(what, sizeof what, "get_rows %s (resident %s)", rg_dtype_name(t), rg_dtype_name(dev.type));
+    check(what, rel_err(rows, rref, 5 * k), 1e-6);
+    free(rows), free(rref), gpu->free(gpu, d_rows);
+
+    /* matmul: GEMV sizes and cuBLAS sizes, with and without bias */
+    const int64_t toks[] = {1, 2, 3, 8, 13, 16, 40};
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        int64_t n = toks[ti];
+        bool cublas = n > 16, with_bias = ti % 2 == 1;
+        float *x = randn(n * k, 1.0f), *bias = randn(n_out, 0.5f);
+        rg_dtype xr = dev.type == RG_F16 || dev.type == RG_BF16 ? dev.type : (cublas && dev.type != RG_F32 ? RG_BF16 : RG_F32);
+        /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants */
+        rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 ? RG_Q8_0
+                                        : dev.type == RG_Q4_K || dev.type == RG_Q6_K ? RG_Q8_K : RG_F32;
+        float *xa = malloc((size_t)(n * k) * sizeof *xa);
+        memcpy(xa, x, (size_t)(n * k) * sizeof *xa);
+        if (aq != RG_F32) {
+            void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
+            for (int64_t tt = 0; tt < n; tt++) {
+                rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
+                rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
+            }
+            free(blocks);
+        }
+        double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
+        for (int64_t tt = 0; tt < n; tt++)
+            for (int64_t r = 0; r < n_out; r++) {
+                double s = with_bias ? bias[r] : 0;
+                for (int64_t i = 0; i < k; i++) {
+                    double w = cublas && xr == RG_BF16 && dev.type != RG_BF16 ? round_to(RG_BF16, wd[r * k + i])
+                                                                              : wd[r * k + i];
+                    s += w * (double)round_to(xr, xa[tt * k + i]);
+                }
+                ref[tt * n_out + r] = s;
+            }
+        float *dx = dev_copy(gpu, x, n * k), *db = dev_copy(gpu, bias, n_out), *dy = dev_poisoned(gpu, n * n_out);
+        gpu->matmul(gpu, &dev, with_bias ? db : NULL, dx, n, dy);
+        float *y = download(gpu, dy, n * n_out);
+        /* f32 accumulation in another order: 1e-5; the cuBLAS path on tensor cores: 1e-4 */
+        snprintf(what, sizeof what, "matmul %s n_tok %lld%s (%s)", rg_dtype_name(t), (long long)n,
+                 with_bias ? " +bias" : "", cublas ? "cuBLAS" : "GEMV");
+        check(what, rel_err(y, ref, n * n_out), cublas ? 1e-4 : 1e-5);
+        free(x), free(xa), free(bias), free(ref), free(y);
+        gpu->free(gpu, dx), gpu->free(gpu, db), gpu->free(gpu, dy);
+    }
+    gpu->unload_weight(gpu, &dev);
+    free(wf), free(wq), free(wd);
+}
+
+/* ---- elementwise and row ops: GPU vs the CPU backend */
+
+static void test_rows_ops(rg_backend *gpu, rg_backend *cpu) {
+    const int64_t n_tok = 7, d = 576, n_head = 9, hd = 64;
+    int32_t pos[7] = {0, 1, 2, 100, 4095, 17, 33};
+    /* rmsnorm */
+    float *x = randn(n_tok * d, 2.0f), *w = randn(d, 1.0f);
+    float *ref = malloc((size_t)(n_tok * d) * sizeof *ref);
+    cpu->rmsnorm(cpu, x, w, d, n_tok, 1e-5f, ref);
+    float *dx = dev_copy(gpu, x, n_tok * d), *dw = dev_copy(gpu, w, d), *dy = dev_poisoned(gpu, n_tok * d);
+    gpu->rmsnorm(gpu, dx, dw, d, n_tok, 1e-5f, dy);
+    float *y = download(gpu, dy, n_tok * d);
+    check("rmsnorm 7 x 576", rel_err_f(y, ref, n_tok * d), 1e-6);
+    free(y);
+    /* swiglu, add */
+    float *u = randn(n_tok * d, 2.0f), *du = dev_copy(gpu, u, n_tok * d);
+    cpu->swiglu(cpu, x, u, n_tok * d, ref);
+    gpu->swiglu(gpu, dx, du, n_tok * d, dy);
+    y = download(gpu, dy, n_tok * d);
+    check("swiglu 4032", rel_err_f(y, ref, n_tok * d), 1e-6);
+    free(y);
+    memcpy(ref, x, (size_t)(n_tok * d) * sizeof *ref);
+    cpu->add(cpu, ref, u, n_tok * d);
+    gpu->add(gpu, dx, du, n_tok * d);
+    y = download(gpu, dx, n_tok * d);
+    check("add 4032", rel_err_f(y, ref, n_tok * d), 0);
+    free(y);
+    gpu->free(gpu, dx), gpu->free(gpu, dw), gpu->free(gpu, dy), gpu->free(gpu, du);
+    free(x), free(w), free(u), free(ref);
+
+    /* rope: normal and neox, with and without frequency factors, partial rotation */
+    for (int variant = 0; variant < 4; variant++) {
+        float *q = randn(n_tok * n_head * hd, 1.0f), *ff = malloc(hd / 2 * sizeof *ff);
+        for (int i = 0; i < hd / 2; i++) ff[i] = 1.0f + (float)i / 8;
+        float *dff = dev_copy(gpu, ff, hd / 2);
+        rg_rope_params p = {.n_rot = variant == 3 ? hd / 2 : hd, .freq_base = 500000.0f, .freq_scale = 0.5f,
+                            .neox = variant & 1};
+        rg_step st = {.n_tok = n_tok, .pos = pos};
+        cpu->begin_step(cpu, &st);
+        gpu->begin_step(gpu, &st);
+        float *dq = dev_copy(gpu, q, n_tok * n_head * hd);
+        if (variant == 2) p.freq_factors = ff;
+        cpu->rope(cpu, q, n_head, hd, &p);
+        if (variant == 2) p.freq_factors = dff;
+        gpu->rope(gpu, dq, n_head, hd, &p);
+        y = download(gpu, dq, n_tok * n_head * hd);
+        char what[64];
+        snprintf(what, sizeof what, "rope %s%s%s", variant & 1 ? "neox" : "normal", variant == 2 ? " freq_factors" : "",
+                 variant == 3 ? " n_rot = head_dim/2" : "");
+        check(what, rel_err_f(y, q, n_tok * n_head * hd), 1e-5);
+        free(y), free(q), free(ff);
+        gpu->free(gpu, dq), gpu->free(gpu, dff);
+    }
+    /* sinusoidal positions */
+    x = randn(n_tok * d, 1.0f);
+    dx = dev_copy(gpu, x, n_tok * d);
+    cpu->add_sinusoidal(cpu, x, d);
+    gpu->add_sinusoidal(gpu, dx, d);
+    y = download(gpu, dx, n_tok * d);
+    check("add_sinusoidal", rel_err_f(y, x, n_tok * d), 1e-6);
+    free(y), free(x), gpu->free(gpu, dx);
+}
+
+/* ---- KV store + attention through block tables, then copy-on-write */
+
+static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd,
+                           int64_t ctx_long) {
+    (void)gpu_unused;
+    char what[160];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 2, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16,
+                       .n_blocks = 2 * (ctx_long / 16 + 2) + 8, .dtype = kv_type};
+    rg_kv_pool *pool;
+    rg_backend *cpu, *gpu;
+    rg_threadpool *tp = rg_threadpool_create(0);
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err) ||
+        rg_backend_cuda_create(0, &gpu, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = ctx_long + 64};
+    if (cpu->reserve(cpu, &lim, pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    /* two sequences; a few stray blocks first so tables are not in pool order */
+    rg_kv_seq s[2] = {0};
+    int32_t stray[3] = {rg_kv_alloc_block(pool), rg_kv_alloc_block(pool), rg_kv_alloc_block(pool)};
+    rg_kv_block_unref(pool, stray[1]);
+    int64_t len[2] = {ctx_long, 37};
+    /* fill both: steps of up to 64 tokens alternating between the sequences */
+    int64_t done[2] = {0, 0};
+    int32_t pos[64], nctx[64];
+    const int32_t *tables[64];
+    int64_t n_kv = n_head_kv * hd, n_q = n_head * hd;
+    float *q = NULL, *out_ref = NULL, *out_gpu = NULL;
+    double worst = 0;
+    int steps = 0;
+    for (;;) {
+        int64_t n = 0;
+        for (int sq = 0; sq < 2; sq++) {
+            int64_t take = len[sq] - done[sq] < 29 ? len[sq] - done[sq] : 29;
+            if (take <= 0) continue;
+            if (rg_kv_seq_reserve(pool, &s[sq], done[sq] + take, &err)) {
+                check(err.msg, NAN, 0);
+                return;
+            }
+            for (int64_t i = 0; i < take; i++) {
+                pos[n] = (int32_t)(done[sq] + i), nctx[n] = pos[n] + 1, tables[n] = s[sq].blocks;
+                n++;
+            }
+            done[sq] += take;
+        }
+        for (int sq = 0; sq < 2; sq++) s[sq].n_tokens = done[sq]; /* stored below, before the next reserve */
+        if (!n) break;
+        rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
+        for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
+        cpu->begin_step(cpu, &st);
+        gpu->begin_step(gpu, &st);
+        for (int64_t layer = 0; layer < 2; layer++) {
+            float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
+            q = randn(n * n_q, 1.0f);
+            float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv), *dq = dev_copy(gpu, q, n * n_q);
+            float *dout = dev_poisoned(gpu, n * n_q);
+            cpu->kv_store(cpu, layer, k, v);
+            gpu->kv_store(gpu, layer, dk, dv);
+            out_ref = malloc((size_t)(n * n_q) * sizeof *out_ref);
+            rg_backend_attn a = {.layer = layer, .n_head = n_head, .q = q, .out = out_ref,
+                                 .scale = 1.0f / sqrtf((float)hd), .kind = RG_ATTN_FLASH};
+            cpu->attention(cpu, &a);
+            a.q = dq, a.out = dout;
+            gpu->attention(gpu, &a);
+            out_gpu = download(gpu, dout, n * n_q);
+            double e = rel_err_f(out_gpu, out_ref, n * n_q);
+            if (!(e <= worst)) worst = e; /* keeps NaN */
+            free(k), free(v), free(q), free(out_ref), free(out_gpu);
+            gpu->free(gpu, dk), gpu->free(gpu, dv), gpu->free(gpu, dq), gpu->free(gpu, dout);
+        }
+        steps++;
+    }
+    /* f32 softmax and sums in another order: 1e-5 */
+    snprintf(what, sizeof what, "kv_store+attention kv %s, %lld/%lld heads, hd %lld, ctx %lld (%d steps)",
+             rg_dtype_name(kv_type), (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)ctx_long,
+             steps);
+    check(what, worst, 1e-5);
+
+    /* decode after a fork: the fork's partial last block is copied on write through the backends */
+    rg_kv_pool_set_copy_fn(pool, NULL, NULL);
+    rg_kv_seq f = {0};
+    if (rg_kv_seq_fork(pool, &s[1], &f, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    int32_t shared = f.blocks[(37) / 16];
+    /* reserve copies in the host pool's storage (no copy_fn): the CPU side; do the GPU side by hand */
+    if (rg_kv_seq_reserve(pool, &f, 38, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    int32_t fresh = f.blocks[37 / 16];
+    gpu->kv_copy_block(gpu, fresh, shared);
+    pos[0] = 37, nctx[0] = 38, tables[0] = f.blocks;
+    rg_step st = {.n_tok = 1, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 38};
+    cpu->begin_step(cpu, &st);
+    gpu->begin_step(gpu, &st);
+    worst = 0;
+    for (int64_t layer = 0; layer < 2; layer++) {
+        float *k = randn(n_kv, 1.0f), *v = randn(n_kv, 1.0f);
+        q = randn(n_q, 1.0f);
+        float *dk = dev_copy(gpu, k, n_kv), *dv = dev_copy(gpu, v, n_kv), *dq = dev_copy(gpu, q, n_q);
+        float *dout = dev_poisoned(gpu, n_q);
+        cpu->kv_store(cpu, layer, k, v);
+        gpu->kv_store(gpu, layer, dk, dv);
+        out_ref = malloc((size_t)n_q * sizeof *out_ref);
+        rg_backend_attn a = {.layer = layer, .n_head = n_head, .q = q, .out = out_ref, .scale = 0.125f};
+        cpu->attention(cpu, &a);
+        a.q = dq, a.out = dout;
+        gpu->attention(gpu, &a);
+        out_gpu = download(gpu, dout, n_q);
+        double e = rel_err_f(out_gpu, out_ref, n_q);
+        if (!(e <= worst)) worst = e;
+        free(k), free(v), free(q), free(out_ref), free(out_gpu);
+        gpu->free(gpu, dk), gpu->free(gpu, dv), gpu->free(gpu, dq), gpu->free(gpu, dout);
+    }
+    snprintf(what, sizeof what, "attention after copy-on-write (kv %s)", rg_dtype_name(kv_type));
+    check(what, fresh != shared ? worst : NAN, 1e-5);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    rg_kv_seq_free(pool, &f), rg_kv_seq_free(pool, &s[0]), rg_kv_seq_free(pool, &s[1]);
+    rg_kv_block_unref(pool, stray[0]), rg_kv_block_unref(pool, stray[2]);
+    gpu->destroy(gpu), cpu->destroy(cpu);
+    rg_kv_pool_free(pool);
+    rg_threadpool_free(tp);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    rng = rg_test_seed();
+    printf("seed %llu\n", (unsigned long long)rng);
+    rg_err err = {0};
+    rg_backend *gpu, *cpu;
+    rg_threadpool *tp = rg_threadpool_create(0);
+    if (rg_backend_cuda_create(0, &gpu, &err) || rg_backend_cpu_create(tp, &cpu, &err)) {
+        fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
+        return 1;
+    }
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
+    rg_kv_pool *pool;
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 576, .n_out_max = 512, .n_head = 9, .n_head_kv = 1,
+                             .head_dim = 64, .max_ctx = 64};
+    if (rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
+        cpu->reserve(cpu, &lim, pool, &err)) {
+        fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
+        return 1;
+    }
+    const rg_dtype types[] = {RG_F32, RG_F16, RG_BF16, RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K, RG_Q4_1, RG_Q5_K};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_weight_type(gpu, types[i]);
+    test_rows_ops(gpu, cpu);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    gpu->destroy(gpu), cpu->destroy(cpu);
+    rg_kv_pool_free(pool);
+    rg_threadpool_free(tp);
+    test_attention(NULL, RG_F32, 8, 2, 64, 300);
+    test_attention(NULL, RG_F16, 32, 8, 128, 1100);
+    test_attention(NULL, RG_BF16, 8, 1, 64, 200);
+    test_attention(NULL, RG_F32, 4, 4, 32, 70);
+    printf("test_cuda_ops: %d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
