@@ -36,7 +36,8 @@ const char *gen_opts_help(void) {
            "  --cache-type T      KV cache dtype: f32 (default), f16, bf16\n"
            "  --gpu               run every op on the GPU (CUDA backend; -ngl N with N > 0 says the same)\n"
            "  --device N          CUDA device (default 0)\n"
-           "  --no-graphs         launch each op of a GPU decode step (default: replay a CUDA graph)\n";
+           "  --no-graphs         launch each op of a GPU decode step (default: replay a CUDA graph)\n"
+           "  --no-fuse           run every op separately (default: the backend's fused ops, e.g. QKV in one matmul)\n";
 }
 
 static int bad(const char *opt, const char *val) {
@@ -114,6 +115,7 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
     }
     if (TAKES("--device")) return parse_int(a, v, 0, 1024, &o->device);
     if (!strcmp(a, "--no-graphs")) return o->no_graphs = true, 1;
+    if (!strcmp(a, "--no-fuse")) return o->no_fusion = true, 1;
     if (TAKES("--system") || TAKES("-sys")) return o->system = v, 1;
     if (TAKES("--chat-template")) return o->chat_template = v, 1;
     if (!strcmp(a, "--json")) return o->json = true, 1;
@@ -148,6 +150,7 @@ int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx) {
         .backend = o->backend,
         .device = o->device,
         .no_graphs = o->no_graphs,
+        .no_fusion = o->no_fusion,
     };
     if (rg_ctx_create(*model, &cp, ctx, &err)) {
         rg_model_free(*model);

@@ -22,6 +22,7 @@ typedef struct gen_opts {
     rg_backend_kind backend; /* --gpu / -ngl N (N > 0): CUDA */
     int device;              /* --device N: CUDA device ordinal */
     bool no_graphs;          /* --no-graphs: no CUDA graph replay of decode steps */
+    bool no_fusion;          /* --no-fuse: the unfused op sequence (the baseline fusions are measured against) */
     rg_sampling_params sampling;
     bool json;
     bool quiet;              /* no load progress */

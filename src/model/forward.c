@@ -46,6 +46,7 @@ struct rg_ctx {
     void *observer_user;
     bool observer_timing;
     bool no_graphs;
+    bool fuse;               /* use the backend's fused ops where it has them */
 };
 
 /* Copy a host f32 vector into backend memory (NULL stays NULL). */
@@ -135,6 +136,7 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
     c->attn = p->attn;
     c->backend = p->backend;
     c->no_graphs = p->no_graphs;
+    c->fuse = !p->no_fusion;
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
     if (m->pos_encoding == RG_POS_LEARNED && c->n_ctx > hp->n_ctx_train) c->n_ctx = hp->n_ctx_train;
     c->max_tokens = p->max_batch_tokens > 0 ? p->max_batch_tokens : 512;
@@ -318,12 +320,25 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
            op_t0_);
 }
 
+/* Fused ops only without an observer: its events are per op, and a fused op's
+ * time cannot be split among the ops it replaces (ridge profile shows the
+ * unfused sequence). */
+static bool fused(const rg_ctx *c) { return c->fuse && !c->observer; }
+
+/* x += W·in: one op where the backend fuses the residual add into the matmul. */
+static void matmul_residual(rg_ctx *c, const char *name, const char *add_name, int32_t layer, const rg_weight *w,
+                            const float *in, int64_t n_tok) {
+    if (fused(c) && c->be->matmul_add && c->be->matmul_add(c->be, w, NULL, in, n_tok, c->x)) return;
+    matmul(c, name, layer, w, NULL, in, n_tok, c->xb);
+    residual_add(c, add_name, layer, c->xb, n_tok);
+}
+
 /* The layer stack for the n tokens of the current step (x in, x out). */
 static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     const rg_model *m = c->m;
     const rg_hparams *hp = &m->hp;
     rg_backend *be = c->be;
-    rg_rope_params rope = {
+    rg_rope_params rope_p = {
         .n_rot = hp->n_rot,
         .freq_base = (float)hp->rope_freq_base,
         .freq_scale = hp->rope_scaling == RG_ROPE_SCALING_LINEAR ? (float)(1.0 / hp->rope_scale_factor) : 1.0f,
@@ -335,18 +350,27 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
         rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
-        matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
-        matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
-        matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
-        if (m->pos_encoding == RG_POS_ROPE) {
-            OP_BEGIN(c);
-            be->rope(be, c->q, hp->n_head, hp->head_dim, &rope);
-            be->rope(be, c->k, hp->n_head_kv, hp->head_dim, &rope);
-            op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
-                                     .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
-                   op_t0_);
+        if (!fused(c) || !be->matmul_multi ||
+            !be->matmul_multi(be, 3, (const rg_weight *const[]){&l->wq, &l->wk, &l->wv},
+                              (const float *const[]){l->bq, l->bk, l->bv}, c->xb, n,
+                              (float *const[]){c->q, c->k, c->v})) {
+            matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
+            matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
+            matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
         }
-        {
+        bool rope = m->pos_encoding == RG_POS_ROPE;
+        if (rope && fused(c) && be->rope_kv_store &&
+            be->rope_kv_store(be, il, c->q, c->k, c->v, hp->n_head, hp->n_head_kv, hp->head_dim, &rope_p)) {
+            /* rotated and stored in one pass */
+        } else {
+            if (rope) {
+                OP_BEGIN(c);
+                be->rope(be, c->q, hp->n_head, hp->head_dim, &rope_p);
+                be->rope(be, c->k, hp->n_head_kv, hp->head_dim, &rope_p);
+                op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
+                                         .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
+                       op_t0_);
+            }
             OP_BEGIN(c);
             be->kv_store(be, il, c->k, c->v);
             op_end(c, &(rg_op_event){.kind = RG_OP_KV_STORE, .name = "kv_store", .layer = L, .n_tok = n,
@@ -368,21 +392,19 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                                      .attn_kind = (int32_t)c->attn},
                    op_t0_);
         }
-        matmul(c, "attn_output", L, &l->wo, NULL, c->att, n, c->xb);
-        residual_add(c, "attn_residual", L, c->xb, n);
+        matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n);
 
         rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
-        matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
-        matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
-        {
+        if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
+            matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
+            matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
             OP_BEGIN(c);
             be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
             op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,
                                      .n = n * hp->n_ff},
                    op_t0_);
         }
-        matmul(c, "ffn_down", L, &l->w_down, NULL, c->gate, n, c->xb);
-        residual_add(c, "ffn_residual", L, c->xb, n);
+        matmul_residual(c, "ffn_down", "ffn_residual", L, &l->w_down, c->gate, n);
     }
 }
 

@@ -37,6 +37,7 @@ typedef struct rg_ctx_params {
     rg_backend_kind backend;    /* RG_BACKEND_CPU (default) or RG_BACKEND_CUDA */
     int device;                 /* CUDA device ordinal */
     bool no_graphs;             /* CUDA: launch every op of a decode step instead of replaying a graph */
+    bool no_fusion;             /* run the unfused op sequence even where the backend fuses ops */
 } rg_ctx_params;
 
 typedef struct rg_ctx rg_ctx;

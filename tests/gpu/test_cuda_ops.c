@@ -235,6 +235,177 @@ static void test_rows_ops(rg_backend *gpu, rg_backend *cpu) {
     free(y), free(x), gpu->free(gpu, dx);
 }
 
+/* ---- fused ops (backend.h): each against the unfused ops it replaces */
+
+/* a random weight of type t made resident on gpu */
+static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out, rg_weight *dev, void **host_data) {
+    float *wf = randn(k * n_out, 0.05f);
+    size_t row = (size_t)rg_dtype_row_bytes(t, k);
+    uint8_t *wq = malloc(row * (size_t)n_out);
+    rg_err err = {0};
+    bool ok = true;
+    for (int64_t r = 0; r < n_out && ok; r++) {
+        if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
+        else ok = !rg_quantize_ref(t, wf + r * k, wq + r * row, k, &err);
+    }
+    rg_weight host = {.type = t, .k = k, .n_out = n_out, .data = wq};
+    ok = ok && !gpu->load_weight(gpu, &host, dev, &err);
+    if (!ok) check(err.msg, NAN, 0);
+    free(wf);
+    *host_data = wq;
+    return ok;
+}
+
+static void test_fused_matmuls(rg_backend *gpu, rg_dtype t) {
+    const int64_t k = 512, n_q = 301, n_kv = 64, n_ff = 200;
+    rg_weight w[5];
+    void *hd[5] = {0};
+    const int64_t n_outs[5] = {n_q, n_kv, n_kv, n_ff, n_ff};
+    for (int i = 0; i < 5; i++)
+        if (!random_weight(gpu, t, k, n_outs[i], &w[i], &hd[i])) return;
+    const int64_t toks[] = {1, 3, 8, 16, 40};
+    char what[160];
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        int64_t n = toks[ti];
+        float *x = randn(n * k, 1.0f), *b = randn(n_q, 0.5f), *r = randn(n * n_q, 1.0f);
+        float *dx = dev_copy(gpu, x, n * k), *db = dev_copy(gpu, b, n_q);
+        /* QKV in one launch vs three matmuls (bias on the first) */
+        float *ref[3], *got[3];
+        const float *bias[3] = {db, NULL, NULL};
+        for (int i = 0; i < 3; i++) {
+            ref[i] = dev_poisoned(gpu, n * n_outs[i]), got[i] = dev_poisoned(gpu, n * n_outs[i]);
+            gpu->matmul(gpu, &w[i], bias[i], dx, n, ref[i]);
+        }
+        bool handled = gpu->matmul_multi(gpu, 3, (const rg_weight *const[]){&w[0], &w[1], &w[2]}, bias, dx, n, got);
+        if (handled) {
+            double worst = 0;
+            for (int i = 0; i < 3; i++) {
+                float *a = download(gpu, ref[i], n * n_outs[i]), *c = download(gpu, got[i], n * n_outs[i]);
+                double e = rel_err_f(c, a, n * n_outs[i]);
+                if (!(e <= worst)) worst = e;
+                free(a), free(c);
+            }
+            /* the same kernel arithmetic row by row: equal up to contraction choices */
+            snprintf(what, sizeof what, "fused matmul_multi (QKV) %s n_tok %lld", rg_dtype_name(t), (long long)n);
+            check(what, worst, 1e-6);
+        } else if (n <= 16) {
+            snprintf(what, sizeof what, "fused matmul_multi %s n_tok %lld declined", rg_dtype_name(t), (long long)n);
+            check(what, NAN, 0);
+        }
+        /* y += W x + b vs matmul then add */
+        float *dr = dev_copy(gpu, r, n * n_q), *dr2 = dev_copy(gpu, r, n * n_q), *dt = dev_poisoned(gpu, n * n_q);
+        gpu->matmul(gpu, &w[0], db, dx, n, dt);
+        gpu->add(gpu, dr, dt, n * n_q);
+        if (gpu->matmul_add(gpu, &w[0], db, dx, n, dr2)) {
+            float *a = download(gpu, dr, n * n_q), *c = download(gpu, dr2, n * n_q);
+            snprintf(what, sizeof what, "fused matmul_add %s n_tok %lld (%s)", rg_dtype_name(t), (long long)n,
+                     n > 16 ? "cuBLAS beta=1" : "GEMV epilogue");
+            check(what, rel_err_f(c, a, n * n_q), n > 16 ? 1e-5 : 1e-6);
+            free(a), free(c);
+        }
+        /* silu(Wg x) * (Wu x) vs two matmuls and swiglu */
+        float *dg = dev_poisoned(gpu, n * n_ff), *du = dev_poisoned(gpu, n * n_ff), *ds = dev_poisoned(gpu, n * n_ff);
+        gpu->matmul(gpu, &w[3], NULL, dx, n, dg);
+        gpu->matmul(gpu, &w[4], NULL, dx, n, du);
+        gpu->swiglu(gpu, dg, du, n * n_ff, dg);
+        if (gpu->matmul_swiglu(gpu, &w[3], &w[4], dx, n, ds)) {
+            float *a = download(gpu, dg, n * n_ff), *c = download(gpu, ds, n * n_ff);
+            snprintf(what, sizeof what, "fused matmul_swiglu %s n_tok %lld", rg_dtype_name(t), (long long)n);
+            check(what, rel_err_f(c, a, n * n_ff), 1e-6);
+            free(a), free(c);
+        } else if (n <= 16) {
+            snprintf(what, sizeof what, "fused matmul_swiglu %s n_tok %lld declined", rg_dtype_name(t), (long long)n);
+            check(what, NAN, 0);
+        }
+        for (int i = 0; i < 3; i++) gpu->free(gpu, ref[i]), gpu->free(gpu, got[i]);
+        gpu->free(gpu, dx), gpu->free(gpu, db), gpu->free(gpu, dr), gpu->free(gpu, dr2), gpu->free(gpu, dt);
+        gpu->free(gpu, dg), gpu->free(gpu, du), gpu->free(gpu, ds);
+        free(x), free(b), free(r);
+    }
+    for (int i = 0; i < 5; i++) gpu->unload_weight(gpu, &w[i]), free(hd[i]);
+}
+
+/* rope_kv_store on the GPU vs the CPU backend's rope, rope, kv_store; the cache
+ * contents are compared through attention over them. */
+static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
+    const int64_t n_head = 8, n_head_kv = 2, hd = 64, n_q = n_head * hd, n_kv = n_head_kv * hd;
+    char what[160];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 8,
+                       .dtype = kv_type};
+    rg_kv_pool *pool;
+    rg_backend *cpu, *gpu;
+    rg_threadpool *tp = rg_threadpool_create(0);
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 128};
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err) ||
+        rg_backend_cuda_create(0, &gpu, &err) || cpu->reserve(cpu, &lim, pool, &err) ||
+        gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_kv_seq s = {0};
+    int32_t stray = rg_kv_alloc_block(pool); /* the table is not in pool order */
+    rg_rope_params p = {.n_rot = n_rot, .freq_base = 10000.0f, .freq_scale = 1.0f, .neox = neox};
+    int64_t done = 0;
+    double worst_q = 0, worst_k = 0, worst_o = 0;
+    for (int step = 0; step < 2; step++) {
+        int64_t n = step == 0 ? 40 : 3; /* a prefill, then decode tokens */
+        if (rg_kv_seq_reserve(pool, &s, done + n, &err)) {
+            check(err.msg, NAN, 0);
+            return;
+        }
+        int32_t pos[64], nctx[64];
+        const int32_t *tables[64];
+        for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(done + i), nctx[i] = pos[i] + 1, tables[i] = s.blocks;
+        rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = (int32_t)(done + n)};
+        cpu->begin_step(cpu, &st);
+        gpu->begin_step(gpu, &st);
+        float *q = randn(n * n_q, 1.0f), *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
+        float *dq = dev_copy(gpu, q, n * n_q), *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
+        cpu->rope(cpu, q, n_head, hd, &p);
+        cpu->rope(cpu, k, n_head_kv, hd, &p);
+        cpu->kv_store(cpu, 0, k, v);
+        if (!gpu->rope_kv_store(gpu, 0, dq, dk, dv, n_head, n_head_kv, hd, &p)) {
+            check("fused rope_kv_store declined", NAN, 0);
+            return;
+        }
+        float *gq = download(gpu, dq, n * n_q), *gk = download(gpu, dk, n * n_kv);
+        double e = rel_err_f(gq, q, n * n_q);
+        if (!(e <= worst_q)) worst_q = e;
+        e = rel_err_f(gk, k, n * n_kv);
+        if (!(e <= worst_k)) worst_k = e;
+        float *out_ref = malloc((size_t)(n * n_q) * sizeof *out_ref), *dout = dev_poisoned(gpu, n * n_q);
+        rg_backend_attn a = {.layer = 0, .n_head = n_head, .q = q, .out = out_ref, .scale = 0.125f,
+                             .kind = RG_ATTN_FLASH};
+        cpu->attention(cpu, &a);
+        a.q = dq, a.out = dout;
+        gpu->attention(gpu, &a);
+        float *go = download(gpu, dout, n * n_q);
+        e = rel_err_f(go, out_ref, n * n_q);
+        if (!(e <= worst_o)) worst_o = e;
+        free(q), free(k), free(v), free(gq), free(gk), free(go), free(out_ref);
+        gpu->free(gpu, dq), gpu->free(gpu, dk), gpu->free(gpu, dv), gpu->free(gpu, dout);
+        done += n, s.n_tokens = done;
+    }
+    const char *name = rg_dtype_name(kv_type);
+    snprintf(what, sizeof what, "fused rope_kv_store q (%s, n_rot %lld, kv %s)", neox ? "neox" : "normal",
+             (long long)n_rot, name);
+    check(what, worst_q, 1e-5);
+    snprintf(what, sizeof what, "fused rope_kv_store k (%s, n_rot %lld, kv %s)", neox ? "neox" : "normal",
+             (long long)n_rot, name);
+    check(what, worst_k, 1e-5);
+    /* attention over what was stored: f32 KV as tight as the attention test; 16-bit KV rounds the same on both */
+    snprintf(what, sizeof what, "attention over fused-stored K/V (kv %s)", name);
+    check(what, worst_o, 1e-5);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    rg_kv_seq_free(pool, &s);
+    rg_kv_block_unref(pool, stray);
+    gpu->destroy(gpu), cpu->destroy(cpu);
+    rg_kv_pool_free(pool);
+    rg_threadpool_free(tp);
+}
+
 /* ---- KV store + attention through block tables, then copy-on-write */
 
 static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd,
@@ -390,6 +561,8 @@ int main(void) {
     const rg_dtype types[] = {RG_F32, RG_F16, RG_BF16, RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K, RG_Q4_1, RG_Q5_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_weight_type(gpu, types[i]);
     test_rows_ops(gpu, cpu);
+    const rg_dtype fused_types[] = {RG_BF16, RG_Q4_0, RG_Q8_0, RG_Q4_K, RG_Q6_K};
+    for (size_t i = 0; i < sizeof fused_types / sizeof *fused_types; i++) test_fused_matmuls(gpu, fused_types[i]);
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     gpu->destroy(gpu), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
@@ -398,6 +571,9 @@ int main(void) {
     test_attention(NULL, RG_F16, 32, 8, 128, 1100);
     test_attention(NULL, RG_BF16, 8, 1, 64, 200);
     test_attention(NULL, RG_F32, 4, 4, 32, 70);
+    test_fused_rope_kv(RG_F32, false, 64);
+    test_fused_rope_kv(RG_BF16, true, 64);
+    test_fused_rope_kv(RG_F16, false, 32);
     printf("test_cuda_ops: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -472,6 +472,10 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.swiglu = rg_cuda_swiglu;
     c->be.add = rg_cuda_add;
     c->be.add_sinusoidal = rg_cuda_add_sinusoidal;
+    c->be.matmul_multi = rg_cuda_matmul_multi;
+    c->be.matmul_add = rg_cuda_matmul_add;
+    c->be.matmul_swiglu = rg_cuda_matmul_swiglu;
+    c->be.rope_kv_store = rg_cuda_rope_kv_store;
     *out = &c->be;
     return RG_OK;
 }

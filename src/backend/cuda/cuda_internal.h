@@ -93,6 +93,15 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *a);
 void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out);
 void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n);
 void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d);
+/* fused ops (backend.h) */
+bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
+                          int64_t n_tok, float *const *y);
+bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
+                        float *y);
+bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
+                           float *out);
+bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
+                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
 /* Allow the attention kernel the shared memory of this head layout (once, at reserve). */
 bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim);
 /* Upload n host ids to a device slot for this step (NULL on failure). */

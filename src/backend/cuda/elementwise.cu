@@ -70,17 +70,24 @@ void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_
 
 /* ---- RoPE: one thread per (token, head, pair) */
 
+/* The rotation angle of pair p at position pos, by ggml's recurrence:
+ * theta_p = pos * theta_scale^p by repeated multiplication in float. */
+__device__ __forceinline__ void rope_cs(int32_t pos, int64_t p, float theta_scale, float freq_scale, const float *ff,
+                                        float &cs, float &sn) {
+    float theta = (float)pos;
+    for (int64_t j = 0; j < p; j++) theta *= theta_scale;
+    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
+    cs = cosf(a), sn = sinf(a);
+}
+
 __global__ void rope_kernel(float *x, const int32_t *pos, int64_t n_tok, int64_t n_head, int64_t head_dim,
                             int64_t n_rot, float theta_scale, float freq_scale, const float *ff, bool neox) {
     int64_t half = n_rot / 2;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n_tok * n_head * half) return;
     int64_t p = i % half, th = i / half, t = th / n_head;
-    /* ggml's recurrence: theta_p = pos * theta_scale^p, by repeated multiplication in float */
-    float theta = (float)pos[t];
-    for (int64_t j = 0; j < p; j++) theta *= theta_scale;
-    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
-    float cs = cosf(a), sn = sinf(a);
+    float cs, sn;
+    rope_cs(pos[t], p, theta_scale, freq_scale, ff, cs, sn);
     float *v = x + th * head_dim;
     int64_t i0 = neox ? p : 2 * p, i1 = neox ? p + half : 2 * p + 1;
     float x0 = v[i0], x1 = v[i1];
@@ -139,6 +146,72 @@ void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float
     else kv_store_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(KV_ARGS);
 #undef KV_ARGS
     RG_CUDA_LAUNCHED(c, "kv_store");
+}
+
+/* ---- RoPE of q and k and the K/V store in one launch (rg_cuda_rope_kv_store).
+ * One thread per (token, head, element pair) over the q, k and v heads of the
+ * step: q pairs are rotated in place; k pairs are rotated in place and stored;
+ * v pairs are stored. Pairs beyond n_rot (partial rotation) pass through. The
+ * rotation is rope_kernel's arithmetic, the store kv_store_kernel's. */
+struct rope_kv_args {
+    float *q, *k;
+    const float *v;
+    uint8_t *layer_base;
+    const int32_t *pos, *row, *tables;
+    const float *ff;
+    int64_t n_tok, n_head, n_head_kv, head_dim, n_rot, table_w, bs;
+    size_t unit_bytes, kv_bytes, head_bytes;
+    float theta_scale, freq_scale;
+    bool neox;
+};
+
+template <typename E> __global__ void rope_kv_store_kernel(rope_kv_args a) {
+    const int64_t pairs = a.head_dim / 2, heads = a.n_head + 2 * a.n_head_kv, half = a.n_rot / 2;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= a.n_tok * heads * pairs) return;
+    const int64_t p = i % pairs, h = (i / pairs) % heads, t = i / (pairs * heads);
+    const bool is_q = h < a.n_head, is_v = h >= a.n_head + a.n_head_kv;
+    const int64_t hk = is_q ? 0 : is_v ? h - a.n_head - a.n_head_kv : h - a.n_head;
+    int64_t i0, i1;
+    if (p < half) i0 = a.neox ? p : 2 * p, i1 = a.neox ? p + half : 2 * p + 1;
+    else i0 = a.n_rot + 2 * (p - half), i1 = i0 + 1;
+    float *row = is_q ? a.q + (t * a.n_head + h) * a.head_dim
+                      : (float *)(is_v ? a.v : a.k) + (t * a.n_head_kv + hk) * a.head_dim;
+    float x0 = row[i0], x1 = row[i1];
+    const int32_t pos = a.pos[t];
+    if (!is_v && p < half) {
+        float cs, sn;
+        rope_cs(pos, p, a.theta_scale, a.freq_scale, a.ff, cs, sn);
+        float r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
+        x0 = r0, x1 = r1;
+        row[i0] = x0, row[i1] = x1;
+    }
+    if (is_q) return;
+    int32_t block = a.tables[a.row[t] * a.table_w + pos / a.bs];
+    uint8_t *unit = a.layer_base + (size_t)block * a.unit_bytes + hk * a.head_bytes + (is_v ? a.kv_bytes : 0);
+    E *dst = (E *)unit + (size_t)(pos % a.bs) * a.head_dim;
+    dst[i0] = to_elem<E>(x0);
+    dst[i1] = to_elem<E>(x1);
+}
+
+bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
+                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p) {
+    cuda_backend *c = cuda_of(be);
+    if (p->n_rot > head_dim || p->n_rot % 2 || head_dim % 2 || n_head_kv != c->kvc.n_head_kv ||
+        head_dim != c->kvc.head_dim)
+        return false; /* the unfused ops report it */
+    int64_t n = c->n_tok * (n_head + 2 * n_head_kv) * (head_dim / 2);
+    if (n <= 0) return true;
+    rope_kv_args a = {q, k, v, c->kv_data + (size_t)layer * c->kv_layer_bytes, c->d_pos, c->d_row, c->d_tables,
+                      p->freq_factors, c->n_tok, n_head, n_head_kv, head_dim, p->n_rot, c->max_table_blocks,
+                      c->kvc.block_size, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
+                      powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->neox};
+    unsigned blocks = rg_cuda_blocks(n, 256);
+    if (c->kvc.dtype == RG_F32) rope_kv_store_kernel<float><<<blocks, 256, 0, c->stream>>>(a);
+    else if (c->kvc.dtype == RG_F16) rope_kv_store_kernel<__half><<<blocks, 256, 0, c->stream>>>(a);
+    else rope_kv_store_kernel<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(a);
+    RG_CUDA_LAUNCHED(c, "rope_kv_store");
+    return true;
 }
 
 /* ---- SwiGLU, residual add, sinusoidal positions */

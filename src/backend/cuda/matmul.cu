@@ -20,7 +20,7 @@
 #include "backend/cuda/dequant.cuh"
 
 #define GEMV_MAX_TOK 16
-#define GEMV_WARPS 4
+#define GEMV_THREADS 128
 
 template <int T> __device__ __forceinline__ float round_act(float v) {
     if (T == RG_F16) return __half2float(__float2half_rn(v));
@@ -28,32 +28,106 @@ template <int T> __device__ __forceinline__ float round_act(float v) {
     return v;
 }
 
-/* A block of GEMV_THREADS threads computes R rows together: the threads split
- * the row length (8 weights each per step, several steps' loads in flight), so
- * even a 2048-wide matrix keeps every SM busy, and each activation value loaded
- * serves R weights. Partial sums meet through shuffles and shared memory. */
-#define GEMV_THREADS 128
+/* What a GEMV launch computes. One launch serves up to three matrices of the
+ * same input width and type (QKV): blocks [blk_end[m-1], blk_end[m]) work on
+ * matrix m. The mode says what the epilogue does with a row's dot product v:
+ *   GEMV_STORE   y = v + bias
+ *   GEMV_ADD     y += v + bias          (the residual add, as x += W·in)
+ *   GEMV_SWIGLU  each block takes the same R rows of w[0] (gate) and w[1] (up):
+ *                y[0] = silu(g) * u, as swiglu_kernel computes it. */
+enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU };
+struct gemv_job {
+    wplanes w[3];
+    const float *bias[3];
+    float *y[3];
+    unsigned blk_end[3];
+};
+
+/* This block's matrix (by blk_end) and first row. */
+template <int MODE, int R>
+__device__ __forceinline__ int gemv_block_matrix(const gemv_job &job, int64_t &r0) {
+    unsigned b = blockIdx.x;
+    int m = 0;
+    if (MODE != GEMV_SWIGLU) {
+        if (b >= job.blk_end[0]) m = b >= job.blk_end[1] ? 2 : 1;
+        if (m) b -= job.blk_end[m - 1];
+    }
+    r0 = (int64_t)b * R;
+    return m;
+}
+
+/* Row i of the block's RR rows: in SWIGLU mode rows R.. are the up matrix's. */
+template <int MODE, int R>
+__device__ __forceinline__ const wplanes &gemv_rows(const wplanes &w0, const wplanes &w1, int i) {
+    return MODE == GEMV_SWIGLU && i >= R ? w1 : w0;
+}
+
+/* The partial sums of the block's warps meet in shared memory; then one thread
+ * per (row, token) applies the epilogue. acc is [RR][NT]. */
+template <int MODE, int R, int NT, int RR>
+__device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
+                                              float (&acc)[RR][NT]) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
+    __shared__ float red[GEMV_THREADS / 32][RR * NT];
+#pragma unroll
+    for (int i = 0; i < RR; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float v = acc[i][t];
+            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0) red[warp][i * NT + t] = v;
+        }
+    __syncthreads();
+    if (tid >= R * NT) return;
+    const int i = tid / NT, t = tid % NT;
+    if (t >= n_tok || r0 + i >= n_out) return;
+    float v = 0;
+#pragma unroll
+    for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
+    const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
+    float *y = m == 0 ? job.y[0] : m == 1 ? job.y[1] : job.y[2];
+    float *dst = y + t * n_out + r0 + i;
+    if (MODE == GEMV_SWIGLU) {
+        float u = 0;
+#pragma unroll
+        for (int k = 0; k < GEMV_THREADS / 32; k++) u += red[k][R * NT + tid];
+        *dst = v / (1.0f + expf(-v)) * u;
+    } else {
+        v += bias ? bias[r0 + i] : 0.0f;
+        if (MODE == GEMV_ADD) *dst += v;
+        else *dst = v;
+    }
+}
+
+/* A block of GEMV_THREADS threads computes R rows together (2R in SWIGLU mode):
+ * the threads split the row length (8 weights each per step, several steps'
+ * loads in flight), so even a 2048-wide matrix keeps every SM busy, and each
+ * activation value loaded serves every row. Partial sums meet through shuffles
+ * and shared memory. */
 template <int T> struct unroll_of { static constexpr int value = 2; };
 
-template <int T, int NT, int R>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
-                                                            const float *__restrict__ bias, float *__restrict__ y) {
-    constexpr int U = unroll_of<T>::value;
+template <int T, int NT, int R, int MODE>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const float *__restrict__ x, int64_t n_tok) {
+    constexpr int U = unroll_of<T>::value, RR = MODE == GEMV_SWIGLU ? 2 * R : R;
     constexpr bool AFF = wq<T>::affine;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
-    const int64_t r0 = (int64_t)blockIdx.x * R, groups = w.k / 8;
-    float acc[R][NT];
+    const int tid = threadIdx.x;
+    int64_t r0;
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
+    const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
+    const int64_t groups = w0.k / 8;
+    float acc[RR][NT];
 #pragma unroll
-    for (int i = 0; i < R; i++)
+    for (int i = 0; i < RR; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
     for (int64_t g0 = tid; g0 < groups; g0 += GEMV_THREADS * U) {
-        float wv[U][R][8], ws[U][R], wo[U][R];
+        float wv[U][RR][8], ws[U][RR], wo[U][RR];
 #pragma unroll
         for (int u = 0; u < U; u++)
 #pragma unroll
-            for (int i = 0; i < R; i++) {
-                int64_t g = g0 + GEMV_THREADS * u, r = r0 + i < w.n_out ? r0 + i : w.n_out - 1;
+            for (int i = 0; i < RR; i++) {
+                const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+                int64_t g = g0 + GEMV_THREADS * u, r = r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1;
                 if (g < groups) {
                     if constexpr (AFF) wq<T>::load(w, r, g, wv[u][i], ws[u][i], wo[u][i]);
                     else wt<T>::load(w, r, g, wv[u][i]);
@@ -66,7 +140,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(wplanes w, const flo
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= n_tok) break;
-                const float4 *xp = (const float4 *)(x + t * w.k + 8 * g);
+                const float4 *xp = (const float4 *)(x + t * w0.k + 8 * g);
                 float4 a = __ldg(xp), b = __ldg(xp + 1);
                 float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
@@ -74,7 +148,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(wplanes w, const flo
                 if constexpr (AFF) {
                     float xsum = ((xs[0] + xs[1]) + (xs[2] + xs[3])) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
 #pragma unroll
-                    for (int i = 0; i < R; i++) {
+                    for (int i = 0; i < RR; i++) {
                         float d = 0;
 #pragma unroll
                         for (int j = 0; j < 8; j++) d = fmaf(wv[u][i][j], xs[j], d);
@@ -82,63 +156,54 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(wplanes w, const flo
                     }
                 } else {
 #pragma unroll
-                    for (int i = 0; i < R; i++)
+                    for (int i = 0; i < RR; i++)
 #pragma unroll
                         for (int j = 0; j < 8; j++) acc[i][t] = fmaf(wv[u][i][j], xs[j], acc[i][t]);
                 }
             }
         }
     }
-    __shared__ float red[GEMV_THREADS / 32][R * NT];
-#pragma unroll
-    for (int i = 0; i < R; i++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float v = acc[i][t];
-            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == 0) red[warp][i * NT + t] = v;
-        }
-    __syncthreads();
-    if (tid < R * NT) {
-        int i = tid / NT, t = tid % NT;
-        float v = 0;
-#pragma unroll
-        for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
-        if (t < n_tok && r0 + i < w.n_out) y[t * w.n_out + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
-    }
+    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
 /* The quantized types: as gemv_kernel, but each thread takes 32-element units
  * (16-byte loads of 4-bit values instead of 4-byte ones: four times the bytes
  * in flight per load), decoding 8 weights at a time from registers. */
-template <int T, int NT, int R>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(wplanes w, const float *__restrict__ x, int64_t n_tok,
-                                                              const float *__restrict__ bias, float *__restrict__ y) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
-    const int64_t r0 = (int64_t)blockIdx.x * R, units = w.k / 32;
-    float acc[R][NT];
+template <int T, int NT, int R, int MODE>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, const float *__restrict__ x,
+                                                              int64_t n_tok) {
+    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    const int tid = threadIdx.x;
+    int64_t r0;
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
+    const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
+    const int64_t units = w0.k / 32;
+    float acc[RR][NT];
 #pragma unroll
-    for (int i = 0; i < R; i++)
+    for (int i = 0; i < RR; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
     for (int64_t u = tid; u < units; u += GEMV_THREADS) {
-        typename wu<T>::raw raw[R];
+        typename wu<T>::raw raw[RR];
 #pragma unroll
-        for (int i = 0; i < R; i++) wu<T>::load(w, r0 + i < w.n_out ? r0 + i : w.n_out - 1, u, raw[i]);
+        for (int i = 0; i < RR; i++) {
+            const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+            wu<T>::load(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1, u, raw[i]);
+        }
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             float xs[NT][8], xsum[NT];
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= n_tok) break;
-                const float4 *xp = (const float4 *)(x + t * w.k + 32 * u + 8 * j);
+                const float4 *xp = (const float4 *)(x + t * w0.k + 32 * u + 8 * j);
                 float4 a = __ldg(xp), b = __ldg(xp + 1);
                 xs[t][0] = a.x, xs[t][1] = a.y, xs[t][2] = a.z, xs[t][3] = a.w;
                 xs[t][4] = b.x, xs[t][5] = b.y, xs[t][6] = b.z, xs[t][7] = b.w;
                 xsum[t] = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
             }
 #pragma unroll
-            for (int i = 0; i < R; i++) {
+            for (int i = 0; i < RR; i++) {
                 float q[8], sc, off;
                 wu<T>::decode(raw[i], j, q, sc, off);
 #pragma unroll
@@ -152,53 +217,45 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(wplanes w, const f
             }
         }
     }
-    __shared__ float red[GEMV_THREADS / 32][R * NT];
-#pragma unroll
-    for (int i = 0; i < R; i++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float v = acc[i][t];
-            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == 0) red[warp][i * NT + t] = v;
-        }
-    __syncthreads();
-    if (tid < R * NT) {
-        int i = tid / NT, t = tid % NT;
-        float v = 0;
-#pragma unroll
-        for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
-        if (t < n_tok && r0 + i < w.n_out) y[t * w.n_out + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
-    }
+    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
-template <int T, int R>
-static void launch_gemv_r(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
-                          float *y) {
-    unsigned blocks = rg_cuda_blocks(p.n_out, R);
+/* One launch per tile of up to 8 tokens. */
+template <int T, int R, int MODE>
+static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
+    const int64_t k = job.w[0].k;
+    unsigned blocks = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i < n_mat) blocks += rg_cuda_blocks(job.w[i].n_out, R);
+        job.blk_end[i] = blocks;
+    }
+    if (MODE == GEMV_SWIGLU) blocks = rg_cuda_blocks(job.w[0].n_out, R);
     for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
-        const float *xt = x + t0 * p.k;
-        float *yt = y + t0 * p.n_out;
-        if constexpr (wq<T>::affine) {
-            if (nt == 1) gemv_q_kernel<T, 1, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else if (nt == 2) gemv_q_kernel<T, 2, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else if (nt <= 4) gemv_q_kernel<T, 4, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else gemv_q_kernel<T, 8, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-        } else {
-            if (nt == 1) gemv_kernel<T, 1, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else if (nt == 2) gemv_kernel<T, 2, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else if (nt <= 4) gemv_kernel<T, 4, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-            else gemv_kernel<T, 8, R><<<blocks, GEMV_THREADS, 0, c->stream>>>(p, xt, nt, bias, yt);
-        }
+        const float *xt = x + t0 * k;
+        gemv_job jt = job;
+        for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
+#define GEMV_LAUNCH(KERNEL)                                                                                          \
+    do {                                                                                                             \
+        if (nt == 1) KERNEL<T, 1, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                     \
+        else if (nt == 2) KERNEL<T, 2, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                \
+        else if (nt <= 4) KERNEL<T, 4, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                \
+        else KERNEL<T, 8, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                             \
+    } while (0)
+        if constexpr (wq<T>::affine) GEMV_LAUNCH(gemv_q_kernel);
+        else GEMV_LAUNCH(gemv_kernel);
+#undef GEMV_LAUNCH
     }
 }
 
-/* Rows per block: 2 while that leaves fewer than ~8 blocks per SM, else 4. */
-template <int T>
-static void launch_gemv(cuda_backend *c, const wplanes &p, const float *x, int64_t n_tok, const float *bias,
-                        float *y) {
-    if (p.n_out < 8 * 4 * (int64_t)c->n_sm) launch_gemv_r<T, 2>(c, p, x, n_tok, bias, y);
-    else launch_gemv_r<T, 4>(c, p, x, n_tok, bias, y);
+/* Rows per block: 2 while that leaves fewer than ~8 blocks per SM, else 4
+ * (SWIGLU: always 2, i.e. 4 rows with the up matrix's). */
+template <int T, int MODE>
+static void launch_gemv(cuda_backend *c, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
+    int64_t rows = 0;
+    for (int i = 0; i < n_mat; i++) rows += job.w[i].n_out;
+    if (MODE == GEMV_SWIGLU || rows < 8 * 4 * (int64_t)c->n_sm) launch_gemv_r<T, 2, MODE>(c, job, n_mat, x, n_tok);
+    else launch_gemv_r<T, 4, MODE>(c, job, n_mat, x, n_tok);
 }
 
 /* ---- activation quantization (the GEMV path of quantized weights) */
@@ -292,15 +349,16 @@ static bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
     return false;
 }
 
-static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y) {
+/* y = W·x, or y += W·x when accumulate (beta = 1). */
+static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y, bool accumulate) {
     wplanes p = rg_cuda_planes(w);
     int m = (int)p.n_out, n = (int)n_tok, k = (int)p.k;
-    float one = 1.0f, zero = 0.0f;
+    float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     unsigned conv_blocks = rg_cuda_blocks(n_tok * p.k, 256);
     if (conv_blocks > 65535) conv_blocks = 65535;
     if (w->type == RG_F32) {
         cublas_ok(c, cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)p.p0, k, x, k,
-                                 &zero, y, m),
+                                 &beta, y, m),
                   "sgemm");
         return;
     }
@@ -310,7 +368,7 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
     if (!RG_CUDA_LAUNCHED(c, "activation conversion")) return;
     if (w->type == RG_F16 || w->type == RG_BF16) {
         cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, p.p0, dt, k, c->x16, dt, k,
-                                  &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                  &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                   "gemm");
         return;
     }
@@ -330,27 +388,78 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
         if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
         if (!RG_CUDA_LAUNCHED(c, "dequantize tile")) return;
         cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, n, k, &one, c->w16, CUDA_R_16BF, k,
-                                  c->x16, CUDA_R_16BF, k, &zero, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                                  c->x16, CUDA_R_16BF, k, &beta, y + r0, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT),
                   "gemm (dequantized tile)");
     }
+}
+
+/* The GEMV path for n_mat matrices of one type and input width. */
+template <int MODE>
+static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
+                 int64_t n_tok, float *const *y) {
+    gemv_job job = {};
+    for (int i = 0; i < n_mat; i++) {
+        job.w[i] = rg_cuda_planes(w[i]);
+        job.bias[i] = bias ? bias[i] : NULL;
+        job.y[i] = y[i];
+    }
+    if (!(x = quantize_act(c, w[0]->type, x, n_tok * w[0]->k))) return;
+    bool ok = rg_cuda_dispatch_type(w[0]->type, [&]<int T>() { launch_gemv<T, MODE>(c, job, n_mat, x, n_tok); });
+    if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
+    RG_CUDA_LAUNCHED(c, "gemv");
+}
+
+static void add_bias(cuda_backend *c, float *y, const float *bias, int64_t n_tok, int64_t n_out) {
+    unsigned blocks = rg_cuda_blocks(n_tok * n_out, 256);
+    add_bias_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(y, bias, n_tok, n_out);
+    RG_CUDA_LAUNCHED(c, "bias");
 }
 
 void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y) {
     cuda_backend *c = cuda_of(be);
     if (n_tok <= 0 || c->status) return;
     if (n_tok > GEMV_MAX_TOK) {
-        matmul_cublas(c, w, x, n_tok, y);
-        if (bias && !c->status) {
-            unsigned blocks = rg_cuda_blocks(n_tok * w->n_out, 256);
-            add_bias_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(y, bias, n_tok, w->n_out);
-            RG_CUDA_LAUNCHED(c, "bias");
-        }
+        matmul_cublas(c, w, x, n_tok, y, false);
+        if (bias && !c->status) add_bias(c, y, bias, n_tok, w->n_out);
         return;
     }
-    wplanes p = rg_cuda_planes(w);
-    if (!(x = quantize_act(c, w->type, x, n_tok * w->k))) return;
-    bool ok = rg_cuda_dispatch_type(w->type, [&]<int T>() { launch_gemv<T>(c, p, x, n_tok, bias, y); });
-    if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
-    RG_CUDA_LAUNCHED(c, "gemv");
+    gemv<GEMV_STORE>(c, 1, &w, &bias, x, n_tok, &y);
+}
+
+bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
+                          int64_t n_tok, float *const *y) {
+    cuda_backend *c = cuda_of(be);
+    if (n < 1 || n > 3 || n_tok > GEMV_MAX_TOK) return false;
+    for (int i = 1; i < n; i++)
+        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
+    if (n_tok > 0 && !c->status) gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y);
+    return true;
+}
+
+/* y += W·x (+ bias): the GEMV epilogue adds; cuBLAS accumulates with beta = 1
+ * (for bias, y + W·x + bias instead of y + (W·x + bias): one rounding apart). */
+bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
+                        float *y) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok <= 0 || c->status) return true;
+    if (n_tok > GEMV_MAX_TOK) {
+        matmul_cublas(c, w, x, n_tok, y, true);
+        if (bias && !c->status) add_bias(c, y, bias, n_tok, w->n_out);
+        return true;
+    }
+    gemv<GEMV_ADD>(c, 1, &w, &bias, x, n_tok, &y);
+    return true;
+}
+
+/* out = silu(Wg·x) * (Wu·x) for decode-sized steps; larger ones run the unfused ops. */
+bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
+                           float *out) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok > GEMV_MAX_TOK || gate->type != up->type || gate->k != up->k || gate->n_out != up->n_out) return false;
+    if (n_tok <= 0 || c->status) return true;
+    const rg_weight *w[2] = {gate, up};
+    float *y[2] = {out, NULL};
+    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y);
+    return true;
 }
