@@ -2,11 +2,13 @@
 #include "model/synth.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/quant.h"
+#include "core/threadpool.h"
 #include "formats/gguf.h"
 
 static const rg_synth_shape shapes[] = {
@@ -43,22 +45,53 @@ static float normal(uint64_t *s) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+/* Rows of one tensor filled and quantized in parallel: row r draws from its own
+ * stream (seeded from the tensor's seed and r), so the values do not depend on
+ * the number of threads. Multi-gigabyte shapes are made on the host that
+ * benchmarks them, so this runs on all its cores. */
+typedef struct fill_job {
+    float *x;
+    uint8_t *q;
+    rg_dtype type;
+    int64_t k, rows, row_bytes;
+    float mean, std;
+    uint64_t seed;
+    atomic_int status; /* the first failure's rg_status */
+} fill_job;
+
+static void fill_rows(void *arg, int ith, int nth) {
+    fill_job *j = arg;
+    int64_t lo, hi;
+    rg_split_range(j->rows, ith, nth, &lo, &hi);
+    rg_err err = {0};
+    for (int64_t r = lo; r < hi; r++) {
+        uint64_t rng = j->seed ^ ((uint64_t)r * 0xD1B54A32D192ED03ULL);
+        float *x = j->x + r * j->k;
+        for (int64_t i = 0; i < j->k; i++) x[i] = j->mean + j->std * normal(&rng);
+        if (rg_quantize_ref(j->type, x, j->q + r * j->row_bytes, j->k, &err)) {
+            atomic_store(&j->status, err.status ? (int)err.status : (int)RG_E_INVALID);
+            return;
+        }
+    }
+}
+
 /* Add a [rows][k] tensor of N(mean, std^2) values, quantized to type. */
-static rg_status add_random(rg_gguf_writer *w, const char *name, rg_dtype type, int64_t k, int64_t rows, float mean,
-                            float std, uint64_t *rng, rg_err *err) {
+static rg_status add_random(rg_gguf_writer *w, rg_threadpool *pool, const char *name, rg_dtype type, int64_t k,
+                            int64_t rows, float mean, float std, uint64_t *rng, rg_err *err) {
     int64_t n = k * rows;
-    float *x = malloc((size_t)n * sizeof *x);
     int64_t bytes = rg_dtype_row_bytes(type, k);
-    if (bytes < 0) {
-        free(x);
+    if (bytes < 0)
         return rg_fail(err, RG_E_INVALID, "%s: row of %lld is not whole blocks of %s", name, (long long)k,
                        rg_dtype_name(type));
-    }
+    float *x = malloc((size_t)n * sizeof *x);
     void *q = malloc((size_t)(bytes * rows));
     rg_status s = RG_OK;
     if (!x || !q) s = rg_fail(err, RG_E_NOMEM, "out of memory for %s", name);
-    for (int64_t i = 0; !s && i < n; i++) x[i] = mean + std * normal(rng);
-    if (!s) s = rg_quantize_ref(type, x, q, n, err);
+    if (!s) {
+        fill_job j = {x, q, type, k, rows, bytes, mean, std, next_u64(rng), RG_OK};
+        rg_threadpool_run(pool, fill_rows, &j);
+        if (atomic_load(&j.status)) s = rg_fail(err, (rg_status)atomic_load(&j.status), "%s: cannot quantize to %s", name, rg_dtype_name(type));
+    }
     int64_t ne[2] = {k, rows};
     if (!s) s = rg_gguf_add_tensor(w, name, type, rows > 1 ? 2 : 1, ne, q, err);
     free(x), free(q);
@@ -118,36 +151,39 @@ rg_status rg_synth_write(const rg_synth_params *p, const char *path, rg_err *err
 #undef KEY
     if (s) s = rg_fail(err, s, "out of memory");
     if (!s) s = add_vocab(w, sh->n_vocab, err);
+    rg_threadpool *pool = s ? NULL : rg_threadpool_create(0);
+    if (!s && !pool) s = rg_fail(err, RG_E_NOMEM, "cannot start threads");
 
     uint64_t rng = p->seed * 0x2545F4914F6CDD1DULL + 1;
     int64_t d = sh->n_embd, hd = d / sh->n_head, n_kv = hd * sh->n_head_kv;
     rg_dtype t = p->type, te = p->embd_type ? p->embd_type : p->type;
     float sd = 1.0f / sqrtf((float)d), sff = 1.0f / sqrtf((float)sh->n_ff);
-    if (!s) s = add_random(w, "token_embd.weight", te, d, sh->n_vocab, 0, 1.0f, &rng, err);
-    if (!s && !p->tied_output) s = add_random(w, "output.weight", te, d, sh->n_vocab, 0, sd, &rng, err);
-    if (!s) s = add_random(w, "output_norm.weight", RG_F32, d, 1, 1, 0.1f, &rng, err);
+    if (!s) s = add_random(w, pool, "token_embd.weight", te, d, sh->n_vocab, 0, 1.0f, &rng, err);
+    if (!s && !p->tied_output) s = add_random(w, pool, "output.weight", te, d, sh->n_vocab, 0, sd, &rng, err);
+    if (!s) s = add_random(w, pool, "output_norm.weight", RG_F32, d, 1, 1, 0.1f, &rng, err);
     if (!s && p->pos_encoding && !strcmp(p->pos_encoding, "learned"))
-        s = add_random(w, "position_embd.weight", RG_F32, d, sh->n_ctx, 0, 0.1f, &rng, err);
+        s = add_random(w, pool, "position_embd.weight", RG_F32, d, sh->n_ctx, 0, 0.1f, &rng, err);
     for (int64_t l = 0; !s && l < sh->n_layer; l++) {
         char name[96];
 #define NAME(x) (snprintf(name, sizeof name, "blk.%lld." x, (long long)l), name)
-        if ((s = add_random(w, NAME("attn_norm.weight"), RG_F32, d, 1, 1, 0.1f, &rng, err)) ||
-            (s = add_random(w, NAME("ffn_norm.weight"), RG_F32, d, 1, 1, 0.1f, &rng, err)) ||
-            (s = add_random(w, NAME("attn_q.weight"), t, d, d, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("attn_k.weight"), t, d, n_kv, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("attn_v.weight"), t, d, n_kv, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("attn_output.weight"), t, d, d, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("ffn_gate.weight"), t, d, sh->n_ff, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("ffn_up.weight"), t, d, sh->n_ff, 0, sd, &rng, err)) ||
-            (s = add_random(w, NAME("ffn_down.weight"), t, sh->n_ff, d, 0, sff, &rng, err)))
+        if ((s = add_random(w, pool, NAME("attn_norm.weight"), RG_F32, d, 1, 1, 0.1f, &rng, err)) ||
+            (s = add_random(w, pool, NAME("ffn_norm.weight"), RG_F32, d, 1, 1, 0.1f, &rng, err)) ||
+            (s = add_random(w, pool, NAME("attn_q.weight"), t, d, d, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("attn_k.weight"), t, d, n_kv, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("attn_v.weight"), t, d, n_kv, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("attn_output.weight"), t, d, d, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("ffn_gate.weight"), t, d, sh->n_ff, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("ffn_up.weight"), t, d, sh->n_ff, 0, sd, &rng, err)) ||
+            (s = add_random(w, pool, NAME("ffn_down.weight"), t, sh->n_ff, d, 0, sff, &rng, err)))
             break;
-        if (p->qkv_bias && ((s = add_random(w, NAME("attn_q.bias"), RG_F32, d, 1, 0, 0.1f, &rng, err)) ||
-                            (s = add_random(w, NAME("attn_k.bias"), RG_F32, n_kv, 1, 0, 0.1f, &rng, err)) ||
-                            (s = add_random(w, NAME("attn_v.bias"), RG_F32, n_kv, 1, 0, 0.1f, &rng, err))))
+        if (p->qkv_bias && ((s = add_random(w, pool, NAME("attn_q.bias"), RG_F32, d, 1, 0, 0.1f, &rng, err)) ||
+                            (s = add_random(w, pool, NAME("attn_k.bias"), RG_F32, n_kv, 1, 0, 0.1f, &rng, err)) ||
+                            (s = add_random(w, pool, NAME("attn_v.bias"), RG_F32, n_kv, 1, 0, 0.1f, &rng, err))))
             break;
 #undef NAME
         if (p->progress) p->progress((double)(l + 1) / (double)sh->n_layer, p->user);
     }
+    if (pool) rg_threadpool_free(pool);
     if (!s) s = rg_gguf_write(w, path, 0, err);
     rg_gguf_writer_free(w);
     return s;

@@ -92,10 +92,22 @@ PY
       { echo "synth $spec failed"; continue; }
     echo "== bench $spec =="
     "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf).json"
-    if [ "$spec" = llama3.2-1b:bf16 ]; then # launch gaps: the same decode without CUDA graphs
+    if [ "$spec" = llama3.2-1b:bf16 ] || [ "$spec" = llama3.2-1b:q4_0 ]; then
+      # the levers, each off in turn: fused ops, then CUDA graphs (launch gaps)
+      echo "== bench $spec --no-fuse =="
+      "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json --no-fuse 2>&1 |
+        tee "$O/bench-$(basename "$f" .gguf)-nofuse.json"
       echo "== bench $spec --no-graphs =="
       "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json --no-graphs 2>&1 |
         tee "$O/bench-$(basename "$f" .gguf)-nographs.json"
+      if [ "${RIDGE_GPU_NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
+        # where a decode step's time goes, kernel by kernel (ncu serializes kernels:
+        # these are kernel times without launch gaps)
+        echo "== ncu: kernel times of $spec, 16-token prompt + 4 decode steps =="
+        ncu --metrics gpu__time_duration.sum --csv --clock-control none -c 2000 \
+          "$B/ridge" bench -m "$f" --gpu -p 16 -n 4 -r 1 --cache-type bf16 --no-graphs >"$O/ncu-$(basename "$f" .gguf).csv" 2>/dev/null
+        python3 tests/gpu/ncu_summary.py "$O/ncu-$(basename "$f" .gguf).csv" | tee "$O/ncu-$(basename "$f" .gguf).txt"
+      fi
     fi
     rm -f "$f" # the disk is small; regenerate next time
   done
