@@ -39,32 +39,59 @@ void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, in
     RG_CUDA_LAUNCHED(c, "get_rows");
 }
 
-/* ---- rmsnorm: one block per row; sum of squares in double like the CPU */
+/* ---- rmsnorm: one block per row; sum of squares in double like the CPU.
+ * A decode step's row is one block on one SM: its loads are 16 bytes wide and
+ * issued four at a time per thread, so the row arrives in about one memory
+ * latency instead of one latency per element a thread owns. */
 
-__global__ void rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps, float *out) {
+#define RMS_THREADS 256
+__global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps,
+                                                              float *out) {
     const float *xr = x + blockIdx.x * n;
     float *o = out + blockIdx.x * n;
     double sum = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += (double)(xr[i] * xr[i]);
-    __shared__ double part[32];
+    const bool vec = (n & 3) == 0;
+    if (vec) {
+        const float4 *x4 = (const float4 *)xr;
+        const int64_t n4 = n / 4;
+        for (int64_t i = threadIdx.x; i < n4; i += 4 * RMS_THREADS) {
+            float4 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                v[u] = i + u * RMS_THREADS < n4 ? x4[i + u * RMS_THREADS] : make_float4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                sum += ((double)(v[u].x * v[u].x) + (double)(v[u].y * v[u].y)) +
+                       ((double)(v[u].z * v[u].z) + (double)(v[u].w * v[u].w));
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) sum += (double)(xr[i] * xr[i]);
+    }
+    __shared__ double part[RMS_THREADS / 32];
     for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x / 32] = sum;
     __syncthreads();
-    if (threadIdx.x < 32) {
-        sum = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0;
-        for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (threadIdx.x == 0) part[0] = sum;
+    double total = 0;
+#pragma unroll
+    for (int i = 0; i < RMS_THREADS / 32; i++) total += part[i];
+    float scale = 1.0f / sqrtf((float)(total / (double)n) + eps);
+    if (vec) {
+        const float4 *x4 = (const float4 *)xr, *w4 = (const float4 *)w;
+        float4 *o4 = (float4 *)o;
+        for (int64_t i = threadIdx.x; i < n / 4; i += RMS_THREADS) {
+            float4 a = x4[i], b = __ldg(w4 + i);
+            o4[i] = make_float4((a.x * scale) * b.x, (a.y * scale) * b.y, (a.z * scale) * b.z, (a.w * scale) * b.w);
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) o[i] = (xr[i] * scale) * w[i];
     }
-    __syncthreads();
-    float scale = 1.0f / sqrtf((float)(part[0] / (double)n) + eps);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
 }
 
 void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
                      float *out) {
     cuda_backend *c = cuda_of(be);
     if (n_tok <= 0) return;
-    rmsnorm_kernel<<<(unsigned)n_tok, 256, 0, c->stream>>>(x, weight, n, eps, out);
+    rmsnorm_kernel<<<(unsigned)n_tok, RMS_THREADS, 0, c->stream>>>(x, weight, n, eps, out);
     RG_CUDA_LAUNCHED(c, "rmsnorm");
 }
 
