@@ -7,7 +7,9 @@
 #      compare_eval.py, the CPU tests' tolerances), for every refdata model present
 #   4. benchmarks (unless RIDGE_GPU_BENCH=0): ceilings (device copy bandwidth and a
 #      cuBLAS bf16 GEMM through PyTorch), then ridge bench --gpu on random-weight
-#      models of the llama3.2-1b / llama3-8b shapes generated here with ridge synth
+#      models of the llama3.2-1b / llama3-8b shapes generated here with ridge synth,
+#      each bf16 one followed by its PyTorch peer (bench/peers/torch_decode.py;
+#      RIDGE_GPU_PEER=0 skips it)
 # and prints a short table last. Logs go to $OUT (or build/gpu-out).
 # Exit status: non-zero if any test failed.
 # A build made elsewhere can be used (RIDGE_GPU_BUILD=dir holding ridge,
@@ -109,6 +111,15 @@ PY
         python3 tests/gpu/ncu_summary.py "$O/ncu-$(basename "$f" .gguf).csv" | tee "$O/ncu-$(basename "$f" .gguf).txt"
       fi
     fi
+    if [ "$type" = bf16 ] && [ "${RIDGE_GPU_PEER:-1}" != 0 ]; then # the compiled PyTorch decode peer, same shape
+      pj=$O/peer-decode-$shape${layers:+-${layers}l}
+      [ -n "${peer_checked:-}" ] || # once: the compiled + graphed decode vs a cache-free forward (tiny, f32)
+        { timeout 300 python3 bench/peers/torch_decode.py --check >"$O/peer-check.txt" 2>&1; peer_checked=1; }
+      echo "== peer: torch.compile decode $shape${layers:+ ($layers layers)} =="
+      timeout 600 python3 bench/peers/torch_decode.py --shape "$shape" ${layers:+--layers $layers} --prompt 512 --gen 128 \
+        >"$pj.json" 2>"$pj.log" || echo "torch_decode.py failed (exit $?): see $pj.log"
+      grep -E "^mode|failed|ms/step|fraction" "$pj.log"; tail -n 1 "$pj.json"
+    fi
     rm -f "$f" # the disk is small; regenerate next time
   done
 fi
@@ -134,6 +145,20 @@ name = sys.argv[1].split("/")[-1].replace("bench-", "").replace(".json", "")
 print("%-28s prefill %8.0f tok/s | decode %6.3f ms/tok = %4.0f%% of copy bw %.0f GB/s (%.0f MB/token)" % (
     name, r["prefill_tok_s"], 1e3 / r["decode_tok_s"], 100 * r["decode_roofline_fraction"], r["bandwidth_gb_s"],
     r["decode_bytes_per_token"] / 1e6))
+PY
+done
+[ -f "$O/peer-check.txt" ] && printf "%-28s %s\n" "peer torch_decode --check" "$(tail -n 1 "$O/peer-check.txt")"
+for j in "$O"/peer-decode-*.json; do
+  [ -f "$j" ] || continue
+  python3 - "$j" <<'PY'
+import json, sys
+try:
+    r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+    print("peer torch.compile %s (%d layers, %s): %.3f ms/tok = %.0f%% of copy bw %.0f GB/s (%.0f MB/token)" % (
+        r["shape"], r["layers"], r["mode"], r["decode_ms_per_token"], 100 * r["fraction"], r["copy_gb_s"],
+        r["bytes_per_token"] / 1e6))
+except Exception:
+    print("peer torch.compile %s: no result" % sys.argv[1].split("/")[-1])
 PY
 done
 exit $fail
