@@ -1,7 +1,8 @@
 /* bench_cuda.c — the CUDA backend's decode kernels against the copy-bandwidth
  * ceiling measured in the same run: matmul (GEMV) per weight type on the
  * llama3.2-1b / llama3-8b matrix shapes, and split-KV decode attention over the
- * paged pool at batch 1 and 16 with long contexts. Each figure: median of 5
+ * paged pool at batch 1 and 16 with long contexts; the fused decode ops
+ * (QKV, gate+up+SwiGLU, down+residual) against the unfused ops they replace. Each figure: median of 5
  * timings of 20 back-to-back calls (wall clock around a synchronize), bytes =
  * the resident weight bytes (or K+V bytes read), reported as GB/s and as a
  * fraction of the device-to-device copy rate (bytes read + written).
@@ -75,6 +76,118 @@ static size_t resident_bytes(rg_dtype t, int64_t k, int64_t n) {
     return (size_t)rg_dtype_row_bytes(t, k) * (size_t)n;
 }
 
+
+/* ---- fused ops vs the ops they replace, on one layer's matrices (1 token) */
+
+typedef struct layer_w {
+    rg_weight q, k, v, gate, up, down;
+} layer_w;
+
+typedef struct fu_arg {
+    rg_backend *be;
+    layer_w *l;
+    int n_copy, next, which; /* which: 0 qkv, 1 qkv fused, 2 gate/up/swiglu, 3 fused, 4 down+add, 5 fused */
+    float *x, *xf, *q, *k, *v, *g, *u, *res;
+} fu_arg;
+
+static void fu_call(void *p) {
+    fu_arg *a = p;
+    rg_backend *be = a->be;
+    layer_w *l = &a->l[a->next];
+    switch (a->which) {
+    case 0:
+        be->matmul(be, &l->q, NULL, a->x, 1, a->q), be->matmul(be, &l->k, NULL, a->x, 1, a->k);
+        be->matmul(be, &l->v, NULL, a->x, 1, a->v);
+        break;
+    case 1:
+        be->matmul_multi(be, 3, (const rg_weight *const[]){&l->q, &l->k, &l->v}, (const float *const[]){0, 0, 0},
+                         a->x, 1, (float *const[]){a->q, a->k, a->v});
+        break;
+    case 2:
+        be->matmul(be, &l->gate, NULL, a->x, 1, a->g), be->matmul(be, &l->up, NULL, a->x, 1, a->u);
+        be->swiglu(be, a->g, a->u, l->gate.n_out, a->g);
+        break;
+    case 3: be->matmul_swiglu(be, &l->gate, &l->up, a->x, 1, a->g); break;
+    case 4:
+        be->matmul(be, &l->down, NULL, a->xf, 1, a->q);
+        be->add(be, a->res, a->q, l->down.n_out);
+        break;
+    case 5: be->matmul_add(be, &l->down, NULL, a->xf, 1, a->res); break;
+    }
+    a->next = (a->next + 1) % a->n_copy;
+}
+
+static bool load_random(rg_backend *be, rg_dtype t, int64_t k, int64_t n, rg_weight *out, rg_err *err) {
+    size_t row = (size_t)rg_dtype_row_bytes(t, k);
+    uint8_t *wq = malloc(row * (size_t)n);
+    float *rowf = malloc((size_t)k * sizeof *rowf);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t i = 0; i < k; i++) rowf[i] = frand();
+        if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(rowf[i]);
+        else rg_quantize_ref(t, rowf, wq + r * row, k, err);
+    }
+    rg_weight hw = {.type = t, .k = k, .n_out = n, .data = wq};
+    bool ok = !be->load_weight(be, &hw, out, err);
+    free(wq), free(rowf);
+    return ok;
+}
+
+static void bench_fused(rg_backend *be, double bw) {
+    rg_err err = {0};
+    const int64_t shapes[][3] = {{2048, 512, 8192}, {4096, 1024, 14336}}; /* d, kv width, ff: 1B and 8B */
+    const rg_dtype types[] = {RG_BF16, RG_Q4_0};
+    printf("%-6s %-34s %10s %10s %9s %7s\n", "type", "fused op (1 token)", "unfused us", "fused us", "fused GB/s",
+           "of copy");
+    for (size_t si = 0; si < 2; si++)
+        for (size_t ti = 0; ti < 2; ti++) {
+            int64_t d = shapes[si][0], kv = shapes[si][1], ff = shapes[si][2];
+            rg_dtype t = types[ti];
+            size_t layer_bytes = (size_t)rg_dtype_row_bytes(t, d) * (size_t)(2 * d + 2 * kv + 2 * ff) +
+                                 (size_t)rg_dtype_row_bytes(t, ff) * (size_t)d;
+            int n_copy = (int)((256u << 20) / layer_bytes) + 1;
+            if (n_copy > 16) n_copy = 16;
+            layer_w l[16];
+            bool ok = true;
+            for (int c = 0; c < n_copy && ok; c++)
+                ok = load_random(be, t, d, d, &l[c].q, &err) && load_random(be, t, d, kv, &l[c].k, &err) &&
+                     load_random(be, t, d, kv, &l[c].v, &err) && load_random(be, t, d, ff, &l[c].gate, &err) &&
+                     load_random(be, t, d, ff, &l[c].up, &err) && load_random(be, t, ff, d, &l[c].down, &err);
+            if (!ok) {
+                fprintf(stderr, "bench_cuda: %s\n", err.msg);
+                return;
+            }
+            float *hx = malloc((size_t)ff * sizeof *hx);
+            for (int64_t i = 0; i < ff; i++) hx[i] = frand();
+            fu_arg a = {.be = be, .l = l, .n_copy = n_copy};
+            a.x = be->alloc(be, (size_t)d * 4), a.xf = be->alloc(be, (size_t)ff * 4);
+            a.q = be->alloc(be, (size_t)d * 4), a.k = be->alloc(be, (size_t)kv * 4), a.v = be->alloc(be, (size_t)kv * 4);
+            a.g = be->alloc(be, (size_t)ff * 4), a.u = be->alloc(be, (size_t)ff * 4), a.res = be->alloc(be, (size_t)d * 4);
+            be->upload(be, a.x, hx, (size_t)d * 4), be->upload(be, a.xf, hx, (size_t)ff * 4);
+            be->upload(be, a.res, hx, (size_t)d * 4);
+            const char *names[3] = {"QKV (matmul_multi)", "gate+up+SwiGLU (matmul_swiglu)", "down + residual (matmul_add)"};
+            const size_t bytes[3] = {(size_t)rg_dtype_row_bytes(t, d) * (size_t)(d + 2 * kv),
+                                     (size_t)rg_dtype_row_bytes(t, d) * (size_t)(2 * ff),
+                                     (size_t)rg_dtype_row_bytes(t, ff) * (size_t)d};
+            for (int op = 0; op < 3; op++) {
+                a.which = 2 * op;
+                double s0 = time_calls(be, fu_call, &a);
+                a.which = 2 * op + 1;
+                double s1 = time_calls(be, fu_call, &a);
+                char label[80];
+                snprintf(label, sizeof label, "%s d=%lld", names[op], (long long)d);
+                printf("%-6s %-34s %10.1f %10.1f %9.1f %6.0f%%\n", rg_dtype_name(t), label, s0 * 1e6, s1 * 1e6,
+                       (double)bytes[op] / s1 / 1e9, 100 * (double)bytes[op] / s1 / bw);
+            }
+            be->free(be, a.x), be->free(be, a.xf), be->free(be, a.q), be->free(be, a.k), be->free(be, a.v);
+            be->free(be, a.g), be->free(be, a.u), be->free(be, a.res);
+            free(hx);
+            for (int c = 0; c < n_copy; c++) {
+                rg_weight *w[6] = {&l[c].q, &l[c].k, &l[c].v, &l[c].gate, &l[c].up, &l[c].down};
+                for (int i = 0; i < 6; i++) be->unload_weight(be, w[i]);
+            }
+        }
+}
+
 int main(int argc, char **argv) {
     int dev = argc > 1 ? atoi(argv[1]) : 0;
     rg_err err = {0};
@@ -138,6 +251,7 @@ int main(int argc, char **argv) {
             for (int cpy = 0; cpy < n_copy; cpy++) be->unload_weight(be, &dw[cpy]);
         }
     }
+    bench_fused(be, bw);
     /* decode attention: fill the pool through kv_store, then time one layer's attention */
     printf("%-28s %10s %9s %7s\n", "attention (bf16 KV, 32/8 heads, hd 128)", "us/call", "GB/s", "of copy");
     const int64_t cases[][2] = {{1, 4096}, {1, 16384}, {1, 32768}, {16, 4096}, {16, 16384}};

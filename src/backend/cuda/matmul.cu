@@ -1,7 +1,7 @@
 /* matmul.cu — y[t][r] = sum_k W[r][k] x[t][k] (+ bias[r]) on the GPU.
  *
  * Decode-sized batches (n_tok <= GEMV_MAX_TOK) stream each weight row once per
- * tile of up to 8 tokens: one warp per two rows, each lane dequantizing 8 consecutive
+ * tile of up to 8 tokens: one warp per row, each lane dequantizing 8 consecutive
  * weights per load (16 bytes for bf16/f16, a 4- or 8-byte word for the quantized
  * layouts) with several loads in flight, the activations read from L1/L2.
  * Bandwidth bound: the floor is the resident weight bytes over copy bandwidth.
@@ -20,6 +20,7 @@
 #include "backend/cuda/dequant.cuh"
 
 #define GEMV_MAX_TOK 16
+#define GEMV_THREADS 128
 
 template <int T> __device__ __forceinline__ float round_act(float v) {
     if (T == RG_F16) return __half2float(__float2half_rn(v));
@@ -28,10 +29,11 @@ template <int T> __device__ __forceinline__ float round_act(float v) {
 }
 
 /* What a GEMV launch computes. One launch serves up to three matrices of the
- * same input width and type (QKV), as ranges of warps (blk_end below). The mode says what the epilogue does with a row's dot product v:
+ * same input width and type (QKV): blocks [blk_end[m-1], blk_end[m]) work on
+ * matrix m. The mode says what the epilogue does with a row's dot product v:
  *   GEMV_STORE   y = v + bias
  *   GEMV_ADD     y += v + bias          (the residual add, as x += W·in)
- *   GEMV_SWIGLU  each warp takes the same rows of w[0] (gate) and w[1] (up):
+ *   GEMV_SWIGLU  each block takes the same R rows of w[0] (gate) and w[1] (up):
  *                y[0] = silu(g) * u, as swiglu_kernel computes it. */
 enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU };
 struct gemv_job {
@@ -41,100 +43,99 @@ struct gemv_job {
     unsigned blk_end[3];
 };
 
-/* The GEMV kernels give each warp RW rows (in SWIGLU mode RW rows of the gate
- * matrix and the same rows of the up matrix) and let it stream them whole: each
- * lane loads U consecutive-in-stride 16-byte words per row per step, all rows'
- * loads issued before any use, so a warp has RW * U * 512 bytes in flight; the
- * dot products are reduced by warp shuffles alone (no shared memory, no block
- * barrier), and a warp that finishes retires without waiting for the others.
- * That keeps HBM busy for the small matrices of a decode step (2048 x 2048 is
- * 8 MB: a few microseconds), where a block-wide reduction per row leaves each
- * SM idle between short-lived blocks.
- *
- * blk_end counts row groups of RW rows: warps [blk_end[m-1], blk_end[m]) work
- * on matrix m. */
-#define GEMV_WARPS 8
-
-template <int MODE, int RW>
-__device__ __forceinline__ int gemv_warp_matrix(const gemv_job &job, int64_t &r0) {
-    unsigned wg = blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+/* This block's matrix (by blk_end) and first row. */
+template <int MODE, int R>
+__device__ __forceinline__ int gemv_block_matrix(const gemv_job &job, int64_t &r0) {
+    unsigned b = blockIdx.x;
     int m = 0;
     if (MODE != GEMV_SWIGLU) {
-        if (wg >= job.blk_end[0]) m = wg >= job.blk_end[1] ? 2 : 1;
-        if (m) wg -= job.blk_end[m - 1];
+        if (b >= job.blk_end[0]) m = b >= job.blk_end[1] ? 2 : 1;
+        if (m) b -= job.blk_end[m - 1];
     }
-    r0 = (int64_t)wg * RW;
+    r0 = (int64_t)b * R;
     return m;
 }
 
-/* Row i of the warp's RR rows: in SWIGLU mode rows RW.. are the up matrix's. */
-template <int MODE, int RW>
+/* Row i of the block's RR rows: in SWIGLU mode rows R.. are the up matrix's. */
+template <int MODE, int R>
 __device__ __forceinline__ const wplanes &gemv_rows(const wplanes &w0, const wplanes &w1, int i) {
-    return MODE == GEMV_SWIGLU && i >= RW ? w1 : w0;
+    return MODE == GEMV_SWIGLU && i >= R ? w1 : w0;
 }
 
-/* Reduce acc over the warp and apply the epilogue (lane 0 writes). */
-template <int MODE, int RW, int NT, int RR>
-__device__ __forceinline__ void gemv_warp_epilogue(const gemv_job &job, int m, int64_t r0, int64_t n_tok,
-                                                   int64_t n_out, float (&acc)[RR][NT]) {
+/* The partial sums of the block's warps meet in shared memory; then one thread
+ * per (row, token) applies the epilogue. acc is [RR][NT]. */
+template <int MODE, int R, int NT, int RR>
+__device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
+                                              float (&acc)[RR][NT]) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
+    __shared__ float red[GEMV_THREADS / 32][RR * NT];
 #pragma unroll
     for (int i = 0; i < RR; i++)
 #pragma unroll
-        for (int t = 0; t < NT; t++)
+        for (int t = 0; t < NT; t++) {
+            float v = acc[i][t];
+            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0) red[warp][i * NT + t] = v;
+        }
+    __syncthreads();
+    if (tid >= R * NT) return;
+    const int i = tid / NT, t = tid % NT;
+    if (t >= n_tok || r0 + i >= n_out) return;
+    float v = 0;
 #pragma unroll
-            for (int off = 16; off; off >>= 1) acc[i][t] += __shfl_xor_sync(0xffffffffu, acc[i][t], off);
-    if ((threadIdx.x & 31) != 0) return;
+    for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
     const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
     float *y = m == 0 ? job.y[0] : m == 1 ? job.y[1] : job.y[2];
+    float *dst = y + t * n_out + r0 + i;
+    if (MODE == GEMV_SWIGLU) {
+        float u = 0;
 #pragma unroll
-    for (int i = 0; i < RW; i++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= n_tok || r0 + i >= n_out) continue;
-            float v = acc[i][t], *dst = y + t * n_out + r0 + i;
-            if (MODE == GEMV_SWIGLU) {
-                float u = acc[RW + i][t];
-                *dst = v / (1.0f + expf(-v)) * u;
-            } else {
-                v += bias ? bias[r0 + i] : 0.0f;
-                if (MODE == GEMV_ADD) *dst += v;
-                else *dst = v;
-            }
-        }
+        for (int k = 0; k < GEMV_THREADS / 32; k++) u += red[k][R * NT + tid];
+        *dst = v / (1.0f + expf(-v)) * u;
+    } else {
+        v += bias ? bias[r0 + i] : 0.0f;
+        if (MODE == GEMV_ADD) *dst += v;
+        else *dst = v;
+    }
 }
 
-template <int T> struct unroll_of { static constexpr int value = 4; };
+/* A block of GEMV_THREADS threads computes R rows together (2R in SWIGLU mode):
+ * the threads split the row length (8 weights each per step, several steps'
+ * loads in flight), so even a 2048-wide matrix keeps every SM busy, and each
+ * activation value loaded serves every row. Partial sums meet through shuffles
+ * and shared memory. */
+template <int T> struct unroll_of { static constexpr int value = 2; };
 
-/* f32/f16/bf16 (and the quantized types' affine form is not used here): 8
- * weights per 16- or 32-byte word. */
-template <int T, int NT, int RW, int MODE>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(gemv_job job, const float *__restrict__ x,
-                                                               int64_t n_tok) {
-    constexpr int U = unroll_of<T>::value, RR = MODE == GEMV_SWIGLU ? 2 * RW : RW;
-    const int lane = threadIdx.x & 31;
+template <int T, int NT, int R, int MODE>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const float *__restrict__ x, int64_t n_tok) {
+    constexpr int U = unroll_of<T>::value, RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    constexpr bool AFF = wq<T>::affine;
+    const int tid = threadIdx.x;
     int64_t r0;
-    const int m = gemv_warp_matrix<MODE, RW>(job, r0);
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
     const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
-    if (r0 >= w0.n_out) return;
     const int64_t groups = w0.k / 8;
     float acc[RR][NT];
 #pragma unroll
     for (int i = 0; i < RR; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    for (int64_t g0 = lane; g0 < groups; g0 += 32 * U) {
-        float wv[U][RR][8];
+    for (int64_t g0 = tid; g0 < groups; g0 += GEMV_THREADS * U) {
+        float wv[U][RR][8], ws[U][RR], wo[U][RR];
 #pragma unroll
         for (int u = 0; u < U; u++)
 #pragma unroll
             for (int i = 0; i < RR; i++) {
-                const wplanes &w = gemv_rows<MODE, RW>(w0, w1, i);
-                int64_t g = g0 + 32 * u, r = r0 + i % RW < w.n_out ? r0 + i % RW : w.n_out - 1;
-                if (g < groups) wt<T>::load(w, r, g, wv[u][i]);
+                const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+                int64_t g = g0 + GEMV_THREADS * u, r = r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1;
+                if (g < groups) {
+                    if constexpr (AFF) wq<T>::load(w, r, g, wv[u][i], ws[u][i], wo[u][i]);
+                    else wt<T>::load(w, r, g, wv[u][i]);
+                }
             }
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int64_t g = g0 + 32 * u;
+            int64_t g = g0 + GEMV_THREADS * u;
             if (g >= groups) break;
 #pragma unroll
             for (int t = 0; t < NT; t++) {
@@ -144,102 +145,102 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(gemv_job job, con
                 float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
                 for (int j = 0; j < 8; j++) xs[j] = round_act<T>(xs[j]);
+                if constexpr (AFF) {
+                    float xsum = ((xs[0] + xs[1]) + (xs[2] + xs[3])) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
 #pragma unroll
-                for (int i = 0; i < RR; i++)
+                    for (int i = 0; i < RR; i++) {
+                        float d = 0;
 #pragma unroll
-                    for (int j = 0; j < 8; j++) acc[i][t] = fmaf(wv[u][i][j], xs[j], acc[i][t]);
+                        for (int j = 0; j < 8; j++) d = fmaf(wv[u][i][j], xs[j], d);
+                        acc[i][t] = fmaf(ws[u][i], d, fmaf(wo[u][i], xsum, acc[i][t]));
+                    }
+                } else {
+#pragma unroll
+                    for (int i = 0; i < RR; i++)
+#pragma unroll
+                        for (int j = 0; j < 8; j++) acc[i][t] = fmaf(wv[u][i][j], xs[j], acc[i][t]);
+                }
             }
         }
     }
-    gemv_warp_epilogue<MODE, RW, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
+    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
-/* The quantized types by 32-element units (one 16-byte load of 4-bit values,
- * two for Q8_0), decoded 8 at a time from registers as (q[8], s, o):
- * w = s * q + o, so a dot product costs one fma per weight and s, o apply once
- * per 8 (the sum of the activations serves every row). */
-template <int T, int NT, int RW, int MODE>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_q_kernel(gemv_job job, const float *__restrict__ x,
-                                                                 int64_t n_tok) {
-    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * RW : RW, U = 2;
-    const int lane = threadIdx.x & 31;
+/* The quantized types: as gemv_kernel, but each thread takes 32-element units
+ * (16-byte loads of 4-bit values instead of 4-byte ones: four times the bytes
+ * in flight per load), decoding 8 weights at a time from registers. */
+template <int T, int NT, int R, int MODE>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, const float *__restrict__ x,
+                                                              int64_t n_tok) {
+    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    const int tid = threadIdx.x;
     int64_t r0;
-    const int m = gemv_warp_matrix<MODE, RW>(job, r0);
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
     const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
-    if (r0 >= w0.n_out) return;
     const int64_t units = w0.k / 32;
     float acc[RR][NT];
 #pragma unroll
     for (int i = 0; i < RR; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    for (int64_t u0 = lane; u0 < units; u0 += 32 * U) {
-        typename wu<T>::raw raw[U][RR];
+    for (int64_t u = tid; u < units; u += GEMV_THREADS) {
+        typename wu<T>::raw raw[RR];
 #pragma unroll
-        for (int uu = 0; uu < U; uu++)
+        for (int i = 0; i < RR; i++) {
+            const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+            wu<T>::load(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1, u, raw[i]);
+        }
 #pragma unroll
-            for (int i = 0; i < RR; i++) {
-                const wplanes &w = gemv_rows<MODE, RW>(w0, w1, i);
-                if (u0 + 32 * uu < units)
-                    wu<T>::load(w, r0 + i % RW < w.n_out ? r0 + i % RW : w.n_out - 1, u0 + 32 * uu, raw[uu][i]);
+        for (int j = 0; j < 4; j++) {
+            float xs[NT][8], xsum[NT];
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= n_tok) break;
+                const float4 *xp = (const float4 *)(x + t * w0.k + 32 * u + 8 * j);
+                float4 a = __ldg(xp), b = __ldg(xp + 1);
+                xs[t][0] = a.x, xs[t][1] = a.y, xs[t][2] = a.z, xs[t][3] = a.w;
+                xs[t][4] = b.x, xs[t][5] = b.y, xs[t][6] = b.z, xs[t][7] = b.w;
+                xsum[t] = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
             }
 #pragma unroll
-        for (int uu = 0; uu < U; uu++) {
-            const int64_t u = u0 + 32 * uu;
-            if (u >= units) break;
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                float xs[NT][8], xsum[NT];
+            for (int i = 0; i < RR; i++) {
+                float q[8], sc, off;
+                wu<T>::decode(raw[i], j, q, sc, off);
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
                     if (t >= n_tok) break;
-                    const float4 *xp = (const float4 *)(x + t * w0.k + 32 * u + 8 * j);
-                    float4 a = __ldg(xp), b = __ldg(xp + 1);
-                    xs[t][0] = a.x, xs[t][1] = a.y, xs[t][2] = a.z, xs[t][3] = a.w;
-                    xs[t][4] = b.x, xs[t][5] = b.y, xs[t][6] = b.z, xs[t][7] = b.w;
-                    xsum[t] = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
-                }
+                    float d = 0;
 #pragma unroll
-                for (int i = 0; i < RR; i++) {
-                    float q[8], sc, off;
-                    wu<T>::decode(raw[uu][i], j, q, sc, off);
-#pragma unroll
-                    for (int t = 0; t < NT; t++) {
-                        if (t >= n_tok) break;
-                        float d = 0;
-#pragma unroll
-                        for (int e = 0; e < 8; e++) d = fmaf(q[e], xs[t][e], d);
-                        acc[i][t] = fmaf(sc, d, fmaf(off, xsum[t], acc[i][t]));
-                    }
+                    for (int e = 0; e < 8; e++) d = fmaf(q[e], xs[t][e], d);
+                    acc[i][t] = fmaf(sc, d, fmaf(off, xsum[t], acc[i][t]));
                 }
             }
         }
     }
-    gemv_warp_epilogue<MODE, RW, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
+    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
 /* One launch per tile of up to 8 tokens. */
-template <int T, int RW, int MODE>
+template <int T, int R, int MODE>
 static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
     const int64_t k = job.w[0].k;
-    unsigned groups = 0;
+    unsigned blocks = 0;
     for (int i = 0; i < 3; i++) {
-        if (i < n_mat && (MODE != GEMV_SWIGLU || i == 0)) groups += rg_cuda_blocks(job.w[i].n_out, RW);
-        job.blk_end[i] = groups;
+        if (i < n_mat) blocks += rg_cuda_blocks(job.w[i].n_out, R);
+        job.blk_end[i] = blocks;
     }
-    unsigned blocks = rg_cuda_blocks(groups, GEMV_WARPS);
+    if (MODE == GEMV_SWIGLU) blocks = rg_cuda_blocks(job.w[0].n_out, R);
     for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * k;
         gemv_job jt = job;
-        for (int i = 0; i < n_mat; i++)
-            if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
+        for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
 #define GEMV_LAUNCH(KERNEL)                                                                                          \
     do {                                                                                                             \
-        if (nt == 1) KERNEL<T, 1, RW, MODE><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(jt, xt, nt);                 \
-        else if (nt == 2) KERNEL<T, 2, RW, MODE><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(jt, xt, nt);            \
-        else if (nt <= 4) KERNEL<T, 4, RW, MODE><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(jt, xt, nt);            \
-        else KERNEL<T, 8, RW, MODE><<<blocks, GEMV_WARPS * 32, 0, c->stream>>>(jt, xt, nt);                         \
+        if (nt == 1) KERNEL<T, 1, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                     \
+        else if (nt == 2) KERNEL<T, 2, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                \
+        else if (nt <= 4) KERNEL<T, 4, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                \
+        else KERNEL<T, 8, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);                             \
     } while (0)
         if constexpr (wq<T>::affine) GEMV_LAUNCH(gemv_q_kernel);
         else GEMV_LAUNCH(gemv_kernel);
@@ -247,11 +248,14 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
     }
 }
 
-/* Rows per warp: 2 (SWIGLU: 1 gate + 1 up row). */
+/* Rows per block: 2 while that leaves fewer than ~8 blocks per SM, else 4
+ * (SWIGLU: always 2, i.e. 4 rows with the up matrix's). */
 template <int T, int MODE>
 static void launch_gemv(cuda_backend *c, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
-    if (MODE == GEMV_SWIGLU) launch_gemv_r<T, 1, MODE>(c, job, n_mat, x, n_tok);
-    else launch_gemv_r<T, 2, MODE>(c, job, n_mat, x, n_tok);
+    int64_t rows = 0;
+    for (int i = 0; i < n_mat; i++) rows += job.w[i].n_out;
+    if (MODE == GEMV_SWIGLU || rows < 8 * 4 * (int64_t)c->n_sm) launch_gemv_r<T, 2, MODE>(c, job, n_mat, x, n_tok);
+    else launch_gemv_r<T, 4, MODE>(c, job, n_mat, x, n_tok);
 }
 
 /* ---- activation quantization (the GEMV path of quantized weights) */
