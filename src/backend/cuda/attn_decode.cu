@@ -85,11 +85,12 @@ __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, li = lane % LPR, slot = lane / LPR;
     const int64_t split = blockIdx.x, hkv = blockIdx.y, t = blockIdx.z;
     const int G = (int)(a.n_head / a.n_head_kv);
-    const int64_t n_ctx = a.n_ctx[t], last = n_ctx - 1;
+    /* positions fit in 32 bits (n_ctx is int32); the hot loop keeps them there */
+    const int n_ctx = a.n_ctx[t], last = n_ctx - 1;
     const int32_t *table = a.tables + (int64_t)a.row[t] * a.table_w;
     /* this token's context in steps of CH positions, cut into n_split near-equal runs */
-    const int64_t n_steps = n_ctx > 0 ? (n_ctx + CH - 1) / CH : 0, per = (n_steps + a.n_split - 1) / a.n_split;
-    const int64_t s_begin = split * per, s_end = s_begin + per < n_steps ? s_begin + per : n_steps;
+    const int n_steps = n_ctx > 0 ? (n_ctx + CH - 1) / CH : 0, per = (n_steps + (int)a.n_split - 1) / (int)a.n_split;
+    const int s_begin = (int)split * per, s_end = s_begin + per < n_steps ? s_begin + per : n_steps;
 
     /* q pre-scaled by scale·log2(e) (and the ALiBi slopes by log2(e)): scores in log2 units */
     float q[GM][8], slope[GM];
@@ -113,11 +114,11 @@ __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) 
      * read the last one (a valid row) and are masked out of the softmax */
     const uint8_t *head = a.layer_base + hkv * a.head_bytes + li * 16;
     int32_t blk[U];
-    int64_t c = s_begin + warp;
+    int c = s_begin + warp;
     if (c < s_end) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int64_t p = c * CH + u * RPW + slot;
+            const int p = c * CH + u * RPW + slot;
             blk[u] = __ldg(table + ((p < last ? p : last) >> a.log2_bs));
         }
     }
@@ -125,9 +126,9 @@ __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) 
         uint4 kr[U], vr[U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int64_t p = c * CH + u * RPW + slot;
+            int p = c * CH + u * RPW + slot;
             p = p < last ? p : last;
-            const uint8_t *r = head + (size_t)blk[u] * a.unit_bytes + (size_t)(p & (a.bs - 1)) * (HD * sizeof(E));
+            const uint8_t *r = head + (size_t)blk[u] * a.unit_bytes + (size_t)(p & ((int)a.bs - 1)) * (HD * sizeof(E));
             kr[u] = __ldg((const uint4 *)r);
             vr[u] = __ldg((const uint4 *)(r + a.kv_bytes));
         }
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) 
         if (c + WARPS < s_end) {
 #pragma unroll
             for (int u = 0; u < U; u++) {
-                int64_t p = (c + WARPS) * CH + u * RPW + slot;
+                const int p = (c + WARPS) * CH + u * RPW + slot;
                 blk[u] = __ldg(table + ((p < last ? p : last) >> a.log2_bs));
             }
         }
@@ -160,7 +161,7 @@ __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) 
                 for (int g = 0; g < GM; g++) s[u][g] += __shfl_xor_sync(0xffffffffu, s[u][g], off);
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            const int64_t p = c * CH + u * RPW + slot;
+            const int p = c * CH + u * RPW + slot;
             const float rel = (float)(p - last); /* ALiBi: slope · (p - (n_ctx - 1)) */
 #pragma unroll
             for (int g = 0; g < GM; g++) s[u][g] = p <= last ? fmaf(slope[g], rel, s[u][g]) : -INFINITY;
