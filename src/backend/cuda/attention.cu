@@ -177,6 +177,7 @@ __global__ void __launch_bounds__(MERGE_THREADS) attn_merge_kernel(const float *
     const int nv = (int)(hd / 4), groups = merge_groups(hd), grp = tid / nv, v = tid % nv;
     if (grp < groups) {
         float4 acc = make_float4(0, 0, 0, 0);
+#pragma unroll 4
         for (int64_t s = grp; s < n_split; s += groups) {
             const float w = wt[s];
             if (w > 0) {
