@@ -14,12 +14,12 @@ struct attn_params {
     const int32_t *row, *tables, *n_ctx;
     const float *alibi;
     int64_t table_w, n_head, n_head_kv, head_dim, bs, n_split;
-    int log2_bs;    /* block sizes are powers of two (divisors of RG_CUDA_ATTN_TILE) */
+    int log2_bs; /* block sizes are powers of two (divisors of RG_CUDA_ATTN_TILE) */
     size_t unit_bytes, kv_bytes, head_bytes;
     float scale;
-    float *o_part;  /* [n_tok][n_head][n_split][head_dim], unnormalized */
-    float2 *ml;     /* [n_tok][n_head][n_split] (max, sum) */
-    float *out;     /* non-NULL: n_split is 1 and the kernel writes the output itself */
+    float *o_part; /* [n_tok][n_head][n_split][head_dim], unnormalized */
+    float2 *ml;    /* [n_tok][n_head][n_split] (max, sum) */
+    float *out;    /* non-NULL: n_split is 1 and the kernel writes the output itself */
 };
 
 typedef void (*attn_kernel)(attn_params);
