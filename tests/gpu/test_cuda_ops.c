@@ -538,6 +538,129 @@ static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_h
     rg_threadpool_free(tp);
 }
 
+/* ---- decode attention: a batch of sequences of different lengths, one query
+ * token each, then each sequence alone (the most splits), then a run of the last
+ * tokens of the longest (causal by each token's n_ctx): contexts that cross many
+ * splits and end inside a KV block, splits left empty by short sequences. f16 and
+ * bf16 KV at head_dim 64/128/256 with groups up to 8 run the register-streaming
+ * kernel (attn_decode.cu), the rest the general one. */
+
+/* One step of n tokens (pos[i] = nctx[i] - 1) through both backends' attention. */
+static double decode_step_err(rg_backend *cpu, rg_backend *gpu, int64_t n, const int32_t *nctx,
+                              const int32_t *const *tables, int64_t n_head, int64_t hd, const float *slopes,
+                              const float *d_slopes) {
+    int32_t pos[64];
+    int64_t ctx_max = 0;
+    for (int64_t i = 0; i < n; i++) pos[i] = nctx[i] - 1, ctx_max = nctx[i] > ctx_max ? nctx[i] : ctx_max;
+    rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = ctx_max};
+    cpu->begin_step(cpu, &st);
+    gpu->begin_step(gpu, &st);
+    int64_t n_q = n * n_head * hd;
+    float *q = randn(n_q, 1.0f), *out_ref = malloc((size_t)n_q * sizeof *out_ref);
+    float *dq = dev_copy(gpu, q, n_q), *dout = dev_poisoned(gpu, n_q);
+    rg_backend_attn a = {.layer = 0, .n_head = n_head, .q = q, .out = out_ref, .scale = 1.0f / sqrtf((float)hd),
+                         .kind = RG_ATTN_FLASH, .alibi_slopes = slopes};
+    cpu->attention(cpu, &a);
+    a.q = dq, a.out = dout, a.alibi_slopes = d_slopes;
+    gpu->attention(gpu, &a);
+    float *out_gpu = download(gpu, dout, n_q);
+    double e = rel_err_f(out_gpu, out_ref, n_q);
+    free(q), free(out_ref), free(out_gpu);
+    gpu->free(gpu, dq), gpu->free(gpu, dout);
+    return e;
+}
+
+static void test_attention_decode(rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd, bool alibi,
+                                  int n_seq, const int64_t *ctx) {
+    char what[160];
+    rg_err err = {0};
+    int64_t longest = 0, n_blocks = 8;
+    for (int i = 0; i < n_seq; i++) longest = ctx[i] > longest ? ctx[i] : longest, n_blocks += ctx[i] / 16 + 2;
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = n_blocks,
+                       .dtype = kv_type};
+    rg_kv_pool *pool;
+    rg_backend *cpu, *gpu;
+    rg_threadpool *tp = rg_threadpool_create(0);
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err) ||
+        rg_backend_cuda_create(0, &gpu, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = longest + 64};
+    if (cpu->reserve(cpu, &lim, pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    /* fill in rounds of up to 16 tokens a sequence, so the sequences' blocks interleave in the pool */
+    rg_kv_seq s[4] = {0};
+    int64_t done[4] = {0};
+    int32_t pos[64], nctx[64];
+    const int32_t *tables[64];
+    int64_t n_kv = n_head_kv * hd;
+    for (;;) {
+        int64_t n = 0;
+        for (int sq = 0; sq < n_seq; sq++) {
+            int64_t take = ctx[sq] - done[sq] < 16 ? ctx[sq] - done[sq] : 16;
+            if (take <= 0) continue;
+            if (rg_kv_seq_reserve(pool, &s[sq], done[sq] + take, &err)) {
+                check(err.msg, NAN, 0);
+                return;
+            }
+            for (int64_t i = 0; i < take; i++) {
+                pos[n] = (int32_t)(done[sq] + i), nctx[n] = pos[n] + 1, tables[n] = s[sq].blocks;
+                n++;
+            }
+            done[sq] += take;
+            s[sq].n_tokens = done[sq];
+        }
+        if (!n) break;
+        rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
+        for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
+        cpu->begin_step(cpu, &st);
+        gpu->begin_step(gpu, &st);
+        float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
+        float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
+        cpu->kv_store(cpu, 0, k, v);
+        gpu->kv_store(gpu, 0, dk, dv);
+        free(k), free(v);
+        gpu->free(gpu, dk), gpu->free(gpu, dv);
+    }
+    /* ALiBi slopes as models use them: 2^(-8 (h + 1) / n_head) */
+    float *slopes = NULL, *d_slopes = NULL;
+    if (alibi) {
+        slopes = malloc((size_t)n_head * sizeof *slopes);
+        for (int64_t h = 0; h < n_head; h++) slopes[h] = exp2f(-8.0f * (float)(h + 1) / (float)n_head);
+        d_slopes = dev_copy(gpu, slopes, n_head);
+    }
+    char shape[96];
+    snprintf(shape, sizeof shape, "kv %s, %lld/%lld heads, hd %lld%s", rg_dtype_name(kv_type), (long long)n_head,
+             (long long)n_head_kv, (long long)hd, alibi ? ", alibi" : "");
+    /* f32 softmax and sums in another order: 1e-5 */
+    for (int sq = 0; sq < n_seq; sq++) nctx[sq] = (int32_t)ctx[sq], tables[sq] = s[sq].blocks;
+    snprintf(what, sizeof what, "decode attention batch %d, %s", n_seq, shape);
+    check(what, decode_step_err(cpu, gpu, n_seq, nctx, tables, n_head, hd, slopes, d_slopes), 1e-5);
+    double worst = 0;
+    for (int sq = 0; sq < n_seq; sq++) {
+        double e = decode_step_err(cpu, gpu, 1, nctx + sq, tables + sq, n_head, hd, slopes, d_slopes);
+        if (!(e <= worst)) worst = e; /* keeps NaN */
+    }
+    snprintf(what, sizeof what, "decode attention one at a time, %s", shape);
+    check(what, worst, 1e-5);
+    int run = longest < 3 ? (int)longest : 3, longest_seq = 0;
+    for (int sq = 0; sq < n_seq; sq++) longest_seq = ctx[sq] == longest ? sq : longest_seq;
+    for (int i = 0; i < run; i++) nctx[i] = (int32_t)(longest - run + 1 + i), tables[i] = s[longest_seq].blocks;
+    snprintf(what, sizeof what, "decode attention run of %d tokens, %s", run, shape);
+    check(what, decode_step_err(cpu, gpu, run, nctx, tables, n_head, hd, slopes, d_slopes), 1e-5);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    if (d_slopes) gpu->free(gpu, d_slopes);
+    free(slopes);
+    for (int sq = 0; sq < n_seq; sq++) rg_kv_seq_free(pool, &s[sq]);
+    gpu->destroy(gpu), cpu->destroy(cpu);
+    rg_kv_pool_free(pool);
+    rg_threadpool_free(tp);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     rng = rg_test_seed();
@@ -574,6 +697,15 @@ int main(void) {
     test_fused_rope_kv(RG_F32, false, 64);
     test_fused_rope_kv(RG_BF16, true, 64);
     test_fused_rope_kv(RG_F16, false, 32);
+    const int64_t ctx_long[] = {4099, 1000, 17, 1}, ctx_mid[] = {2050, 333, 5};
+    test_attention_decode(RG_BF16, 32, 8, 128, false, 4, ctx_long); /* the benchmark's shape */
+    test_attention_decode(RG_F16, 32, 8, 128, true, 4, ctx_long);
+    test_attention_decode(RG_F16, 8, 1, 64, false, 3, ctx_mid);    /* MQA: group 8 */
+    test_attention_decode(RG_BF16, 4, 4, 128, false, 3, ctx_mid);  /* MHA: group 1 */
+    test_attention_decode(RG_BF16, 12, 4, 64, true, 3, ctx_mid);   /* group 3, padded to 4 */
+    test_attention_decode(RG_F16, 8, 4, 256, false, 3, ctx_mid);   /* hd 256, group 2 */
+    test_attention_decode(RG_BF16, 12, 2, 96, false, 3, ctx_mid);  /* general kernel: hd 96, group 6 */
+    test_attention_decode(RG_F32, 32, 8, 128, true, 3, ctx_mid);   /* general kernel, many splits */
     printf("test_cuda_ops: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -2,16 +2,21 @@
  * flash decoding: the context of each (token, KV head) is cut into splits that
  * run as separate blocks, so a batch of one with a long context still fills the
  * GPU; each block keeps a running max, running sum and rescaled accumulator
- * (online softmax) over tiles of RG_CUDA_ATTN_TILE positions read through the
- * block table, for all the query heads that share its KV head (GQA: each K/V
- * tile is loaded once for the whole group). A second kernel merges the splits.
+ * (online softmax) over the positions it reads through the block table, for all
+ * the query heads that share its KV head (GQA: each K/V row is loaded once for
+ * the whole group). A second kernel merges the splits.
  *
- * Every query token is its own grid row, so prefill reuses the decode kernel:
+ * Two split kernels: f16/bf16 KV with head_dim 64/128/256 and groups up to 8
+ * run the register-streaming decode kernel (attn_decode.cu); everything else
+ * runs the general one below, which stages tiles of RG_CUDA_ATTN_TILE positions
+ * as f32 in shared memory (any head_dim that is a multiple of 8, groups to 16).
+ *
+ * Every query token is its own grid row, so prefill reuses the decode kernels:
  * correct, but each token re-reads its context from L2; a query-tiled prefill
  * kernel (tensor cores) is not written yet. Scores, softmax and sums are f32. */
 #include <float.h>
 
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/attention.cuh"
 
 #define ATTN_THREADS 128
 #define TILE RG_CUDA_ATTN_TILE
@@ -20,18 +25,6 @@ template <typename E> __device__ __forceinline__ float elem_f(E v);
 template <> __device__ __forceinline__ float elem_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ float elem_f<__half>(__half v) { return __half2float(v); }
 template <> __device__ __forceinline__ float elem_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-struct attn_params {
-    const float *q;
-    const uint8_t *layer_base;
-    const int32_t *row, *tables, *n_ctx;
-    const float *alibi;
-    int64_t table_w, n_head, n_head_kv, head_dim, bs, n_split;
-    size_t unit_bytes, kv_bytes, head_bytes;
-    float scale;
-    float *o_part;  /* [n_tok][n_head][n_split][head_dim] */
-    float2 *ml;     /* [n_tok][n_head][n_split] */
-};
 
 /* grid (n_split, n_head_kv, n_tok). Shared memory: q [G][hd], K and V tiles
  * [TILE][hd + 1], probabilities [G][TILE], accumulator [G][hd], per-head state. */
@@ -128,22 +121,79 @@ template <typename E> __global__ void __launch_bounds__(ATTN_THREADS) attn_split
     }
 }
 
-/* grid (n_head, n_tok): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M). */
-__global__ void attn_combine_kernel(const float *o_part, const float2 *ml, int64_t n_head, int64_t n_split,
-                                    int64_t hd, float *out) {
-    int64_t h = blockIdx.x, t = blockIdx.y;
-    const float2 *m = ml + (t * n_head + h) * n_split;
-    float M = -FLT_MAX;
-    for (int64_t s = 0; s < n_split; s++)
-        if (m[s].y > 0) M = fmaxf(M, m[s].x);
-    float L = 0;
-    for (int64_t s = 0; s < n_split; s++)
-        if (m[s].y > 0) L += m[s].y * expf(m[s].x - M);
-    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0;
-        for (int64_t s = 0; s < n_split; s++)
-            if (m[s].y > 0) acc += o_part[((t * n_head + h) * n_split + s) * hd + d] * expf(m[s].x - M);
-        out[(t * n_head + h) * hd + d] = L > 0 ? acc / L : 0.0f;
+#define MERGE_THREADS 256
+/* The most splits a step uses (the merge keeps two floats a split in shared memory). */
+#define MAX_SPLIT 1024
+
+static __device__ float block_reduce(float v, bool take_max, float *red) {
+    for (int off = 16; off; off >>= 1) {
+        const float o = __shfl_xor_sync(0xffffffffu, v, off);
+        v = take_max ? fmaxf(v, o) : v + o;
+    }
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = red[0];
+    for (int w = 1; w < MERGE_THREADS / 32; w++) v = take_max ? fmaxf(v, red[w]) : v + red[w];
+    __syncthreads(); /* red is reused by the next call */
+    return v;
+}
+
+/* Threads per (split, 16-byte column) group of the merge, and its shared floats. */
+static __host__ __device__ int merge_groups(int64_t hd) { return MERGE_THREADS / (int)(hd / 4); }
+static size_t merge_smem(int64_t n_split, int64_t hd) {
+    return (size_t)(2 * n_split + merge_groups(hd) * hd) * sizeof(float);
+}
+
+/* grid (n_head, n_tok), MERGE_THREADS threads:
+ *   out = sum_s o_s 2^((m_s - M) k) / sum_s l_s 2^((m_s - M) k)
+ * over the splits that saw positions (l_s > 0; the others may hold anything),
+ * with k = to_log2: 1 where the split maxima are in log2 units, log2(e) where
+ * natural. The split weights go to shared memory first; then groups of hd/4
+ * threads, 16 bytes a thread, take every merge_groups-th split, so a long
+ * split list is read with many loads in flight rather than one chain. */
+__global__ void __launch_bounds__(MERGE_THREADS) attn_merge_kernel(const float *o_part, const float2 *ml,
+                                                                   int64_t n_head, int64_t n_split, int64_t hd,
+                                                                   float to_log2, float *out) {
+    extern __shared__ float sh[]; /* weight [n_split] | l [n_split] | per-group sums [groups][hd] */
+    __shared__ float red[MERGE_THREADS / 32];
+    const int64_t row = (int64_t)blockIdx.y * n_head + blockIdx.x;
+    const float2 *mlr = ml + row * n_split;
+    float *wt = sh, *sum = sh + n_split, *part = sh + 2 * n_split;
+    const int tid = threadIdx.x;
+    float mx = -FLT_MAX;
+    for (int64_t s = tid; s < n_split; s += MERGE_THREADS) {
+        const float2 v = mlr[s];
+        wt[s] = v.x, sum[s] = v.y;
+        if (v.y > 0) mx = fmaxf(mx, v.x);
+    }
+    mx = block_reduce(mx, true, red);
+    float total = 0;
+    for (int64_t s = tid; s < n_split; s += MERGE_THREADS) { /* the same s as above: no barrier needed */
+        const float w = sum[s] > 0 ? exp2f((wt[s] - mx) * to_log2) : 0.0f;
+        wt[s] = w;
+        total += sum[s] * w;
+    }
+    total = block_reduce(total, false, red); /* its barriers publish wt */
+    const int nv = (int)(hd / 4), groups = merge_groups(hd), grp = tid / nv, v = tid % nv;
+    if (grp < groups) {
+        float4 acc = make_float4(0, 0, 0, 0);
+#pragma unroll 4
+        for (int64_t s = grp; s < n_split; s += groups) {
+            const float w = wt[s];
+            if (w > 0) {
+                const float4 o = __ldg((const float4 *)(o_part + (row * n_split + s) * hd) + v);
+                acc.x = fmaf(w, o.x, acc.x), acc.y = fmaf(w, o.y, acc.y);
+                acc.z = fmaf(w, o.z, acc.z), acc.w = fmaf(w, o.w, acc.w);
+            }
+        }
+        float *dst = part + grp * hd + 4 * v;
+        dst[0] = acc.x, dst[1] = acc.y, dst[2] = acc.z, dst[3] = acc.w;
+    }
+    __syncthreads();
+    for (int64_t d = tid; d < hd; d += MERGE_THREADS) {
+        float o = 0;
+        for (int g = 0; g < groups; g++) o += part[g * hd + d];
+        out[row * hd + d] = total > 0 ? o / total : 0.0f;
     }
 }
 
@@ -151,11 +201,32 @@ static size_t attn_smem(int64_t G, int64_t hd) {
     return (size_t)(G * hd + 2 * TILE * (hd + 1) + G * TILE + G * hd + 3 * G) * sizeof(float);
 }
 
+static bool is_pow2(int64_t v) { return v > 0 && !(v & (v - 1)); }
+
+/* The decode kernel for the attached pool's KV and this head layout, or NULL:
+ * the general kernel runs. *unit: positions per step of the kernel that runs. */
+static attn_kernel decode_kernel(const cuda_backend *c, int64_t group, int64_t head_dim, int64_t *unit) {
+    attn_kernel k = is_pow2(c->kvc.block_size) ? rg_cuda_attn_decode_kernel(c->kvc.dtype, head_dim, group, unit) : NULL;
+    if (!k) *unit = TILE;
+    return k;
+}
+
 bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
     int smem = (int)attn_smem(n_head / n_head_kv, head_dim);
-    return rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") &&
-           rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") &&
-           rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup");
+    if (!rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") ||
+        !rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup") ||
+        !rg_cuda_check(c, cudaFuncSetAttribute(attn_split_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attention setup"))
+        return false;
+    /* how many blocks of the split kernel this layout runs fit on an SM: the
+     * split count is chosen to fill them once */
+    int64_t unit;
+    attn_kernel k = decode_kernel(c, n_head / n_head_kv, head_dim, &unit);
+    int per_sm = 0;
+    cudaError_t e = k ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, RG_CUDA_ATTN_DECODE_THREADS, 0)
+                      : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_split_kernel<float>, ATTN_THREADS, smem);
+    if (!rg_cuda_check(c, e, "attention setup")) return false;
+    c->attn_blocks_per_sm = per_sm > 0 ? per_sm : 1;
+    return true;
 }
 
 void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
@@ -169,15 +240,20 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     a.alibi = q->alibi_slopes;
     a.table_w = c->max_table_blocks;
     a.n_head = q->n_head, a.n_head_kv = c->kvc.n_head_kv, a.head_dim = c->kvc.head_dim, a.bs = c->kvc.block_size;
+    for (a.log2_bs = 0; ((int64_t)1 << a.log2_bs) < a.bs; a.log2_bs++) {}
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale = q->scale;
-    /* splits: aim for ~4 blocks per SM, within the partials scratch and the tiles
-     * the longest context allowed has; independent of this step's contexts */
-    int64_t n_tiles = (c->max_table_blocks * c->kvc.block_size + TILE - 1) / TILE;
-    int64_t want = (4 * (int64_t)c->n_sm + n_tok * a.n_head_kv - 1) / (n_tok * a.n_head_kv);
+    int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim, unit;
+    attn_kernel fast = decode_kernel(c, G, hd, &unit);
+    /* splits: one wave of the blocks that fit on the GPU, within the steps the
+     * longest context allowed has and the partials scratch; independent of this
+     * step's contexts, so a captured step replays at any of them */
+    int64_t n_units = (c->max_table_blocks * a.bs + unit - 1) / unit;
     int64_t cap = c->attn_entries / (n_tok * a.n_head);
-    int64_t n_split = want < n_tiles ? want : n_tiles;
+    int64_t n_split = (int64_t)c->n_sm * c->attn_blocks_per_sm / (n_tok * a.n_head_kv);
+    if (n_split > n_units) n_split = n_units;
     if (n_split > cap) n_split = cap;
+    if (n_split > MAX_SPLIT) n_split = MAX_SPLIT;
     if (n_split < 1) n_split = 1;
     if (cap < 1) {
         rg_cuda_fail(c, "attention", "split scratch too small for the step");
@@ -185,14 +261,19 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     }
     a.n_split = n_split;
     a.o_part = c->attn_o, a.ml = c->attn_ml;
-    int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim;
-    size_t smem = attn_smem(G, hd);
+    a.out = fast && n_split == 1 ? q->out : NULL; /* one split: the decode kernel normalizes in place */
     dim3 grid((unsigned)a.n_split, (unsigned)a.n_head_kv, (unsigned)n_tok);
-    if (c->kvc.dtype == RG_F32) attn_split_kernel<float><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    else if (c->kvc.dtype == RG_F16) attn_split_kernel<__half><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    else attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    if (!RG_CUDA_LAUNCHED(c, "attention")) return;
-    attn_combine_kernel<<<dim3((unsigned)a.n_head, (unsigned)n_tok), 128, 0, c->stream>>>(c->attn_o, c->attn_ml,
-                                                                                        a.n_head, a.n_split, hd, q->out);
-    RG_CUDA_LAUNCHED(c, "attention combine");
+    if (fast) {
+        fast<<<grid, RG_CUDA_ATTN_DECODE_THREADS, 0, c->stream>>>(a);
+    } else {
+        size_t smem = attn_smem(G, hd);
+        if (c->kvc.dtype == RG_F32) attn_split_kernel<float><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+        else if (c->kvc.dtype == RG_F16) attn_split_kernel<__half><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+        else attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+    }
+    if (!RG_CUDA_LAUNCHED(c, "attention") || a.out) return;
+    /* the decode kernel's maxima are in log2 units, the general kernel's natural */
+    attn_merge_kernel<<<dim3((unsigned)a.n_head, (unsigned)n_tok), MERGE_THREADS, merge_smem(n_split, hd), c->stream>>>(
+        c->attn_o, c->attn_ml, a.n_head, a.n_split, hd, fast ? 1.0f : 1.4426950408889634f, q->out);
+    RG_CUDA_LAUNCHED(c, "attention merge");
 }

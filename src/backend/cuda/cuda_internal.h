@@ -60,6 +60,7 @@ typedef struct cuda_backend {
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
     int64_t attn_entries;
+    int attn_blocks_per_sm;       /* attention split blocks resident per SM (the split count fills one wave) */
     /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
     cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;
