@@ -7,7 +7,7 @@
  * Warp w owns query rows 16w..16w+15 of the block: its Q fragments stay in
  * registers for the whole walk, S never leaves registers (the C fragment of
  * Q·Kᵀ is, two n-tiles at a time, the A fragment of P·V), and only K/V tiles
- * pass through shared memory (cp.async, two stages, 16-byte chunks XOR-swizzled
+ * pass through shared memory (cp.async, three stages, 16-byte chunks XOR-swizzled
  * per row so that ldmatrix reads 8 rows without bank conflicts).
  *
  * Masking is per query token: token t attends to positions [0, n_ctx[t]) of the
@@ -31,6 +31,7 @@
 
 #define PF_BM 128    /* query rows per block: 8 warps x 16 rows */
 #define PF_BN 64     /* K/V positions per tile */
+#define PF_STAGES 3  /* K/V tiles in flight or in use */
 #define PF_WARPS (PF_BM / 16)
 #define PF_THREADS (PF_WARPS * 32)
 
@@ -138,14 +139,16 @@ __device__ __forceinline__ void load_kv_tile(E *ks, E *vs, const prefill_params 
 }
 
 /* grid (n_head, ceil(n_tok / PF_BM)), PF_THREADS threads; dynamic shared memory:
- * 2 stages x (K, V) x [PF_BN][HD] elements. Registers (ptxas, sm_90a): 206 at
- * hd 128 (one block per SM); at hd 64 capped at 128 for two blocks per SM (147
- * uncapped; the cap spills 32 bytes) — which of the two is faster is unmeasured. */
+ * PF_STAGES x (K, V) x [PF_BN][HD] elements (96 KiB at hd 128, 48 KiB at hd 64).
+ * Registers (ptxas): ~205 at hd 128 (one block of 8 warps per SM); at hd 64
+ * capped at 128 for two blocks per SM (no spills on sm_90a, 12 bytes on sm_80;
+ * uncapped it takes ~147) — whether two blocks beat one is unmeasured. */
 template <typename E, int HD>
 __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_kernel(prefill_params a) {
     extern __shared__ uint4 pf_smem[];
     __shared__ int32_t row_s[PF_BM], ctx_s[PF_BM];
-    E *kv_s = (E *)pf_smem; /* stage s: K at kv_s + 2s·PF_BN·HD, V right after */
+    constexpr int STAGE = 2 * PF_BN * HD; /* elements: K [PF_BN][HD], then V */
+    E *kv_s = (E *)pf_smem;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = lane & 3;
     const int64_t h = blockIdx.x, hkv = h / a.group;
     /* the last query tiles see the longest contexts: start them first */
@@ -195,23 +198,26 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
             warp_min = min(warp_min, __shfl_xor_sync(0xffffffffu, warp_min, off));
         }
         const int n_tiles = (kv_len + PF_BN - 1) / PF_BN;
+        /* three stages, one barrier a tile: at tile it the barrier both publishes tile
+         * it and proves every warp done with tile it - 1, whose stage the load of tile
+         * it + 2 then reuses. One commit group per tile (empty past the end) keeps
+         * "all but the newest group" meaning "tile it has landed". */
+        __syncthreads(); /* the previous run's warps are done with every stage */
         if (n_tiles > 0) {
             load_kv_tile<E, HD>(kv_s, kv_s + PF_BN * HD, a, table, hkv, 0, kv_len);
             cp_async_commit();
+            if (n_tiles > 1) load_kv_tile<E, HD>(kv_s + STAGE, kv_s + STAGE + PF_BN * HD, a, table, hkv, PF_BN, kv_len);
+            cp_async_commit();
         }
         for (int it = 0; it < n_tiles; it++) {
-            /* prefetch the next tile into the other stage (freed by the barrier that
-             * ended the previous iteration), then wait for this one */
-            if (it + 1 < n_tiles) {
-                E *nk = kv_s + ((it + 1) & 1) * 2 * PF_BN * HD;
-                load_kv_tile<E, HD>(nk, nk + PF_BN * HD, a, table, hkv, (it + 1) * PF_BN, kv_len);
-                cp_async_commit();
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
-            }
+            cp_async_wait<1>();
             __syncthreads();
-            const E *ks = kv_s + (it & 1) * 2 * PF_BN * HD, *vs = ks + PF_BN * HD;
+            if (it + 2 < n_tiles) {
+                E *nk = kv_s + ((it + 2) % PF_STAGES) * STAGE;
+                load_kv_tile<E, HD>(nk, nk + PF_BN * HD, a, table, hkv, (it + 2) * PF_BN, kv_len);
+            }
+            cp_async_commit();
+            const E *ks = kv_s + (it % PF_STAGES) * STAGE, *vs = ks + PF_BN * HD;
             const int p0 = it * PF_BN;
             if (p0 < warp_max) { /* else: every row of this warp is past its limit (causal skip) */
                 /* S = Q·Kᵀ: n-tile j holds positions p0 + 8j + 2tq (+1) of rows g, g + 8 */
@@ -286,7 +292,6 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
                     }
                 }
             }
-            __syncthreads(); /* this stage is overwritten by the prefetch two tiles on */
         }
         s0 = s1;
     }
@@ -307,7 +312,7 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
     }
 }
 
-static size_t prefill_smem(int64_t hd) { return (size_t)2 * 2 * PF_BN * (size_t)hd * 2; }
+static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * (size_t)hd * 2; }
 
 bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
     return rg_cuda_check(c, cudaFuncSetAttribute(attn_prefill_kernel<__half, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)), "prefill attention setup") &&
