@@ -29,9 +29,9 @@
 
 #include "backend/cuda/cuda_internal.h"
 
-#define PF_BM 128    /* query rows per block: 8 warps x 16 rows */
-#define PF_BN 64     /* K/V positions per tile */
-#define PF_STAGES 3  /* K/V tiles in flight or in use */
+#define PF_BM 128   /* query rows per block: 8 warps x 16 rows */
+#define PF_BN 64    /* K/V positions per tile */
+#define PF_STAGES 3 /* K/V tiles in flight or in use */
 #define PF_WARPS (PF_BM / 16)
 #define PF_THREADS (PF_WARPS * 32)
 
@@ -41,9 +41,9 @@ struct prefill_params {
     const uint8_t *layer_base;
     const int32_t *row, *tables, *n_ctx;
     int64_t n_tok, table_w, n_head;
-    int group, bs;               /* query heads per KV head, KV block size */
+    int group, bs; /* query heads per KV head, KV block size */
     size_t unit_bytes, kv_bytes, head_bytes;
-    float scale_log2;            /* scale * log2(e): the softmax runs on exp2 */
+    float scale_log2; /* scale * log2(e): the softmax runs on exp2 */
 };
 
 /* ---- PTX wrappers (sm_80+) */
@@ -65,7 +65,8 @@ template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, f
 /* c += a·b for one m16n8k16 tile. Fragments (g = lane / 4, t = lane % 4):
  * a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..) of A[16][16];
  * b0 (k 2t..2t+1, n g) b1 (k 2t+8.., n g) of B[16][8]; c0,c1 (g, 2t..2t+1) c2,c3 (g+8, 2t..) of C[16][8]. */
-template <typename E> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
+template <typename E>
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
 template <>
 __device__ __forceinline__ void mma16816<__half>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -169,7 +170,8 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
         for (int kk = 0; kk < HD / 16; kk++) {
             int d = kk * 16 + 2 * tq;
             float2 x0 = q_lo ? *(const float2 *)(q_lo + d) : zero, x1 = q_hi ? *(const float2 *)(q_hi + d) : zero;
-            float2 x2 = q_lo ? *(const float2 *)(q_lo + d + 8) : zero, x3 = q_hi ? *(const float2 *)(q_hi + d + 8) : zero;
+            float2 x2 = q_lo ? *(const float2 *)(q_lo + d + 8) : zero,
+                   x3 = q_hi ? *(const float2 *)(q_hi + d + 8) : zero;
             qa[kk][0] = pack2<E>(x0.x, x0.y), qa[kk][1] = pack2<E>(x1.x, x1.y);
             qa[kk][2] = pack2<E>(x2.x, x2.y), qa[kk][3] = pack2<E>(x3.x, x3.y);
         }
@@ -179,14 +181,16 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
      * of a row at the end), and o = sum_j e^(s_j - m) v_j over this lane's columns */
     float o[HD / 8][4];
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int n = 0; n < HD / 8; n++)
+        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     __syncthreads();
 
     for (int s0 = 0; s0 < n_rows;) {
         /* one run of tokens of one sequence: rows [s0, s1) */
         int s1 = s0 + 1, kv_len = ctx_s[s0];
-        while (s1 < n_rows && row_s[s1] == row_s[s0]) kv_len = max(kv_len, ctx_s[s1]), s1++;
+        while (s1 < n_rows && row_s[s1] == row_s[s0])
+            kv_len = max(kv_len, ctx_s[s1]), s1++;
         const int32_t *table = a.tables + (int64_t)row_s[s0] * a.table_w;
         /* a row outside the run sees nothing in this pass (limit 0) */
         const int ctx_lo = r_lo >= s0 && r_lo < s1 ? ctx_s[r_lo] : 0;
@@ -223,7 +227,8 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
                 /* S = Q·Kᵀ: n-tile j holds positions p0 + 8j + 2tq (+1) of rows g, g + 8 */
                 float s[PF_BN / 8][4];
 #pragma unroll
-                for (int j = 0; j < PF_BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+                for (int j = 0; j < PF_BN / 8; j++)
+                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
                 for (int kk = 0; kk < HD / 16; kk++) {
 #pragma unroll
@@ -274,8 +279,9 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
                 l[0] = l[0] * alpha[0] + sum[0];
                 l[1] = l[1] * alpha[1] + sum[1];
 #pragma unroll
-                for (int n = 0; n < HD / 8; n++) o[n][0] *= alpha[0], o[n][1] *= alpha[0], o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-                /* O += P·V: the S fragments of n-tiles 2kk, 2kk + 1 are the A fragment of k-step kk */
+                for (int n = 0; n < HD / 8; n++)
+                    o[n][0] *= alpha[0], o[n][1] *= alpha[0], o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+                    /* O += P·V: the S fragments of n-tiles 2kk, 2kk + 1 are the A fragment of k-step kk */
 #pragma unroll
                 for (int kk = 0; kk < PF_BN / 16; kk++) {
                     uint32_t pa[4] = {pack2<E>(s[2 * kk][0], s[2 * kk][1]), pack2<E>(s[2 * kk][2], s[2 * kk][3]),
@@ -315,10 +321,22 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
 static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * (size_t)hd * 2; }
 
 bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
-    return rg_cuda_check(c, cudaFuncSetAttribute(attn_prefill_kernel<__half, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)), "prefill attention setup") &&
-           rg_cuda_check(c, cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)), "prefill attention setup") &&
-           rg_cuda_check(c, cudaFuncSetAttribute(attn_prefill_kernel<__half, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)), "prefill attention setup") &&
-           rg_cuda_check(c, cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)), "prefill attention setup");
+    return rg_cuda_check(c,
+                         cudaFuncSetAttribute(attn_prefill_kernel<__half, 64>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)),
+                         "prefill attention setup") &&
+           rg_cuda_check(c,
+                         cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 64>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)),
+                         "prefill attention setup") &&
+           rg_cuda_check(c,
+                         cudaFuncSetAttribute(attn_prefill_kernel<__half, 128>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)),
+                         "prefill attention setup") &&
+           rg_cuda_check(c,
+                         cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 128>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)),
+                         "prefill attention setup");
 }
 
 bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
@@ -333,7 +351,8 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
      * (decode batches) stay on the split-KV kernel */
     const int32_t *row = c->h_stage + 2 * c->max_tokens;
     int64_t runs = 1;
-    for (int64_t t = 1; t < n_tok; t++) runs += row[t] != row[t - 1];
+    for (int64_t t = 1; t < n_tok; t++)
+        runs += row[t] != row[t - 1];
     if (n_tok < 16 * runs) return false;
 
     prefill_params a;
@@ -347,11 +366,15 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));
     size_t smem = prefill_smem(hd);
     if (c->kvc.dtype == RG_F16) {
-        if (hd == 64) attn_prefill_kernel<__half, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
-        else attn_prefill_kernel<__half, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
+        if (hd == 64)
+            attn_prefill_kernel<__half, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
+        else
+            attn_prefill_kernel<__half, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
     } else {
-        if (hd == 64) attn_prefill_kernel<__nv_bfloat16, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
-        else attn_prefill_kernel<__nv_bfloat16, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
+        if (hd == 64)
+            attn_prefill_kernel<__nv_bfloat16, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
+        else
+            attn_prefill_kernel<__nv_bfloat16, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
     }
     RG_CUDA_LAUNCHED(c, "prefill attention");
     return true;
