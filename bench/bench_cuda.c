@@ -6,7 +6,12 @@
  * timings of 20 back-to-back calls (wall clock around a synchronize), bytes =
  * the resident weight bytes (or K+V bytes read), reported as GB/s and as a
  * fraction of the device-to-device copy rate (bytes read + written).
+ * Then prefill attention (the tensor-core kernel): one sequence of L tokens, bf16
+ * KV, causal and non-causal (every token's n_ctx = L), in ms and TFLOP/s with
+ * 4·L²·head_dim·n_head FLOPs non-causal and half that causal (the count FlashAttention
+ * and bench/peers/sdpa_prefill.py use); lines start with "prefill".
  * Usage: bench_cuda [device]. Exits 2 without a GPU. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,19 +40,21 @@ static float frand(void) {
 
 typedef void (*bench_fn)(void *arg);
 
-static double time_calls(rg_backend *be, bench_fn f, void *arg) {
+static double time_calls_n(rg_backend *be, bench_fn f, void *arg, int n) {
     double t[5];
     for (int i = 0; i < 3; i++) f(arg);
     be->sync(be, NULL);
     for (int r = 0; r < 5; r++) {
         double t0 = now_s();
-        for (int i = 0; i < 20; i++) f(arg);
+        for (int i = 0; i < n; i++) f(arg);
         be->sync(be, NULL);
-        t[r] = (now_s() - t0) / 20;
+        t[r] = (now_s() - t0) / n;
     }
     qsort(t, 5, sizeof *t, cmp_d);
     return t[2];
 }
+
+static double time_calls(rg_backend *be, bench_fn f, void *arg) { return time_calls_n(be, f, arg, 20); }
 
 typedef struct mm_arg {
     rg_backend *be;
@@ -188,6 +195,74 @@ static void bench_fused(rg_backend *be, double bw) {
         }
 }
 
+/* Prefill attention of one sequence of each length over a fresh backend sized for
+ * it (n_head query heads over n_head_kv KV heads, bf16 KV); false on a failure. */
+static bool bench_prefill(int dev, int64_t n_head, int64_t n_head_kv, int64_t hd) {
+    const int64_t L_max = 16384, lens[] = {1024, 4096, 16384};
+    rg_err err = {0};
+    rg_backend *be;
+    rg_kv_pool *pool;
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16,
+                       .n_blocks = L_max / 16 + 4, .dtype = RG_BF16};
+    rg_backend_limits lim = {.max_tokens = L_max, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = L_max};
+    if (rg_backend_cuda_create(dev, &be, &err)) goto fail_early;
+    if (rg_kv_pool_create(&kc, &pool, &err)) {
+        be->destroy(be);
+        goto fail_early;
+    }
+    if (be->reserve(be, &lim, pool, &err)) goto fail;
+    int64_t n_kv = L_max * n_head_kv * hd, n_q = L_max * n_head * hd;
+    float *h = malloc((size_t)n_q * sizeof *h);
+    for (int64_t i = 0; i < n_q; i++) h[i] = frand();
+    float *dk = be->alloc(be, (size_t)n_kv * 4), *dv = be->alloc(be, (size_t)n_kv * 4);
+    float *dq = be->alloc(be, (size_t)n_q * 4), *dout = be->alloc(be, (size_t)n_q * 4);
+    int32_t *pos = malloc((size_t)L_max * sizeof *pos), *nctx = malloc((size_t)L_max * sizeof *nctx);
+    const int32_t **tables = malloc((size_t)L_max * sizeof *tables);
+    if (!dk || !dv || !dq || !dout) {
+        fprintf(stderr, "bench_cuda: out of GPU memory for the prefill buffers\n");
+        return false;
+    }
+    be->upload(be, dk, h, (size_t)n_kv * 4);
+    be->upload(be, dv, h + n_kv / 2, (size_t)n_kv / 2 * 4);
+    be->upload(be, dv + n_kv / 2, h, (size_t)n_kv / 2 * 4);
+    be->upload(be, dq, h, (size_t)n_q * 4);
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t L = lens[li];
+        rg_kv_seq seq = {0};
+        if (rg_kv_seq_reserve(pool, &seq, L, &err)) goto fail;
+        for (int64_t i = 0; i < L; i++) pos[i] = (int32_t)i, nctx[i] = (int32_t)i + 1, tables[i] = seq.blocks;
+        be->begin_step(be, &(rg_step){.n_tok = L, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = L});
+        be->kv_store(be, 0, dk, dv);
+        for (int causal = 1; causal >= 0; causal--) {
+            if (!causal) {
+                for (int64_t i = 0; i < L; i++) nctx[i] = (int32_t)L;
+                be->begin_step(be, &(rg_step){.n_tok = L, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = L});
+            }
+            at_arg a = {be, {.layer = 0, .n_head = n_head, .q = dq, .out = dout, .scale = 1.0f / sqrtf((float)hd)}};
+            double s = time_calls_n(be, at_call, &a, L >= 16384 ? 5 : 20);
+            /* QKᵀ and PV: 2 matmuls of 2·L·L·hd FLOPs per head; causal: half the pairs */
+            double flops = 4.0 * (double)L * (double)L * (double)hd * (double)n_head * (causal ? 0.5 : 1.0);
+            printf("prefill hd %3lld heads %2lld/%-2lld L %5lld %-10s %9.3f ms %7.1f TFLOP/s\n", (long long)hd,
+                   (long long)n_head, (long long)n_head_kv, (long long)L, causal ? "causal" : "non-causal", s * 1e3,
+                   flops / s / 1e12);
+        }
+        rg_kv_seq_free(pool, &seq);
+    }
+    be->free(be, dk), be->free(be, dv), be->free(be, dq), be->free(be, dout);
+    free(h), free(pos), free(nctx), free(tables);
+    if (be->sync(be, &err)) goto fail;
+    be->destroy(be);
+    rg_kv_pool_free(pool);
+    return true;
+fail:
+    be->destroy(be);
+    rg_kv_pool_free(pool);
+fail_early:
+    fprintf(stderr, "bench_cuda: prefill: %s\n", err.msg);
+    return false;
+}
+
 int main(int argc, char **argv) {
     int dev = argc > 1 ? atoi(argv[1]) : 0;
     rg_err err = {0};
@@ -297,5 +372,7 @@ int main(int argc, char **argv) {
     be->destroy(be);
     rg_kv_pool_free(pool);
     free(hx);
-    return s ? 1 : 0;
+    /* prefill attention, each shape on its own backend (the step buffers are sized per shape) */
+    bool ok = !s && bench_prefill(dev, 32, 8, 128) && bench_prefill(dev, 32, 8, 64) && bench_prefill(dev, 16, 16, 64);
+    return ok ? 0 : 1;
 }

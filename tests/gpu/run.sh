@@ -84,6 +84,8 @@ PY
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
     echo "== peer: torch SDPA decode attention =="
     python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
+    echo "== peer: torch SDPA prefill attention (cuDNN, flash) =="
+    python3 bench/peers/sdpa_prefill.py 2>&1 | tee "$O/peer_sdpa_prefill.txt"
   fi
   mkdir -p build/gpu-models
   # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
@@ -132,6 +134,8 @@ printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
+[ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
+[ -f "$O/peer_sdpa_prefill.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/peer_sdpa_prefill.txt"
 [ -f "$O/ceilings.txt" ] && printf "%-28s %s\n" "ceilings (torch)" "$(tr '\n' ' ' <"$O/ceilings.txt")"
 for j in "$O"/bench-*.json; do
   [ -f "$j" ] || continue

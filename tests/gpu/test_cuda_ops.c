@@ -657,6 +657,154 @@ static void test_attention_decode(rg_dtype kv_type, int64_t n_head, int64_t n_he
     free(slopes);
     for (int sq = 0; sq < n_seq; sq++) rg_kv_seq_free(pool, &s[sq]);
     gpu->destroy(gpu), cpu->destroy(cpu);
+/* ---- prefill attention: steps of many tokens (the tensor-core kernel on the GPU)
+ * against the CPU backend on the same pool contents */
+
+/* Worst over (token, head) rows of max_d |got - ref| / max_d |ref|; NaN if any
+ * output is NaN (unwritten). */
+static double row_max_err(const float *got, const float *ref, int64_t n_rows, int64_t hd) {
+    double worst = 0;
+    for (int64_t r = 0; r < n_rows; r++) {
+        double num = 0, den = 0;
+        for (int64_t d = 0; d < hd; d++) {
+            if (isnan(got[r * hd + d])) return NAN;
+            double e = fabs((double)got[r * hd + d] - ref[r * hd + d]), m = fabs(ref[r * hd + d]);
+            num = e > num ? e : num, den = m > den ? m : den;
+        }
+        double rel = num / (den > 0 ? den : 1);
+        worst = rel > worst ? rel : worst;
+    }
+    return worst;
+}
+
+typedef struct prefill_case {
+    rg_backend *cpu, *gpu;
+    int64_t n_head, n_head_kv, hd;
+} prefill_case;
+
+/* One step of n tokens on both backends: random K/V stored at each token's
+ * position, then (if attend) attention of random queries; the row error. */
+static double prefill_step(const prefill_case *pc, int64_t n, const int32_t *pos, const int32_t *nctx,
+                           const int32_t *const *tables, bool attend) {
+    rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
+    for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
+    rg_backend *cpu = pc->cpu, *gpu = pc->gpu;
+    cpu->begin_step(cpu, &st);
+    gpu->begin_step(gpu, &st);
+    int64_t n_kv = pc->n_head_kv * pc->hd, n_q = pc->n_head * pc->hd;
+    float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
+    float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
+    cpu->kv_store(cpu, 0, k, v);
+    gpu->kv_store(gpu, 0, dk, dv);
+    double e = 0;
+    if (attend) {
+        float *q = randn(n * n_q, 1.0f), *out_ref = malloc((size_t)(n * n_q) * sizeof *out_ref);
+        float *dq = dev_copy(gpu, q, n * n_q), *dout = dev_poisoned(gpu, n * n_q);
+        rg_backend_attn a = {.layer = 0, .n_head = pc->n_head, .q = q, .out = out_ref,
+                             .scale = 1.0f / sqrtf((float)pc->hd), .kind = RG_ATTN_FLASH};
+        cpu->attention(cpu, &a);
+        a.q = dq, a.out = dout;
+        gpu->attention(gpu, &a);
+        float *out_gpu = download(gpu, dout, n * n_q);
+        e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
+        free(q), free(out_ref), free(out_gpu);
+        gpu->free(gpu, dq), gpu->free(gpu, dout);
+    }
+    free(k), free(v);
+    gpu->free(gpu, dk), gpu->free(gpu, dv);
+    return e;
+}
+
+/* A fresh sequence with room for n tokens, its block table shuffled (nothing is
+ * stored yet, so any order of its blocks is a valid table): pages out of order. */
+static bool prefill_seq(rg_kv_pool *pool, rg_kv_seq *s, int64_t n) {
+    rg_err err = {0};
+    if (rg_kv_seq_reserve(pool, s, n, &err)) {
+        check(err.msg, NAN, 0);
+        return false;
+    }
+    for (int64_t i = s->n_blocks - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rg_test_rand_u64(&rng) % (uint64_t)(i + 1));
+        int32_t t = s->blocks[i];
+        s->blocks[i] = s->blocks[j], s->blocks[j] = t;
+    }
+    return true;
+}
+
+static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t bs) {
+    char what[160];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = bs,
+                       .n_blocks = 4 * (512 / bs) + 8, .dtype = kv_type};
+    rg_kv_pool *pool;
+    prefill_case pc = {.n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
+    rg_threadpool *tp = rg_threadpool_create(0);
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &pc.cpu, &err) ||
+        rg_backend_cuda_create(0, &pc.gpu, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_backend_limits lim = {.max_tokens = 512, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 512};
+    if (pc.cpu->reserve(pc.cpu, &lim, pool, &err) || pc.gpu->reserve(pc.gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    /* Tolerance, per row: max |err| / max |out| <= 2e-2 (bf16 KV), 5e-3 (f16 KV).
+     * The GPU rounds Q and the probabilities P to the KV type for the tensor cores
+     * (the CPU reference keeps both in f32): a relative rounding of 2^-9 (bf16) or
+     * 2^-12 (f16) per element, which moves each output by a few units of that
+     * relative to the row's scale; the bound leaves ~5x headroom over the worst of
+     * a few hundred rows x head_dim elements. One-token steps take the split-KV
+     * kernel (exact to ~1e-6) and must pass the same bound. */
+    double tol = kv_type == RG_BF16 ? 2e-2 : 5e-3;
+    const char *tn = rg_dtype_name(kv_type);
+    static int32_t pos[512], nctx[512];
+    static const int32_t *tables[512];
+    /* one fresh sequence, causal, lengths around the 128-query and 64-key tiles */
+    const int64_t lens[] = {1, 17, 100, 333};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t L = lens[li];
+        rg_kv_seq s = {0};
+        if (!prefill_seq(pool, &s, L)) return;
+        for (int64_t i = 0; i < L; i++) pos[i] = (int32_t)i, nctx[i] = (int32_t)i + 1, tables[i] = s.blocks;
+        double e = prefill_step(&pc, L, pos, nctx, tables, true);
+        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: %lld tokens", tn, (long long)n_head,
+                 (long long)n_head_kv, (long long)hd, (long long)bs, (long long)L);
+        check(what, e, tol);
+        rg_kv_seq_free(pool, &s);
+    }
+    /* non-causal (every token sees the whole sequence; the benchmark's mode) */
+    {
+        rg_kv_seq s = {0};
+        if (!prefill_seq(pool, &s, 150)) return;
+        for (int64_t i = 0; i < 150; i++) pos[i] = (int32_t)i, nctx[i] = 150, tables[i] = s.blocks;
+        double e = prefill_step(&pc, 150, pos, nctx, tables, true);
+        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: 150 tokens, non-causal", tn,
+                 (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)bs);
+        check(what, e, tol);
+        rg_kv_seq_free(pool, &s);
+    }
+    /* three sequences in one step: A fresh (100 tokens), C fresh (1 token), and B
+     * continuing at positions 200..327 after a step that cached 0..199; the first
+     * query tile holds all three, the second only B */
+    {
+        rg_kv_seq A = {0}, B = {0}, C = {0};
+        if (!prefill_seq(pool, &A, 100) || !prefill_seq(pool, &B, 328) || !prefill_seq(pool, &C, 1)) return;
+        for (int64_t i = 0; i < 200; i++) pos[i] = (int32_t)i, nctx[i] = (int32_t)i + 1, tables[i] = B.blocks;
+        double e0 = prefill_step(&pc, 200, pos, nctx, tables, true);
+        int64_t n = 0;
+        for (int64_t i = 0; i < 100; i++, n++) pos[n] = (int32_t)i, nctx[n] = (int32_t)i + 1, tables[n] = A.blocks;
+        pos[n] = 0, nctx[n] = 1, tables[n] = C.blocks, n++;
+        for (int64_t i = 200; i < 328; i++, n++) pos[n] = (int32_t)i, nctx[n] = (int32_t)i + 1, tables[n] = B.blocks;
+        double e1 = prefill_step(&pc, n, pos, nctx, tables, true);
+        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: 3 seqs, chunk at 200", tn,
+                 (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)bs);
+        check(what, isnan(e0) || isnan(e1) ? NAN : (e0 > e1 ? e0 : e1), tol);
+        rg_kv_seq_free(pool, &A), rg_kv_seq_free(pool, &B), rg_kv_seq_free(pool, &C);
+    }
+    if (pc.gpu->sync(pc.gpu, &err)) check(err.msg, NAN, 0);
+    pc.gpu->destroy(pc.gpu), pc.cpu->destroy(pc.cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
 }
@@ -706,6 +854,11 @@ int main(void) {
     test_attention_decode(RG_F16, 8, 4, 256, false, 3, ctx_mid);   /* hd 256, group 2 */
     test_attention_decode(RG_BF16, 12, 2, 96, false, 3, ctx_mid);  /* general kernel: hd 96, group 6 */
     test_attention_decode(RG_F32, 32, 8, 128, true, 3, ctx_mid);   /* general kernel, many splits */
+    test_attention_prefill(RG_F16, 32, 8, 128, 16);
+    test_attention_prefill(RG_BF16, 32, 8, 128, 16);
+    test_attention_prefill(RG_BF16, 8, 8, 64, 16);
+    test_attention_prefill(RG_F16, 8, 1, 64, 8);
+    test_attention_prefill(RG_BF16, 8, 1, 128, 32);
     printf("test_cuda_ops: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -271,7 +271,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (lim->head_dim > 256 || lim->head_dim % 8 || lim->n_head % lim->n_head_kv || lim->n_head / lim->n_head_kv > 16)
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: attention with head_dim %lld, %lld heads over %lld KV heads",
                        (long long)lim->head_dim, (long long)lim->n_head, (long long)lim->n_head_kv);
-    if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim))
+    if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim) || !rg_cuda_attention_prefill_setup(c))
         return rg_fail(err, c->status, "%s", c->msg);
     size_t elem = c->kvc.dtype == RG_F32 ? 4 : 2;
     c->kv_head_bytes = (size_t)c->kvc.block_size * (size_t)c->kvc.head_dim * elem;
@@ -468,7 +468,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.rmsnorm = rg_cuda_rmsnorm;
     c->be.rope = rg_cuda_rope;
     c->be.kv_store = rg_cuda_kv_store;
-    c->be.attention = rg_cuda_attention;
+    c->be.attention = rg_cuda_attention_op;
     c->be.swiglu = rg_cuda_swiglu;
     c->be.add = rg_cuda_add;
     c->be.add_sinusoidal = rg_cuda_add_sinusoidal;

@@ -103,6 +103,13 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
                            float *out);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
+/* Prefill attention on tensor cores (attention_prefill.cu): false, launching
+ * nothing, where it does not apply (f32 KV, ALiBi, head_dim other than 64/128,
+ * steps of <= RG_CUDA_GRAPHS tokens or mostly one-token runs); the caller then
+ * runs rg_cuda_attention. rg_cuda_attention_op is the table's op: both in turn. */
+bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *a);
+void rg_cuda_attention_op(rg_backend *be, const rg_backend_attn *a);
+bool rg_cuda_attention_prefill_setup(cuda_backend *c);
 /* Allow the attention kernel the shared memory of this head layout (once, at reserve). */
 bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim);
 /* Upload n host ids to a device slot for this step (NULL on failure). */
