@@ -657,6 +657,10 @@ static void test_attention_decode(rg_dtype kv_type, int64_t n_head, int64_t n_he
     free(slopes);
     for (int sq = 0; sq < n_seq; sq++) rg_kv_seq_free(pool, &s[sq]);
     gpu->destroy(gpu), cpu->destroy(cpu);
+    rg_kv_pool_free(pool);
+    rg_threadpool_free(tp);
+}
+
 /* ---- prefill attention: steps of many tokens (the tensor-core kernel on the GPU)
  * against the CPU backend on the same pool contents */
 
