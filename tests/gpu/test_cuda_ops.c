@@ -235,6 +235,17 @@ static void test_rows_ops(rg_backend *gpu, rg_backend *cpu) {
     free(y), free(x), gpu->free(gpu, dx);
 }
 
+/* Attention tolerance (global relative error) for a step of n tokens: the
+ * split-KV kernel computes in f32 like the CPU (1e-5); steps of more than
+ * RG_CUDA_GRAPHS (16) tokens over a 16-bit KV cache with head_dim 64 or 128 go
+ * to the tensor-core prefill kernel, which rounds q and the probabilities to the
+ * cache's type as FlashAttention does (a 2^-9 (bf16) or 2^-12 (f16) relative
+ * rounding per element; measured 2.2e-3 / 2.9e-4 on these tests: ~5x headroom). */
+static double attn_tol(int64_t n_tok, rg_dtype kv_type, int64_t hd) {
+    bool tc = n_tok > 16 && kv_type != RG_F32 && (hd == 64 || hd == 128);
+    return !tc ? 1e-5 : kv_type == RG_BF16 ? 1e-2 : 2e-3;
+}
+
 /* ---- fused ops (backend.h): each against the unfused ops it replaces */
 
 /* a random weight of type t made resident on gpu */
@@ -382,7 +393,7 @@ static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
         a.q = dq, a.out = dout;
         gpu->attention(gpu, &a);
         float *go = download(gpu, dout, n * n_q);
-        e = rel_err_f(go, out_ref, n * n_q);
+        e = rel_err_f(go, out_ref, n * n_q) / attn_tol(n, kv_type, hd); /* in units of the tolerance */
         if (!(e <= worst_o)) worst_o = e;
         free(q), free(k), free(v), free(gq), free(gk), free(go), free(out_ref);
         gpu->free(gpu, dq), gpu->free(gpu, dk), gpu->free(gpu, dv), gpu->free(gpu, dout);
@@ -395,9 +406,9 @@ static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
     snprintf(what, sizeof what, "fused rope_kv_store k (%s, n_rot %lld, kv %s)", neox ? "neox" : "normal",
              (long long)n_rot, name);
     check(what, worst_k, 1e-5);
-    /* attention over what was stored: f32 KV as tight as the attention test; 16-bit KV rounds the same on both */
-    snprintf(what, sizeof what, "attention over fused-stored K/V (kv %s)", name);
-    check(what, worst_o, 1e-5);
+    /* attention over what was stored, at the attention kernels' tolerances (attn_tol) */
+    snprintf(what, sizeof what, "attention over fused-stored K/V (kv %s), error / tolerance", name);
+    check(what, worst_o, 1);
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     rg_kv_seq_free(pool, &s);
     rg_kv_block_unref(pool, stray);
@@ -477,18 +488,19 @@ static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_h
             a.q = dq, a.out = dout;
             gpu->attention(gpu, &a);
             out_gpu = download(gpu, dout, n * n_q);
-            double e = rel_err_f(out_gpu, out_ref, n * n_q);
+            /* in units of the step's tolerance: f32 softmax and sums in another order (1e-5),
+             * or the tensor-core prefill kernel's 16-bit q and P (attn_tol) */
+            double e = rel_err_f(out_gpu, out_ref, n * n_q) / attn_tol(n, kv_type, hd);
             if (!(e <= worst)) worst = e; /* keeps NaN */
             free(k), free(v), free(q), free(out_ref), free(out_gpu);
             gpu->free(gpu, dk), gpu->free(gpu, dv), gpu->free(gpu, dq), gpu->free(gpu, dout);
         }
         steps++;
     }
-    /* f32 softmax and sums in another order: 1e-5 */
-    snprintf(what, sizeof what, "kv_store+attention kv %s, %lld/%lld heads, hd %lld, ctx %lld (%d steps)",
+    snprintf(what, sizeof what, "kv_store+attention kv %s, %lld/%lld heads, hd %lld, ctx %lld (%d steps), err/tol",
              rg_dtype_name(kv_type), (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)ctx_long,
              steps);
-    check(what, worst, 1e-5);
+    check(what, worst, 1);
 
     /* decode after a fork: the fork's partial last block is copied on write through the backends */
     rg_kv_pool_set_copy_fn(pool, NULL, NULL);
