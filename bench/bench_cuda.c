@@ -10,7 +10,10 @@
  * KV, causal and non-causal (every token's n_ctx = L), in ms and TFLOP/s with
  * 4·L²·head_dim·n_head FLOPs non-causal and half that causal (the count FlashAttention
  * and bench/peers/sdpa_prefill.py use); lines start with "prefill".
- * Usage: bench_cuda [device]. Exits 2 without a GPU. */
+ * Usage: bench_cuda [device [SECTIONS]] — SECTIONS a comma list of gemv, fused,
+ * attn, prefill (default all); gemv=TYPE:K:N runs only that matrix at 1 token
+ * (for a profiler: ncu -k regex:gemv bench_cuda 0 gemv=BF16:2048:8192).
+ * Exits 2 without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,8 +266,25 @@ fail_early:
     return false;
 }
 
+static const char *sections = "gemv,fused,attn,prefill";
+static bool want(const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = sections; (p = strstr(p, name)); p += n)
+        if ((p == sections || p[-1] == ',') && (p[n] == ',' || p[n] == '=' || !p[n])) return true;
+    return false;
+}
+
 int main(int argc, char **argv) {
     int dev = argc > 1 ? atoi(argv[1]) : 0;
+    if (argc > 2) sections = argv[2];
+    /* gemv=TYPE:K:N: just that matrix */
+    char only_type[16] = "";
+    long long only_k = 0, only_n = 0;
+    const char *g = strstr(sections, "gemv=");
+    if (g && sscanf(g + 5, "%15[^:]:%lld:%lld", only_type, &only_k, &only_n) != 3) {
+        fprintf(stderr, "bench_cuda: gemv=TYPE:K:N expected\n");
+        return 1;
+    }
     rg_err err = {0};
     rg_backend *be;
     if (rg_backend_cuda_create(dev, &be, &err)) {
@@ -292,10 +312,11 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < 16 * 14336; i++) hx[i] = frand();
     float *x = be->alloc(be, (size_t)16 * 14336 * 4), *y = be->alloc(be, (size_t)16 * 128256 * 4);
     be->upload(be, x, hx, (size_t)16 * 14336 * 4);
-    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+    for (size_t ti = 0; want("gemv") && ti < sizeof types / sizeof *types; ti++) {
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             int64_t k = shapes[si][0], n = shapes[si][1];
             rg_dtype t = types[ti];
+            if (only_type[0] && (strcmp(only_type, rg_dtype_name(t)) || k != only_k || n != only_n)) continue;
             size_t row = (size_t)rg_dtype_row_bytes(t, k);
             uint8_t *wq = malloc(row * (size_t)n);
             /* random bytes are valid weights for every format but the scales: quantize a
@@ -316,7 +337,7 @@ int main(int argc, char **argv) {
                 }
             free(wq), free(rowf);
             const int64_t toks[] = {1, 8, 16};
-            for (int ni = 0; ni < 3; ni++) {
+            for (int ni = 0; ni < (only_type[0] ? 1 : 3); ni++) {
                 mm_arg a = {be, dw, x, y, toks[ni], n_copy, 0};
                 double s = time_calls(be, mm_call, &a);
                 double gbs = (double)resident_bytes(t, k, n) / s / 1e9;
@@ -326,11 +347,11 @@ int main(int argc, char **argv) {
             for (int cpy = 0; cpy < n_copy; cpy++) be->unload_weight(be, &dw[cpy]);
         }
     }
-    bench_fused(be, bw);
+    if (want("fused")) bench_fused(be, bw);
     /* decode attention: fill the pool through kv_store, then time one layer's attention */
     printf("%-28s %10s %9s %7s\n", "attention (bf16 KV, 32/8 heads, hd 128)", "us/call", "GB/s", "of copy");
     const int64_t cases[][2] = {{1, 4096}, {1, 16384}, {1, 32768}, {16, 4096}, {16, 16384}};
-    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+    for (size_t ci = 0; want("attn") && ci < sizeof cases / sizeof *cases; ci++) {
         int64_t B = cases[ci][0], ctx = cases[ci][1];
         rg_kv_seq *seqs = calloc((size_t)B, sizeof *seqs);
         int32_t pos[512], nctx[512];
@@ -373,6 +394,6 @@ int main(int argc, char **argv) {
     rg_kv_pool_free(pool);
     free(hx);
     /* prefill attention, each shape on its own backend (the step buffers are sized per shape) */
-    bool ok = !s && bench_prefill(dev, 32, 8, 128) && bench_prefill(dev, 32, 8, 64) && bench_prefill(dev, 16, 16, 64);
+    bool ok = !s && (!want("prefill") || (bench_prefill(dev, 32, 8, 128) && bench_prefill(dev, 32, 8, 64) && bench_prefill(dev, 16, 16, 64)));
     return ok ? 0 : 1;
 }

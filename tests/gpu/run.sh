@@ -26,17 +26,7 @@ if [ ! -x "$B/ridge" ] || [ ! -x "$T" ]; then
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DRIDGE_CUDA=ON -DRIDGE_CUDA_ARCHS=90a -DRIDGE_TESTS=OFF \
     -DRIDGE_NATIVE=OFF >/dev/null && cmake --build "$B" -j"$(nproc)" 2>&1 | tail -n 3 || exit 1
 fi
-# libraries carried with a prebuilt build (e.g. libcjson.so.1, which the GPU image lacks)
-[ -d "$B/lib" ] && export LD_LIBRARY_PATH="$PWD/$B/lib:${LD_LIBRARY_PATH:-}"
-# cuBLAS / runtime libraries of the toolkit, wherever this image keeps them
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null); do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-for lib in $(ldd "$B/ridge" | awk '/not found/ {print $1}'); do
-  found=$(find / -xdev -name "$lib" 2>/dev/null | head -n 1)
-  [ -n "$found" ] && export LD_LIBRARY_PATH="$(dirname "$found"):${LD_LIBRARY_PATH:-}"
-done
+. tests/gpu/env.sh
 ldd "$B/ridge" | grep "not found" && echo "missing libraries" && exit 1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$O/device.txt"
 date -u +"%Y-%m-%d %H:%M UTC" >>"$O/device.txt"
