@@ -44,7 +44,7 @@ fi
 n_prefix=${N_PREFIX:-8}
 vocab=${VOCAB:-20000}
 read -r -a extra <<<"${SERVE_OPTS:-}"
-common=(--max-seqs "$max_seqs" ${kv_blocks:+--kv-blocks "$kv_blocks"} "${gpu_opt[@]}" "${extra[@]}")
+common=(--max-seqs "$max_seqs" --max-queue 4096 ${kv_blocks:+--kv-blocks "$kv_blocks"} "${gpu_opt[@]}" "${extra[@]}")
 port=$((20000 + RANDOM % 20000))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -114,6 +114,7 @@ med() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b}'; }
 pct() { awk -v a="$1" 'BEGIN {if (a == "-") print "-"; else printf "%.1f%%", 100 * a}'; }
+frac() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1f%%", 100 * a / b}'; }
 
 echo
 echo "summary (median of $reps rep(s); times in ms; floor = predicted step floors / measured step time):"
@@ -121,11 +122,11 @@ printf "%-24s %8s %9s %9s %9s %8s %8s %7s %7s\n" run "req/s" "out tok/s" "TTFT p
 for k in cont_once stat_once cont_rate stat_rate sharegpt prefix_on prefix_off burst_on burst_off; do
   [ "$(med $k 1)" = "-" ] && continue
   printf "%-24s %8s %9s %9s %9s %8s %8s %7s %7s\n" "$k" "$(med $k 1)" "$(med $k 2)" "$(med $k 4)" "$(med $k 5)" \
-    "$(med $k 6)" "$(med $k 7)" "$(pct "$(med $k 9)")" "$(pct "$(ratio "$(med $k 10)" "$(med $k 11)")")"
+    "$(med $k 6)" "$(med $k 7)" "$(pct "$(med $k 9)")" "$(frac "$(med $k 10)" "$(med $k 11)")"
 done
 echo "continuous / static, output tok/s at once: $(ratio "$(med cont_once 2)" "$(med stat_once 2)")x;" \
   "TTFT p50 static / continuous at $rate/s: $(ratio "$(med stat_rate 4)" "$(med cont_rate 4)")x"
 echo "prefix cache: mean TTFT off / on: $(ratio "$(med prefix_off 3)" "$(med prefix_on 3)")x (hit rate $(pct "$(med prefix_on 12)"))"
-echo "saturation (all at once): predicted floor / measured step time: mixed $(pct "$(ratio "$(med cont_once 10)" "$(med cont_once 11)")")," \
-  "ShareGPT $(pct "$(ratio "$(med sharegpt 10)" "$(med sharegpt 11)")"); floor / loadgen wall time:" \
-  "mixed $(pct "$(ratio "$(med cont_once 10)" "$(med cont_once 8)")"), ShareGPT $(pct "$(ratio "$(med sharegpt 10)" "$(med sharegpt 8)")")"
+echo "saturation (all at once): predicted floor / measured step time: mixed $(frac "$(med cont_once 10)" "$(med cont_once 11)")," \
+  "ShareGPT $(frac "$(med sharegpt 10)" "$(med sharegpt 11)"); floor / loadgen wall time:" \
+  "mixed $(frac "$(med cont_once 10)" "$(med cont_once 8)"), ShareGPT $(frac "$(med sharegpt 10)" "$(med sharegpt 8)")"

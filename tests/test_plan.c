@@ -163,8 +163,8 @@ static void step_floors(void **state) {
     /* 32 decodes at context 1000 and a 64-token chunk after 128 cached tokens:
      * weights once, 32 x 1000 + 192 tokens of K/V, 96 tokens through the
      * matrices, 33 through the output head */
-    rg_plan_step mix = {.n_tokens = 96, .n_logits = 33, .attn_keys = 32 * 1000 + 64 * 128 + 64 * 65 / 2,
-                        .kv_read_tokens = 32 * 1000 + 192};
+    int64_t keys = 32 * 1000 + 64 * 128 + 64 * 65 / 2;
+    rg_plan_step mix = {.n_tokens = 96, .n_logits = 33, .attn_keys = keys, .kv_read_tokens = 32 * 1000 + 192};
     assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &mix, &c, &err), RG_OK);
     double kv_tok = 2.0 * 32 * 8 * 128 * 2, head = 2.0 * 128256 * 4096;
     assert_true(fabs(c.bytes - (s.stream_bytes + kv_tok * (32 * 1000 + 192))) < 1);

@@ -92,9 +92,9 @@ typedef struct rg_plan_step {
 } rg_plan_step;
 
 typedef struct rg_plan_step_cost {
-    double bytes, flops;       /* weights once + K/V read; matmuls, output head, attention */
-    double mem_s, compute_s;   /* over the machine's bandwidth and peak */
-    double floor_s;            /* the larger: the step cannot run faster */
+    double bytes, flops;     /* weights once + K/V read; matmuls, output head, attention */
+    double mem_s, compute_s; /* over the machine's bandwidth and peak */
+    double floor_s;          /* the larger: the step cannot run faster */
 } rg_plan_step_cost;
 
 /* The floor of one step with rg_plan_compute's formulas: the weights stream once
