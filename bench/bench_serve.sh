@@ -124,9 +124,10 @@ for k in cont_once stat_once cont_rate stat_rate sharegpt prefix_on prefix_off b
   printf "%-24s %8s %9s %9s %9s %8s %8s %7s %7s\n" "$k" "$(med $k 1)" "$(med $k 2)" "$(med $k 4)" "$(med $k 5)" \
     "$(med $k 6)" "$(med $k 7)" "$(pct "$(med $k 9)")" "$(frac "$(med $k 10)" "$(med $k 11)")"
 done
-echo "continuous / static, output tok/s at once: $(ratio "$(med cont_once 2)" "$(med stat_once 2)")x;" \
+[ "$(med cont_once 1)" = "-" ] || echo "continuous / static, output tok/s at once: $(ratio "$(med cont_once 2)" "$(med stat_once 2)")x;" \
   "TTFT p50 static / continuous at $rate/s: $(ratio "$(med stat_rate 4)" "$(med cont_rate 4)")x"
-echo "prefix cache: mean TTFT off / on: $(ratio "$(med prefix_off 3)" "$(med prefix_on 3)")x (hit rate $(pct "$(med prefix_on 12)"))"
+[ "$(med prefix_on 1)" = "-" ] ||
+  echo "prefix cache: mean TTFT off / on: $(ratio "$(med prefix_off 3)" "$(med prefix_on 3)")x (hit rate $(pct "$(med prefix_on 12)"))"
 echo "saturation (all at once): predicted floor / measured step time: mixed $(frac "$(med cont_once 10)" "$(med cont_once 11)")," \
   "ShareGPT $(frac "$(med sharegpt 10)" "$(med sharegpt 11)"); floor / loadgen wall time:" \
   "mixed $(frac "$(med cont_once 10)" "$(med cont_once 8)"), ShareGPT $(frac "$(med sharegpt 10)" "$(med sharegpt 8)")"
