@@ -10,6 +10,8 @@
  *    (Llama-2-7B 6,738,415,616; Llama-3-8B 8,030,261,248; the norms are kept in
  *    f32 here, 2 more bytes each);
  *  * decode floor, max sequences, compute-bound batch, TP bytes by hand;
+ *  * a serving step's floor: one decode token is rg_plan_compute's decode floor,
+ *    one whole prompt its prefill floor, and a mixed step adds the pieces by hand;
  *  * bad inputs are errors, not numbers;
  *  * machine presets, and the roofline JSON round trip and its rejections. */
 #include <math.h>
@@ -136,6 +138,48 @@ static void speculative(void **state) {
     assert_true(fabs(rg_plan_spec_expected_tokens(0.5, 1) - 1.5) < 1e-12);
 }
 
+static void step_floors(void **state) {
+    (void)state;
+    rg_machine h100;
+    assert_true(rg_machine_preset("h100", &h100));
+    rg_plan_shape s;
+    assert_true(rg_plan_shape_named("llama3-8b", RG_BF16, &s));
+    rg_plan p;
+    rg_plan_step_cost c;
+    rg_err err = {0};
+    /* one decode token at position 299: 300 keys, 300 tokens of K/V read */
+    rg_plan_inputs in = inputs(300, 1);
+    assert_int_equal(rg_plan_compute(&s, &h100, &in, &p, &err), RG_OK);
+    rg_plan_step one = {.n_tokens = 1, .n_logits = 1, .attn_keys = 300, .kv_read_tokens = 300};
+    assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &one, &c, &err), RG_OK);
+    assert_true(fabs(c.bytes - p.decode_bytes) < 1e-6 * p.decode_bytes);
+    assert_true(fabs(c.flops - p.decode_flops) < 1e-9 * p.decode_flops);
+    assert_true(fabs(c.floor_s * 1e3 - p.decode_floor_ms) < 1e-9 * p.decode_floor_ms);
+    /* one whole 300-token prompt: token k sees k + 1 keys, logits for the last */
+    rg_plan_step pre = {.n_tokens = 300, .n_logits = 1, .attn_keys = 300 * 301 / 2, .kv_read_tokens = 300};
+    assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &pre, &c, &err), RG_OK);
+    assert_true(fabs(c.flops - p.prefill_flops) < 1e-9 * p.prefill_flops);
+    assert_true(fabs(c.floor_s * 1e3 - p.prefill_floor_ms) < 1e-9 * p.prefill_floor_ms);
+    /* 32 decodes at context 1000 and a 64-token chunk after 128 cached tokens:
+     * weights once, 32 x 1000 + 192 tokens of K/V, 96 tokens through the
+     * matrices, 33 through the output head */
+    int64_t keys = 32 * 1000 + 64 * 128 + 64 * 65 / 2;
+    rg_plan_step mix = {.n_tokens = 96, .n_logits = 33, .attn_keys = keys, .kv_read_tokens = 32 * 1000 + 192};
+    assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &mix, &c, &err), RG_OK);
+    double kv_tok = 2.0 * 32 * 8 * 128 * 2, head = 2.0 * 128256 * 4096;
+    assert_true(fabs(c.bytes - (s.stream_bytes + kv_tok * (32 * 1000 + 192))) < 1);
+    double flops = 96 * (2 * s.matmul_params - head) + 33 * head + 4.0 * 32 * 32 * 128 * (double)mix.attn_keys;
+    assert_true(fabs(c.flops - flops) < 1e-9 * flops);
+    assert_true(c.floor_s == fmax(c.mem_s, c.compute_s) && c.mem_s == c.bytes / 3.35e12);
+    /* bad counts, and a machine without ceilings */
+    rg_plan_step bad = {.n_tokens = 1, .n_logits = 2};
+    assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &bad, &c, &err), RG_E_INVALID);
+    bad = (rg_plan_step){.n_tokens = 4, .attn_keys = -1};
+    assert_int_equal(rg_plan_step_floor(&s, &h100, RG_F16, &bad, &c, &err), RG_E_INVALID);
+    rg_machine none = {0};
+    assert_int_equal(rg_plan_step_floor(&s, &none, RG_F16, &one, &c, &err), RG_E_INVALID);
+}
+
 static void bad_inputs(void **state) {
     (void)state;
     rg_plan_shape s;
@@ -246,7 +290,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kv_cache_sizes),     cmocka_unit_test(published_weights),
         cmocka_unit_test(floors_and_ridge),   cmocka_unit_test(speculative),
-        cmocka_unit_test(bad_inputs),         cmocka_unit_test(roofline_json_round_trip),
+        cmocka_unit_test(step_floors),        cmocka_unit_test(bad_inputs),
+        cmocka_unit_test(roofline_json_round_trip),
         cmocka_unit_test(roofline_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

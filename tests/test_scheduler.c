@@ -9,6 +9,10 @@
  *  * n > 1 samples share their prompt's full blocks and copy the partial last one
  *    on write; each sample equals a solo run with its own seed;
  *  * cancellation frees the blocks; stop strings and stop tokens;
+ *  * KV waste accounting: a sequence holds exactly the blocks its written tokens
+ *    need at every step (blocks grow as it decodes, none reserved ahead), whole
+ *    prompt or chunked; the summed step floors are rg_plan_step_floor of each
+ *    step's mix;
  *  * prefix cache: a repeated prompt hits (fully cached too) with identical
  *    output; a request sharing a prompt still being prefilled takes its blocks
  *    as they are cached; the cache evicts least recently used leaves first.
@@ -398,6 +402,62 @@ static void test_stop_strings(void **state) {
 /* Two requests with one prompt after another: the second finds the first's full
  * blocks and gives the same tokens; a prompt of whole blocks recomputes its last
  * token only. */
+/* One request of a 20-token prompt and 14 generated tokens, prefilled in one
+ * step or in chunks of 8: after each step the sequence holds ceil(n / 16) blocks
+ * for its n written tokens, so the summed allocated and used slots follow from
+ * the n of each step; and each step's floor is that of its (tokens, keys, K/V
+ * read) mix. */
+static void check_waste_and_floors(int64_t max_batch_tokens) {
+    rg_ctx *ctx = make_ctx(64, 4);
+    rg_plan_shape shape = {.n_layer = 2, .n_embd = 128, .n_head = 4, .n_head_kv = 2, .head_dim = 32,
+                           .n_ff = 256, .n_vocab = 300, .stream_bytes = 3e5, .matmul_params = 2e5};
+    rg_machine mach = {.peak_flops = 1e10, .mem_bw = 1e9};
+    rg_sched_params sp = {.max_seqs = 4, .max_batch_tokens = max_batch_tokens, .floor_shape = &shape,
+                          .floor_machine = &mach};
+    rg_scheduler *s;
+    rg_err err = {0};
+    assert_int_equal(rg_sched_create(ctx, &sp, &s, &err), RG_OK);
+    const int64_t P = 20, G = 14, bs = 16;
+    int32_t prompt[20];
+    random_tokens(prompt, P);
+    collected c = {0};
+    rg_request *r;
+    rg_request_params rp = greedy((int32_t)G);
+    assert_int_equal(rg_request_create(prompt, P, &rp, on_output, &c, &r, &err), RG_OK);
+    assert_int_equal(rg_sched_submit(s, r, &err), RG_OK);
+    run_to_end(s);
+    rg_sched_stats st = rg_sched_get_stats(s);
+    assert_int_equal(c.n[0], G);
+    int64_t alloc = 0, used = 0, steps = 0;
+    double floor_s = 0;
+    rg_dtype kv_type = rg_kv_pool_config(rg_ctx_kv(ctx))->dtype;
+    for (int64_t n0 = 0; n0 < P + G - 1; steps++) {
+        int64_t chunk = n0 >= P ? 1 : (P - n0 < max_batch_tokens ? P - n0 : max_batch_tokens), n = n0 + chunk;
+        alloc += (n + bs - 1) / bs * bs;
+        used += n;
+        rg_plan_step mix = {.n_tokens = chunk, .n_logits = n >= P, .attn_keys = chunk * n0 + chunk * (chunk + 1) / 2,
+                            .kv_read_tokens = n};
+        rg_plan_step_cost cost;
+        assert_int_equal(rg_plan_step_floor(&shape, &mach, kv_type, &mix, &cost, &err), RG_OK);
+        floor_s += cost.floor_s;
+        n0 = n;
+    }
+    assert_int_equal(st.n_steps, steps);
+    assert_int_equal(st.kv_slots_allocated, alloc);
+    assert_int_equal(st.kv_slots_used, used);
+    assert_true(alloc > used); /* the partial last block is the waste */
+    assert_true(fabs(st.step_floor_seconds - floor_s) <= 1e-9 * floor_s);
+    assert_true(st.step_seconds > 0);
+    rg_request_free(r);
+    rg_sched_free(s);
+    rg_ctx_free(ctx);
+}
+
+static void test_kv_waste_and_floors(void **state) {
+    check_waste_and_floors(256); /* the prompt in one step */
+    check_waste_and_floors(8);   /* chunks of 8: 8, 16, 20 tokens written */
+}
+
 static void test_prefix_cache_hit(void **state) {
     const int64_t lens[] = {40, 32};
     for (int li = 0; li < 2; li++) {
@@ -522,6 +582,7 @@ int main(void) {
         cmocka_unit_test(test_parallel_samples_cow),
         cmocka_unit_test(test_cancel_frees_blocks),
         cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_kv_waste_and_floors),
         cmocka_unit_test(test_prefix_cache_hit),
         cmocka_unit_test(test_prefix_shared_while_prefilling),
         cmocka_unit_test(test_prefix_cache_eviction_order),

@@ -57,23 +57,12 @@ static double now_s(void) {
 
 static int load_template(const gen_opts *o, const rg_model *m, rg_chat_template *t) {
     rg_err err = {0};
-    if (o->chat_template) {
-        if (rg_chat_template_from_name(o->chat_template, t, &err)) return cli_report("--chat-template", &err);
-        return 0;
-    }
-    rg_gguf_str s = {0};
-    char *text = NULL;
-    if (rg_gguf_find_str(m->file, "tokenizer.chat_template", &s) && (text = malloc(s.len + 1))) {
-        memcpy(text, s.ptr, s.len);
-        text[s.len] = 0;
-    }
-    rg_status st = rg_chat_template_detect(text, t, &err);
-    free(text);
+    rg_status st = gen_chat_template(o, m, t, &err);
     if (st == RG_E_NOT_FOUND) {
         fprintf(stderr, "ridge: %s has no chat template; name one with --chat-template NAME\n", o->model);
         return RG_EXIT_BAD_INPUT;
     }
-    return st ? cli_report("chat template", &err) : 0;
+    return st ? cli_report(o->chat_template ? "--chat-template" : "chat template", &err) : 0;
 }
 
 /* Bring the session to the formatted conversation: keep the cached prefix that

@@ -24,8 +24,12 @@
 
 #include "cli.h"
 
+/* A length distribution: uniform in [lo, hi] (lo == hi: fixed), or lognormal
+ * with the given mean and log-space sigma, rounded and clamped to [lo, hi]. */
 typedef struct range {
     int lo, hi;
+    bool lognormal;
+    double mean, sigma;
 } range;
 
 typedef struct req_result {
@@ -67,14 +71,30 @@ static uint64_t next_u64(uint64_t *s) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static int draw(range r, uint64_t *rng) { return r.lo + (int)(next_u64(rng) % (uint64_t)(r.hi - r.lo + 1)); }
+static double uniform01(uint64_t *rng) { return (double)(next_u64(rng) >> 11) * (1.0 / 9007199254740992.0); }
 
+static int draw(range r, uint64_t *rng) {
+    if (!r.lognormal) return r.lo + (int)(next_u64(rng) % (uint64_t)(r.hi - r.lo + 1));
+    /* Box-Muller; mu such that the unclamped mean is r.mean */
+    double z = sqrt(-2.0 * log(1.0 - uniform01(rng))) * cos(2.0 * M_PI * uniform01(rng));
+    double x = exp(log(r.mean) - 0.5 * r.sigma * r.sigma + r.sigma * z);
+    return x < r.lo ? r.lo : x > r.hi ? r.hi : (int)lround(x);
+}
+
+/* "L", "A:B", or "lognormal:MEAN[:SIGMA[:MAX]]" (SIGMA default 1, MAX default 2048). */
 static bool parse_range(const char *s, range *r) {
     char *end;
+    if (!strncmp(s, "lognormal:", 10)) {
+        *r = (range){.lo = 1, .hi = 2048, .lognormal = true, .sigma = 1.0};
+        r->mean = strtod(s + 10, &end);
+        if (*end == ':') r->sigma = strtod(end + 1, &end);
+        if (*end == ':') r->hi = (int)strtol(end + 1, &end, 10);
+        return !*end && r->mean >= 1 && r->mean <= r->hi && r->sigma >= 0 && r->sigma <= 4 && r->hi <= 1 << 20;
+    }
     long a = strtol(s, &end, 10), b = a;
     if (*end == ':') b = strtol(end + 1, &end, 10);
     if (*end || a < 1 || b < a || b > 1 << 20) return false;
-    r->lo = (int)a, r->hi = (int)b;
+    *r = (range){.lo = (int)a, .hi = (int)b};
     return true;
 }
 
@@ -217,8 +237,13 @@ static void usage(FILE *f) {
     fprintf(f, "usage: ridge loadgen --url http://HOST:PORT [options]\n"
                "  --n N               requests (default 64)\n"
                "  --rate R            Poisson arrivals per second (default 0: all at once)\n"
-               "  --prompt-len L|A:B  prompt tokens, fixed or uniform in [A, B] (default 128)\n"
-               "  --output-len L|A:B  generated tokens per request (default 64)\n"
+               "  --prompt-len DIST   prompt tokens: L (fixed), A:B (uniform in [A, B]) or\n"
+               "                      lognormal:MEAN[:SIGMA[:MAX]] (log-space SIGMA default 1, clamped to\n"
+               "                      [1, MAX], MAX default 2048) (default 128)\n"
+               "  --output-len DIST   generated tokens per request, the same forms (default 64)\n"
+               "  --sharegpt          lengths shaped like ShareGPT conversations as vLLM's paper reports\n"
+               "                      them (mean prompt 161, mean output 338 tokens): the same as\n"
+               "                      --prompt-len lognormal:161:1:1024 --output-len lognormal:338:1:1024\n"
                "  --shared-prefix P   the first P prompt tokens are the same in every request (default 0)\n"
                "  --vocab V           prompt token ids are drawn from [100, V) (default 20000)\n"
                "  --seed S            (default 1)\n");
@@ -227,12 +252,16 @@ static void usage(FILE *f) {
 int cmd_loadgen(int argc, char **argv) {
     loadgen lg = {.n = 64, .vocab = 20000, .prompt_len = {128, 128}, .output_len = {64, 64}, .seed = 1};
     const char *url = NULL;
-    for (int i = 1; i < argc; i += 2) { /* every option but --help takes a value */
+    for (int i = 1; i < argc; i += 2) { /* every option but --help and --sharegpt takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = v != NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--sharegpt")) {
+            parse_range("lognormal:161:1:1024", &lg.prompt_len);
+            parse_range("lognormal:338:1:1024", &lg.output_len);
+            i--; /* takes no value */
         } else if (v && !strcmp(a, "--url"))
             url = v;
         else if (v && !strcmp(a, "--n"))
@@ -290,7 +319,7 @@ int cmd_loadgen(int argc, char **argv) {
     double t0 = now_s(), next = t0;
     for (int k = 0; k < lg.n; k++) {
         if (lg.rate > 0) {
-            double u = (double)(next_u64(&rng) >> 11) * (1.0 / 9007199254740992.0);
+            double u = uniform01(&rng);
             next += -log(1.0 - u) / lg.rate; /* exponential gaps: a Poisson process */
             double wait = next - now_s();
             if (wait > 0) usleep((useconds_t)(wait * 1e6));
@@ -332,6 +361,8 @@ int cmd_loadgen(int argc, char **argv) {
     for (int k = 0; k < n_ok; k++)
         mean_ttft += ttft[k] / n_ok;
     printf("requests      %d ok, %d errors, in %.2f s\n", n_ok, n_err, dur);
+    printf("lengths       prompt mean %.1f tokens, output mean %.1f tokens\n", n_ok ? (double)prompt_tokens / n_ok : 0,
+           n_ok ? (double)out_tokens / n_ok : 0);
     printf("throughput    %.2f requests/s, %.1f output tokens/s, %.1f prompt tokens/s\n", n_ok / dur,
            (double)out_tokens / dur, (double)prompt_tokens / dur);
     printf("TTFT (ms)     mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", 1e3 * mean_ttft, 1e3 * pct(ttft, n_ok, 50),

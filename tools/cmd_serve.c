@@ -13,6 +13,8 @@
 #include "cli.h"
 #include "engine/scheduler.h"
 #include "gen_opts.h"
+#include "perf/machine.h"
+#include "perf/plan.h"
 #include "server/server.h"
 #include "tok/chat_template.h"
 
@@ -39,34 +41,50 @@ static void usage(FILE *f) {
                "  --no-prefix-cache      do not keep and reuse prompt blocks across requests\n"
                "  --static-batching      baseline: admit new requests only when the running batch is done\n"
                "  --model-name NAME      id reported by /v1/models (default: the file name)\n"
-               "  -t N, -c N, --cache-type T, --attn A, --chat-template NAME (as for ridge run)\n");
+               "  -t N, -c N, --cache-type T, --attn A, --chat-template NAME, --gpu, --device N, --no-graphs\n"
+               "                         (as for ridge run)\n"
+               "With a saved roofline (`ridge roofline`), /metrics adds each step's predicted floor for its\n"
+               "batch mix (ridge_engine_step_floor_seconds_total) next to its measured time.\n");
 }
 
 /* The model's chat template, or none (chat requests then get 400). */
 static int load_template(const gen_opts *o, const rg_model *m, rg_chat_template *t, bool *have) {
     rg_err err = {0};
-    *have = false;
-    if (o->chat_template) {
-        if (rg_chat_template_from_name(o->chat_template, t, &err)) return cli_report("--chat-template", &err);
-        *have = true;
-        return 0;
-    }
-    rg_gguf_str s = {0};
-    char *text = NULL;
-    if (rg_gguf_find_str(m->file, "tokenizer.chat_template", &s) && (text = malloc(s.len + 1))) {
-        memcpy(text, s.ptr, s.len);
-        text[s.len] = 0;
-    }
-    rg_status st = rg_chat_template_detect(text, t, &err);
-    free(text);
-    if (st == RG_E_NOT_FOUND || st == RG_E_UNSUPPORTED) {
+    rg_status st = gen_chat_template(o, m, t, &err);
+    *have = st == RG_OK;
+    if (!o->chat_template && (st == RG_E_NOT_FOUND || st == RG_E_UNSUPPORTED)) {
         fprintf(stderr, "ridge serve: %s; /v1/chat/completions is off (name one with --chat-template)\n",
                 st == RG_E_NOT_FOUND ? "the model has no chat template" : err.msg);
         return 0;
     }
-    if (st) return cli_report("chat template", &err);
-    *have = true;
-    return 0;
+    return st ? cli_report(o->chat_template ? "--chat-template" : "chat template", &err) : 0;
+}
+
+/* The model's shape and this machine's saved ceilings (`ridge roofline`), so
+ * the scheduler can add up each step's predicted floor for /metrics. Nothing is
+ * measured here: without a saved roofline (or, on the GPU, one without GPU
+ * ceilings) there is no prediction, and the server says so. */
+static bool load_floor_model(const gen_opts *o, rg_plan_shape *shape, rg_machine *mach) {
+    char path[1024];
+    rg_roofline r;
+    rg_err err = {0};
+    bool gpu = o->backend == RG_BACKEND_CUDA;
+    if (!rg_roofline_default_path(path, sizeof path) || rg_roofline_load(path, &r, &err) || (gpu && !r.has_gpu)) {
+        fprintf(stderr, "ridge serve: no saved %sroofline (run `ridge roofline%s` once): no predicted step floors\n",
+                gpu ? "GPU " : "", gpu ? " --quick` in a CUDA build" : " --quick");
+        return false;
+    }
+    if (rg_plan_shape_from_file(o->model, shape, &err)) {
+        fprintf(stderr, "ridge serve: %s: no predicted step floors\n", err.msg);
+        return false;
+    }
+    r.has_gpu = r.has_gpu && gpu; /* the CPU backend runs against the CPU's ceilings */
+    /* quantized weights run their matmuls as int8 dots on the CPU (as ridge plan) */
+    bool int8 = strncmp(shape->weight_desc, "F", 1) && strncmp(shape->weight_desc, "BF", 2);
+    rg_machine_from_roofline(&r, int8, mach);
+    fprintf(stderr, "ridge serve: step floors against %s: %.1f GB/s (%s), %.1f GFLOP/s (%s)\n", mach->name,
+            mach->mem_bw / 1e9, mach->bw_what, mach->peak_flops / 1e9, mach->peak_what);
+    return true;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -130,6 +148,10 @@ int cmd_serve(int argc, char **argv) {
         if (kv_mib || kv_blocks > cap) kv_blocks = cap;
         if (kv_blocks < 2) kv_blocks = 2;
     }
+    rg_plan_shape floor_shape;
+    rg_machine floor_machine;
+    if (load_floor_model(&o, &floor_shape, &floor_machine))
+        sch.floor_shape = &floor_shape, sch.floor_machine = &floor_machine;
     rg_ctx_params cp = {
         .n_threads = o.n_threads,
         .n_ctx = n_ctx,
@@ -138,6 +160,9 @@ int cmd_serve(int argc, char **argv) {
         .kv_blocks = kv_blocks,
         .kv_type = o.kv_type,
         .attn = o.attn,
+        .backend = o.backend,
+        .device = o.device,
+        .no_graphs = o.no_graphs,
     };
     rg_ctx *ctx = NULL;
     rg_scheduler *sched = NULL;

@@ -170,3 +170,17 @@ int32_t *gen_synthetic_prompt(const rg_model *m, int n) {
     }
     return prompt;
 }
+
+rg_status gen_chat_template(const gen_opts *o, const rg_model *m, rg_chat_template *t, rg_err *err) {
+    if (o->chat_template) return rg_chat_template_from_name(o->chat_template, t, err);
+    rg_gguf_str s = {0};
+    char *text = NULL;
+    if (rg_gguf_find_str(m->file, "tokenizer.chat_template", &s)) {
+        if (!(text = malloc(s.len + 1))) return rg_fail(err, RG_E_NOMEM, "out of memory for the chat template");
+        memcpy(text, s.ptr, s.len);
+        text[s.len] = 0;
+    }
+    rg_status st = rg_chat_template_detect(text, t, err);
+    free(text);
+    return st;
+}

@@ -7,6 +7,7 @@
 
 #include "engine/sampler.h"
 #include "model/forward.h"
+#include "tok/chat_template.h"
 
 typedef struct gen_opts {
     const char *model;
@@ -46,6 +47,14 @@ const char *gen_opts_help(void);
  * context sized for one sequence of n_ctx. Prints the error and returns the exit
  * code on failure, 0 on success. */
 int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx);
+
+/* The chat template named by --chat-template, else the model's own
+ * (tokenizer.chat_template). Errors: RG_E_INVALID for an unknown --chat-template
+ * name, RG_E_NOT_FOUND when the model has no template, RG_E_UNSUPPORTED when
+ * ridge does not know its family (err says so); *t is then empty. The caller
+ * frees *t with rg_chat_template_clear. (ridge chat refuses to start without a
+ * template, ridge serve only turns /v1/chat/completions off.) */
+rg_status gen_chat_template(const gen_opts *o, const rg_model *m, rg_chat_template *t, rg_err *err);
 
 /* A fixed pseudo-random walk over ordinary (non-special) ids, n long, for
  * benchmarks and profiles (same tokens every run). malloc'd; NULL when out of

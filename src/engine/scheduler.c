@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kv/prefix_cache.h"
 
@@ -49,6 +50,12 @@ struct rg_scheduler {
     int64_t n_tok, n_bseq;
     float *logits, *scratch;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int64_t blocks_for(const rg_scheduler *s, int64_t n_tokens) {
     return n_tokens / s->block_size + (n_tokens % s->block_size != 0);
@@ -468,7 +475,28 @@ static void publish_stats(rg_scheduler *s) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The predicted floor of the batch just built (0 without floor_shape). Called
+ * before the forward pass: kv.n_tokens is still each sequence's context before
+ * its chunk. */
+static double step_floor(rg_scheduler *s) {
+    if (!s->p.floor_shape || !s->p.floor_machine) return 0;
+    rg_plan_step mix = {.n_tokens = s->n_tok};
+    for (int64_t t = 0; t < s->n_tok; t++)
+        mix.n_logits += s->b_want[t];
+    for (int64_t q = 0; q < s->n_bseq; q++) {
+        int64_t n0 = s->b_kv[q]->n_tokens, c = s->b_chunk[q];
+        mix.attn_keys += c * n0 + c * (c + 1) / 2; /* token k of the chunk sees n0 + k keys */
+        mix.kv_read_tokens += n0 + c;
+    }
+    rg_plan_step_cost cost;
+    if (rg_plan_step_floor(s->p.floor_shape, s->p.floor_machine, rg_kv_pool_config(s->kv)->dtype, &mix, &cost, NULL))
+        return 0;
+    s->st.n_steps_compute_bound += cost.compute_s > cost.mem_s;
+    return cost.floor_s;
+}
+
 rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
+    double t_start = now_s();
     *did_work = false;
     take_incoming(s);
     reap_cancelled(s);
@@ -493,6 +521,7 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
         return RG_OK;
     }
     *did_work = true;
+    double floor_s = step_floor(s);
     rg_batch b = {.n_tokens = s->n_tok, .token = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want};
     rg_status st = rg_forward(s->ctx, &b, s->b_kv, s->n_bseq, s->logits, err);
     s->st.n_steps++;
@@ -517,6 +546,7 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
             s->st.kv_slots_used += r->samples[i].kv.n_tokens;
         }
     }
+    s->st.step_floor_seconds += floor_s;
     int64_t row = 0;
     for (int64_t q = 0; q < s->n_bseq; q++) {
         rg_request *r = s->b_req[q];
@@ -542,6 +572,7 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
         }
         sample_next(s, r, i, logits);
     }
+    s->st.step_seconds += now_s() - t_start;
     publish_stats(s);
     return RG_OK;
 }

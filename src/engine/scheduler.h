@@ -34,6 +34,7 @@
 
 #include "engine/request.h"
 #include "model/forward.h"
+#include "perf/plan.h"
 
 typedef struct rg_sched_params {
     int64_t max_seqs;         /* running samples at once, 0 = 64 */
@@ -42,6 +43,11 @@ typedef struct rg_sched_params {
     bool prefix_cache;        /* keep full blocks after requests end and reuse them */
     bool static_batching;     /* baseline: admit only when nothing runs, so a batch
                                  lasts as long as its longest request */
+    /* Optional (both or neither): the model's shape and the machine's ceilings, to
+     * add up each step's predicted floor (rg_plan_step_floor) next to its measured
+     * time. Borrowed: they must outlive the scheduler. */
+    const rg_plan_shape *floor_shape;
+    const rg_machine *floor_machine;
 } rg_sched_params;
 
 typedef struct rg_sched_stats {
@@ -55,6 +61,12 @@ typedef struct rg_sched_stats {
      * (each sample's partial last block; blocks shared by samples count once per
      * sample). */
     int64_t kv_slots_allocated, kv_slots_used;
+    /* Time of the steps that ran a forward pass (batch building, the pass,
+     * sampling), and the sum of their predicted floors when floor_shape is given;
+     * floor / measured is the fraction of the roofline reached for the batch mix
+     * the load produced. */
+    double step_seconds, step_floor_seconds;
+    int64_t n_steps_compute_bound; /* steps whose floor is the compute one */
 } rg_sched_stats;
 
 typedef struct rg_scheduler rg_scheduler;

@@ -94,6 +94,15 @@ double rg_plan_spec_expected_tokens(double alpha, int64_t gamma) {
     return (1 - pow(alpha, (double)(gamma + 1))) / (1 - alpha);
 }
 
+/* Attention FLOPs of one query per key it attends to, over all layers: q.k and
+ * p.v, 2 FLOPs (a multiply-add) per element each. */
+static double attn_flops_per_key(const rg_plan_shape *s) {
+    return 4.0 * (double)s->n_layer * (double)s->n_head * (double)s->head_dim;
+}
+
+/* The output head's FLOPs for one token's logits. */
+static double head_flops(const rg_plan_shape *s) { return 2.0 * (double)s->n_vocab * (double)s->n_embd; }
+
 rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_plan_inputs *in, rg_plan *p,
                           rg_err *err) {
     memset(p, 0, sizeof *p);
@@ -105,8 +114,7 @@ rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_
         return rg_fail(err, RG_E_INVALID, "plan: cache type %s does not divide head_dim %lld",
                        rg_dtype_name(in->cache_type), (long long)s->head_dim);
     double B = (double)in->batch, ctx = (double)in->ctx, tp = (double)in->tp;
-    double attn_per_key =
-        4.0 * (double)s->n_layer * (double)s->n_head * (double)s->head_dim; /* q.k + p.v, 2 FLOPs each */
+    double attn_per_key = attn_flops_per_key(s);
     p->weight_bytes = s->weight_bytes;
     p->stream_bytes = s->stream_bytes;
     p->matmul_params = s->matmul_params;
@@ -125,7 +133,7 @@ rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_
     p->decode_intensity = p->decode_flops / p->decode_bytes;
 
     /* logits for the last prompt token only: the output head runs once */
-    double head = 2.0 * (double)s->n_vocab * (double)s->n_embd;
+    double head = head_flops(s);
     p->prefill_flops = B * (ctx * (2 * p->matmul_params - head) + head + attn_per_key * ctx * (ctx + 1) / 2);
     p->prefill_compute_ms = p->prefill_flops / (m->peak_flops * tp) * 1e3;
     p->prefill_mem_ms = (p->stream_bytes + B * p->kv_bytes_per_sequence) / (m->mem_bw * tp) * 1e3;
@@ -140,5 +148,29 @@ rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_
     p->spec_expected_tokens = rg_plan_spec_expected_tokens(in->alpha, in->gamma);
     p->tp_allreduce_bytes_per_token = 2.0 * (double)s->n_layer * (double)s->n_embd * (double)in->act_bytes;
     p->tp_ring_bytes_per_gpu_per_token = in->tp > 1 ? 2 * (tp - 1) / tp * p->tp_allreduce_bytes_per_token : 0;
+    return RG_OK;
+}
+
+rg_status rg_plan_step_floor(const rg_plan_shape *s, const rg_machine *m, rg_dtype cache_type, const rg_plan_step *st,
+                             rg_plan_step_cost *out, rg_err *err) {
+    memset(out, 0, sizeof *out);
+    if (st->n_tokens < 0 || st->n_logits < 0 || st->n_logits > st->n_tokens || st->attn_keys < 0 ||
+        st->kv_read_tokens < 0)
+        return rg_fail(err, RG_E_INVALID, "plan: a step needs 0 <= n_logits <= n_tokens and no negative counts");
+    if (m->peak_flops <= 0 || m->mem_bw <= 0) return rg_fail(err, RG_E_INVALID, "plan: machine without ceilings");
+    double kv_tok = rg_plan_kv_bytes_per_token(s, cache_type);
+    if (kv_tok < 0)
+        return rg_fail(err, RG_E_INVALID, "plan: cache type %s does not divide head_dim %lld",
+                       rg_dtype_name(cache_type), (long long)s->head_dim);
+    if (st->n_tokens == 0) return RG_OK;
+    /* the same terms as rg_plan_compute's decode and prefill, summed over the
+     * step's tokens: weights streamed once, each sequence's K/V read once */
+    double head = head_flops(s);
+    out->bytes = s->stream_bytes + kv_tok * (double)st->kv_read_tokens;
+    out->flops = (double)st->n_tokens * (2 * s->matmul_params - head) + (double)st->n_logits * head +
+                 attn_flops_per_key(s) * (double)st->attn_keys;
+    out->mem_s = out->bytes / m->mem_bw;
+    out->compute_s = out->flops / m->peak_flops;
+    out->floor_s = fmax(out->mem_s, out->compute_s);
     return RG_OK;
 }

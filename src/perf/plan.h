@@ -82,4 +82,28 @@ double rg_plan_spec_expected_tokens(double alpha, int64_t gamma);
 rg_status rg_plan_compute(const rg_plan_shape *s, const rg_machine *m, const rg_plan_inputs *in, rg_plan *out,
                           rg_err *err);
 
+/* One step of a serving engine: a batch mixing decode tokens and prefill chunks
+ * of several sequences (continuous batching), run as one forward pass. */
+typedef struct rg_plan_step {
+    int64_t n_tokens;       /* tokens in the batch */
+    int64_t n_logits;       /* of which need the output head (each sequence's last) */
+    int64_t attn_keys;      /* sum over the tokens of the keys each attends to (its position + 1) */
+    int64_t kv_read_tokens; /* sum over the batch's sequences of their context after the step */
+} rg_plan_step;
+
+typedef struct rg_plan_step_cost {
+    double bytes, flops;     /* weights once + K/V read; matmuls, output head, attention */
+    double mem_s, compute_s; /* over the machine's bandwidth and peak */
+    double floor_s;          /* the larger: the step cannot run faster */
+} rg_plan_step_cost;
+
+/* The floor of one step with rg_plan_compute's formulas: the weights stream once
+ * per step whatever the batch, every sequence's K/V is read once, every token
+ * does 2 FLOPs per matrix weight plus attention over its keys, the output head
+ * only for n_logits tokens. A step of one decode token at context c costs exactly
+ * rg_plan_compute's decode floor at batch 1, ctx c. RG_E_INVALID for negative or
+ * inconsistent counts or a machine without ceilings. */
+rg_status rg_plan_step_floor(const rg_plan_shape *s, const rg_machine *m, rg_dtype cache_type, const rg_plan_step *st,
+                             rg_plan_step_cost *out, rg_err *err);
+
 #endif

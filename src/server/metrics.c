@@ -168,6 +168,17 @@ char *rg_metrics_render(rg_metrics *m, const rg_sched_stats *st, double now) {
                (double)st->n_preemptions);
     put_metric(&b, "ridge_engine_steps_total", "counter", "Scheduler iterations that ran a forward pass.",
                (double)st->n_steps);
+    put_metric(&b, "ridge_engine_step_seconds_total", "counter",
+               "Time of the engine steps that ran a forward pass (batching, forward, sampling).", st->step_seconds);
+    put_metric(&b, "ridge_engine_step_floor_seconds_total", "counter",
+               "Sum of those steps' roofline floors for their batch mix (0 without a saved roofline).",
+               st->step_floor_seconds);
+    put_metric(&b, "ridge_engine_roofline_fraction", "gauge",
+               "Predicted floor over measured step time since start: the fraction of the roofline reached.",
+               st->step_seconds > 0 ? st->step_floor_seconds / st->step_seconds : 0.0);
+    put_metric(&b, "ridge_engine_steps_compute_bound_total", "counter",
+               "Steps whose predicted floor is the compute one (the rest are memory-bound).",
+               (double)st->n_steps_compute_bound);
     put_metric(&b, "ridge_requests_success_total", "counter", "Requests finished (stop or length).",
                (double)snap.requests_ok);
     put_metric(&b, "ridge_requests_cancelled_total", "counter", "Requests cancelled (client gone).",

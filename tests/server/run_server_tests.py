@@ -13,6 +13,8 @@ Starts the server on a free port with the given model, then checks:
     unknown paths 404, wrong methods 405;
   * overload: a second server with a tiny queue answers 503/429, never hangs;
   * `ridge loadgen` against the server reports its figures, without errors;
+    lognormal lengths stay within their caps, bad distributions are refused;
+    /metrics then has a KV waste fraction and the engine's step time;
   * the unmodified `openai` Python client (when installed: scripts/deps.sh tries
     pip) lists models, completes, chats and streams.
 Usage: run_server_tests.py --ridge BUILD/ridge --model MODEL.gguf
@@ -301,6 +303,21 @@ def test_loadgen(s, ridge):
         check(field in p.stdout, f"loadgen reports {field}")
     m = wait_idle(s, "after loadgen")
     check(m["ridge_prefix_cache_hit_tokens_total"] > 0, "loadgen's shared prefix hits the cache")
+    # lognormal lengths: drawn within [1, MAX], the means reported
+    p = subprocess.run([ridge, "loadgen", "--url", f"http://127.0.0.1:{s.port}", "--n", "4", "--prompt-len",
+                        "lognormal:12:0.5:20", "--output-len", "lognormal:4:0.5:6", "--seed", "9"],
+                       capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0 and "4 ok, 0 errors" in p.stdout, f"lognormal loadgen: rc {p.returncode} {p.stdout}")
+    lengths = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("lengths")]
+    check(len(lengths) == 1 and 1 <= float(lengths[0][3]) <= 20 and 1 <= float(lengths[0][7]) <= 6,
+          f"loadgen reports mean lengths within the caps: {lengths}")
+    for bad in ("lognormal:0", "lognormal:10:9", "lognormal:50:1:20", "3:2"):
+        p = subprocess.run([ridge, "loadgen", "--url", f"http://127.0.0.1:{s.port}", "--prompt-len", bad],
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode != 0 and "bad value" in p.stderr, f"loadgen refuses --prompt-len {bad}")
+    m = wait_idle(s, "after lognormal loadgen")
+    check(0 < m["ridge_kv_slot_waste_ratio"] < 1, "KV slot waste is a fraction")
+    check(m["ridge_engine_step_seconds_total"] > 0, "engine step time is counted")
 
 
 def test_bad_input(s):
