@@ -154,6 +154,8 @@ static size_t merge_smem(int64_t n_split, int64_t hd) {
 __global__ void __launch_bounds__(MERGE_THREADS) attn_merge_kernel(const float *o_part, const float2 *ml,
                                                                    int64_t n_head, int64_t n_split, int64_t hd,
                                                                    float to_log2, float *out) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT();
     extern __shared__ float sh[]; /* weight [n_split] | l [n_split] | per-group sums [groups][hd] */
     __shared__ float red[MERGE_THREADS / 32];
     const int64_t row = (int64_t)blockIdx.y * n_head + blockIdx.x;
@@ -264,7 +266,7 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     a.out = fast && n_split == 1 ? q->out : NULL; /* one split: the decode kernel normalizes in place */
     dim3 grid((unsigned)a.n_split, (unsigned)a.n_head_kv, (unsigned)n_tok);
     if (fast) {
-        fast<<<grid, RG_CUDA_ATTN_DECODE_THREADS, 0, c->stream>>>(a);
+        rg_cuda_launch(c, fast, grid, dim3(RG_CUDA_ATTN_DECODE_THREADS), 0, a);
     } else {
         size_t smem = attn_smem(G, hd);
         if (c->kvc.dtype == RG_F32) attn_split_kernel<float><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
@@ -273,7 +275,8 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     }
     if (!RG_CUDA_LAUNCHED(c, "attention") || a.out) return;
     /* the decode kernel's maxima are in log2 units, the general kernel's natural */
-    attn_merge_kernel<<<dim3((unsigned)a.n_head, (unsigned)n_tok), MERGE_THREADS, merge_smem(n_split, hd), c->stream>>>(
-        c->attn_o, c->attn_ml, a.n_head, a.n_split, hd, fast ? 1.0f : 1.4426950408889634f, q->out);
+    rg_cuda_launch(c, attn_merge_kernel, dim3((unsigned)a.n_head, (unsigned)n_tok), dim3(MERGE_THREADS),
+                   merge_smem(n_split, hd), (const float *)c->attn_o, (const float2 *)c->attn_ml, a.n_head, a.n_split,
+                   hd, fast ? 1.0f : 1.4426950408889634f, q->out);
     RG_CUDA_LAUNCHED(c, "attention merge");
 }

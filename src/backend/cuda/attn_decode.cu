@@ -78,6 +78,8 @@ template <int HD, int GM> struct decode_shape {
 /* grid (n_split, n_head_kv, n_tok), RG_CUDA_ATTN_DECODE_THREADS threads. */
 template <typename E, int HD, int GM>
 __global__ void __launch_bounds__(RG_CUDA_ATTN_DECODE_THREADS, GM <= 4 ? 4 : 2) attn_decode_kernel(attn_params a) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT(); /* q and the K/V just stored */
     using S = decode_shape<HD, GM>;
     constexpr int LPR = S::LPR, RPW = S::RPW, U = S::U, CH = S::CH;
     __shared__ __align__(16) float s_acc[WARPS][GM][HD];

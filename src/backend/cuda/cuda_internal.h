@@ -33,6 +33,7 @@ extern "C" {
 typedef struct cuda_backend {
     rg_backend be;
     int device, n_sm;
+    bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -116,5 +117,34 @@ bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv,
 const int32_t *rg_cuda_stage_ids(cuda_backend *c, const int32_t *ids, int64_t n);
 
 static inline unsigned rg_cuda_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+/* Programmatic dependent launch (Hopper): a kernel launched with rg_cuda_launch
+ * may be scheduled while the kernel before it in the stream is still running, so
+ * its launch latency and its independent prologue (a GEMV's weight loads) overlap
+ * the predecessor's tail. Every such kernel must execute RG_PDL_WAIT() before it
+ * reads what an earlier kernel wrote or writes what an earlier kernel reads: the
+ * wait returns once all prerequisite grids have completed and their memory is
+ * visible. RG_PDL_TRIGGER() lets the next kernel be scheduled early (it then
+ * waits for this one in its own RG_PDL_WAIT). Both are no-ops without the launch
+ * attribute and before sm_90. RIDGE_CUDA_PDL=0 turns the attribute off. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define RG_PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
+#define RG_PDL_TRIGGER() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
+#else
+#define RG_PDL_WAIT() ((void)0)
+#define RG_PDL_TRIGGER() ((void)0)
+#endif
+
+template <typename... KArgs, typename... Args>
+static inline void rg_cuda_launch(cuda_backend *c, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                  Args... args) {
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = c->stream;
+    cfg.attrs = &attr, cfg.numAttrs = c->pdl ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+}
 
 #endif

@@ -47,6 +47,8 @@ void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, in
 #define RMS_THREADS 256
 __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps,
                                                               float *out) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT();
     const float *xr = x + blockIdx.x * n;
     float *o = out + blockIdx.x * n;
     double sum = 0;
@@ -91,7 +93,7 @@ void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_
                      float *out) {
     cuda_backend *c = cuda_of(be);
     if (n_tok <= 0) return;
-    rmsnorm_kernel<<<(unsigned)n_tok, RMS_THREADS, 0, c->stream>>>(x, weight, n, eps, out);
+    rg_cuda_launch(c, rmsnorm_kernel, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, weight, n, eps, out);
     RG_CUDA_LAUNCHED(c, "rmsnorm");
 }
 
@@ -193,6 +195,8 @@ struct rope_kv_args {
 };
 
 template <typename E> __global__ void rope_kv_store_kernel(rope_kv_args a) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT();
     const int64_t pairs = a.head_dim / 2, heads = a.n_head + 2 * a.n_head_kv, half = a.n_rot / 2;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= a.n_tok * heads * pairs) return;
@@ -234,9 +238,9 @@ bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, co
                       c->kvc.block_size, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
                       powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->neox};
     unsigned blocks = rg_cuda_blocks(n, 256);
-    if (c->kvc.dtype == RG_F32) rope_kv_store_kernel<float><<<blocks, 256, 0, c->stream>>>(a);
-    else if (c->kvc.dtype == RG_F16) rope_kv_store_kernel<__half><<<blocks, 256, 0, c->stream>>>(a);
-    else rope_kv_store_kernel<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(a);
+    if (c->kvc.dtype == RG_F32) rg_cuda_launch(c, rope_kv_store_kernel<float>, dim3(blocks), dim3(256), 0, a);
+    else if (c->kvc.dtype == RG_F16) rg_cuda_launch(c, rope_kv_store_kernel<__half>, dim3(blocks), dim3(256), 0, a);
+    else rg_cuda_launch(c, rope_kv_store_kernel<__nv_bfloat16>, dim3(blocks), dim3(256), 0, a);
     RG_CUDA_LAUNCHED(c, "rope_kv_store");
     return true;
 }
