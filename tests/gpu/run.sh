@@ -94,6 +94,9 @@ PY
       echo "== bench $spec --no-graphs =="
       "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json --no-graphs 2>&1 |
         tee "$O/bench-$(basename "$f" .gguf)-nographs.json"
+      echo "== bench $spec, RIDGE_CUDA_PDL=0 (no programmatic dependent launch) =="
+      RIDGE_CUDA_PDL=0 "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 |
+        tee "$O/bench-$(basename "$f" .gguf)-nopdl.json"
       if [ "${RIDGE_GPU_NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
         # where a decode step's time goes, kernel by kernel (ncu serializes kernels:
         # these are kernel times without launch gaps)
