@@ -267,6 +267,73 @@ static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out,
     return ok;
 }
 
+/* The GEMV of quantized weights quantizes x to int8 on the GPU (Q8_0 per 32 for
+ * Q8_0/Q4_0 weights, Q8_K per 256 for Q4_K/Q6_K) and must round exactly as the
+ * CPU reference quantizer: one activation a step off moves its token's outputs
+ * by ~1e-3 relative, far over the tolerance. Rows built to hit the rounding
+ * rules: all-zero blocks; blocks whose scale is exact (amax 127 -> d = 1, and
+ * Q8_K's iscale = 1 from a first max of -127; amax 63.5 -> d = 0.5 / iscale -2)
+ * holding values at exact .5 ties (Q8_0 rounds them away from zero, Q8_K to
+ * even); tiny values (f16-subnormal Q8_0 scales); then random rows. k = 8192:
+ * two 32-element units per thread of a block. */
+static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
+    const int64_t k = 8192, n_out = 37;
+    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 ? RG_Q8_0 : RG_Q8_K;
+    rg_weight dev;
+    void *hw = NULL;
+    if (!random_weight(gpu, t, k, n_out, &dev, &hw)) {
+        free(hw);
+        return;
+    }
+    rg_err err = {0};
+    size_t row = (size_t)rg_dtype_row_bytes(t, k);
+    float *wd = malloc((size_t)(k * n_out) * sizeof *wd);
+    for (int64_t r = 0; r < n_out; r++) rg_dequantize_ref(t, (uint8_t *)hw + r * row, wd + r * k, k, &err);
+    const int64_t toks[] = {3, 9};
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        int64_t n = toks[ti];
+        float *x = randn(n * k, 1.0f);
+        for (int64_t i = 0; i < 256; i++) x[i] = 0; /* token 0: a zero super-block */
+        for (int64_t i = 256; i < 1024; i++) x[i] = (float)(i % 97 - 48) + 0.5f;
+        x[256] = -127, x[300] = 127;
+        for (int64_t b = 288; b < 1024; b += 32) x[b] = (b / 32) % 2 ? 127.0f : -127.0f;
+        for (int64_t i = 0; i < 1024; i++) x[k + i] = ((float)(i % 101 - 50) + 0.5f) / 2; /* token 1 */
+        for (int64_t b = 0; b < 1024; b += 32) x[k + b] = 63.5f;
+        for (int64_t i = 0; i < k; i++) x[2 * k + i] *= 1e-3f; /* token 2 */
+        float *xa = malloc((size_t)(n * k) * sizeof *xa);
+        void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
+        for (int64_t tt = 0; tt < n; tt++) {
+            rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
+            rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
+        }
+        free(blocks);
+        double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
+        for (int64_t tt = 0; tt < n; tt++)
+            for (int64_t r = 0; r < n_out; r++) {
+                double s = 0;
+                for (int64_t i = 0; i < k; i++) s += (double)wd[r * k + i] * xa[tt * k + i];
+                ref[tt * n_out + r] = s;
+            }
+        float *dx = dev_copy(gpu, x, n * k), *dy = dev_poisoned(gpu, n * n_out);
+        gpu->matmul(gpu, &dev, NULL, dx, n, dy);
+        float *y = download(gpu, dy, n * n_out);
+        /* per token: the tiny token's error would vanish in a global norm */
+        double worst = 0;
+        for (int64_t tt = 0; tt < n; tt++) {
+            double e = rel_err(y + tt * n_out, ref + tt * n_out, n_out);
+            if (isnan(e) || e > worst) worst = e; /* a NaN stays */
+        }
+        char what[160];
+        snprintf(what, sizeof what, "GEMV %s n_tok %lld, x rounded as the CPU (%s), worst token", rg_dtype_name(t),
+                 (long long)n, rg_dtype_name(aq));
+        check(what, worst, 1e-5);
+        free(x), free(xa), free(ref), free(y);
+        gpu->free(gpu, dx), gpu->free(gpu, dy);
+    }
+    gpu->unload_weight(gpu, &dev);
+    free(hw), free(wd);
+}
+
 static void test_fused_matmuls(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 512, n_q = 301, n_kv = 64, n_ff = 200;
     rg_weight w[5];
@@ -838,7 +905,7 @@ int main(void) {
     }
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
-    rg_backend_limits lim = {.max_tokens = 64, .k_max = 576, .n_out_max = 512, .n_head = 9, .n_head_kv = 1,
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 8192, .n_out_max = 512, .n_head = 9, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
     if (rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
         cpu->reserve(cpu, &lim, pool, &err)) {
@@ -850,6 +917,8 @@ int main(void) {
     test_rows_ops(gpu, cpu);
     const rg_dtype fused_types[] = {RG_BF16, RG_Q4_0, RG_Q8_0, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof fused_types / sizeof *fused_types; i++) test_fused_matmuls(gpu, fused_types[i]);
+    const rg_dtype int8_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
+    for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++) test_gemv_act_rounding(gpu, int8_types[i]);
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     gpu->destroy(gpu), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
