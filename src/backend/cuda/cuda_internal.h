@@ -56,7 +56,7 @@ typedef struct cuda_backend {
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
-    float *xq;                    /* quantized activations (GEMV path): 16 * k_max */
+    float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
     size_t w16_bytes;
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */

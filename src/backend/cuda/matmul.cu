@@ -14,89 +14,18 @@
  * Activations are rounded the way the CPU backend (and llama.cpp) round them,
  * so the backends compute the same function: for f16/bf16 weights x is rounded
  * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0 weights and
- * to Q8_K for Q4_K/Q6_K weights (then used as the exact f32 values q * d). The
+ * to Q8_K for Q4_K/Q6_K weights. Those four types normally take matmul_q.cu's
+ * integer (dp4a) GEMV; the float kernels here use the exact f32 values q * d
+ * instead (RIDGE_CUDA_GEMV_F32ACT=1 selects them, for comparison). The
  * cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
  * states the tolerances). */
 #include "backend/cuda/dequant.cuh"
-
-#define GEMV_MAX_TOK 16
-#define GEMV_THREADS 128
+#include "backend/cuda/gemv_common.cuh"
 
 template <int T> __device__ __forceinline__ float round_act(float v) {
     if (T == RG_F16) return __half2float(__float2half_rn(v));
     if (T == RG_BF16) return __bfloat162float(__float2bfloat16_rn(v));
     return v;
-}
-
-/* What a GEMV launch computes. One launch serves up to three matrices of the
- * same input width and type (QKV): blocks [blk_end[m-1], blk_end[m]) work on
- * matrix m. The mode says what the epilogue does with a row's dot product v:
- *   GEMV_STORE   y = v + bias
- *   GEMV_ADD     y += v + bias          (the residual add, as x += W·in)
- *   GEMV_SWIGLU  each block takes the same R rows of w[0] (gate) and w[1] (up):
- *                y[0] = silu(g) * u, as swiglu_kernel computes it. */
-enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU };
-struct gemv_job {
-    wplanes w[3];
-    const float *bias[3];
-    float *y[3];
-    unsigned blk_end[3];
-};
-
-/* This block's matrix (by blk_end) and first row. */
-template <int MODE, int R>
-__device__ __forceinline__ int gemv_block_matrix(const gemv_job &job, int64_t &r0) {
-    unsigned b = blockIdx.x;
-    int m = 0;
-    if (MODE != GEMV_SWIGLU) {
-        if (b >= job.blk_end[0]) m = b >= job.blk_end[1] ? 2 : 1;
-        if (m) b -= job.blk_end[m - 1];
-    }
-    r0 = (int64_t)b * R;
-    return m;
-}
-
-/* Row i of the block's RR rows: in SWIGLU mode rows R.. are the up matrix's. */
-template <int MODE, int R>
-__device__ __forceinline__ const wplanes &gemv_rows(const wplanes &w0, const wplanes &w1, int i) {
-    return MODE == GEMV_SWIGLU && i >= R ? w1 : w0;
-}
-
-/* The partial sums of the block's warps meet in shared memory; then one thread
- * per (row, token) applies the epilogue. acc is [RR][NT]. */
-template <int MODE, int R, int NT, int RR>
-__device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
-                                              float (&acc)[RR][NT]) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
-    __shared__ float red[GEMV_THREADS / 32][RR * NT];
-#pragma unroll
-    for (int i = 0; i < RR; i++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float v = acc[i][t];
-            for (int off = 16; off; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == 0) red[warp][i * NT + t] = v;
-        }
-    __syncthreads();
-    if (tid >= R * NT) return;
-    const int i = tid / NT, t = tid % NT;
-    if (t >= n_tok || r0 + i >= n_out) return;
-    float v = 0;
-#pragma unroll
-    for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
-    const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
-    float *y = m == 0 ? job.y[0] : m == 1 ? job.y[1] : job.y[2];
-    float *dst = y + t * n_out + r0 + i;
-    if (MODE == GEMV_SWIGLU) {
-        float u = 0;
-#pragma unroll
-        for (int k = 0; k < GEMV_THREADS / 32; k++) u += red[k][R * NT + tid];
-        *dst = v / (1.0f + expf(-v)) * u;
-    } else {
-        v += bias ? bias[r0 + i] : 0.0f;
-        if (MODE == GEMV_ADD) *dst += v;
-        else *dst = v;
-    }
 }
 
 /* A block of GEMV_THREADS threads computes R rows together (2R in SWIGLU mode):
@@ -135,6 +64,7 @@ template <int T> struct w16 {
 template <int T, int NT, int R, int U, int MODE>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const float *__restrict__ x, int64_t n_tok) {
     constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R, W = w16<T>::words;
+    RG_PDL_TRIGGER();
     const int tid = threadIdx.x;
     int64_t r0;
     const int m = gemv_block_matrix<MODE, R>(job, r0);
@@ -155,6 +85,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
                 int64_t g = g0 + GEMV_THREADS * u, r = r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1;
                 if (g < groups) w16<T>::load(w, r, g, raw[u][i]);
             }
+        RG_PDL_WAIT(); /* the weights are constant; x is the previous kernel's output */
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int64_t g = g0 + GEMV_THREADS * u;
@@ -177,6 +108,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
             }
         }
     }
+    RG_PDL_WAIT(); /* threads that had no weights to load: y is read (ADD) and written */
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
@@ -187,6 +119,7 @@ template <int T, int NT, int R, int MODE>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, const float *__restrict__ x,
                                                               int64_t n_tok) {
     constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    RG_PDL_TRIGGER();
     const int tid = threadIdx.x;
     int64_t r0;
     const int m = gemv_block_matrix<MODE, R>(job, r0);
@@ -204,6 +137,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, cons
             const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
             wu<T>::load(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1, u, raw[i]);
         }
+        RG_PDL_WAIT();
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             float xs[NT][8], xsum[NT];
@@ -231,6 +165,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, cons
             }
         }
     }
+    RG_PDL_WAIT();
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
@@ -238,12 +173,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, cons
 template <int T, int R, int U, int MODE>
 static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
     const int64_t k = job.w[0].k;
-    unsigned blocks = 0;
-    for (int i = 0; i < 3; i++) {
-        if (i < n_mat) blocks += rg_cuda_blocks(job.w[i].n_out, R);
-        job.blk_end[i] = blocks;
-    }
-    if (MODE == GEMV_SWIGLU) blocks = rg_cuda_blocks(job.w[0].n_out, R);
+    const unsigned blocks = gemv_grid<R, MODE>(job, n_mat);
     for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * k;
@@ -251,15 +181,15 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
         for (int i = 0; i < n_mat; i++)
             if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         if constexpr (wq<T>::affine) {
-            if (nt == 1) gemv_q_kernel<T, 1, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else if (nt == 2) gemv_q_kernel<T, 2, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else if (nt <= 4) gemv_q_kernel<T, 4, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else gemv_q_kernel<T, 8, R, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
+            if (nt == 1) rg_cuda_launch(c, gemv_q_kernel<T, 1, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else if (nt == 2) rg_cuda_launch(c, gemv_q_kernel<T, 2, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else if (nt <= 4) rg_cuda_launch(c, gemv_q_kernel<T, 4, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else rg_cuda_launch(c, gemv_q_kernel<T, 8, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
         } else {
-            if (nt == 1) gemv_kernel<T, 1, R, U, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else if (nt == 2) gemv_kernel<T, 2, R, U, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else if (nt <= 4) gemv_kernel<T, 4, R, U, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
-            else gemv_kernel<T, 8, R, U, MODE><<<blocks, GEMV_THREADS, 0, c->stream>>>(jt, xt, nt);
+            if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else if (nt == 2) rg_cuda_launch(c, gemv_kernel<T, 2, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else if (nt <= 4) rg_cuda_launch(c, gemv_kernel<T, 4, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+            else rg_cuda_launch(c, gemv_kernel<T, 8, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
         }
     }
 }
@@ -430,6 +360,7 @@ static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const fl
         job.bias[i] = bias ? bias[i] : NULL;
         job.y[i] = y[i];
     }
+    if (rg_cuda_gemv_dp4a(c, MODE, job, n_mat, w[0]->type, x, n_tok)) return;
     if (!(x = quantize_act(c, w[0]->type, x, n_tok * w[0]->k))) return;
     bool ok = rg_cuda_dispatch_type(w[0]->type, [&]<int T>() { launch_gemv<T, MODE>(c, job, n_mat, x, n_tok); });
     if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");

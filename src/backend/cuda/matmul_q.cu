@@ -1,0 +1,302 @@
+/* matmul_q.cu — decode GEMV of quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) in
+ * integer arithmetic, as the CPU's (and llama.cpp's) dot products compute it.
+ *
+ * x is first quantized to int8 in scratch, exactly as the CPU quantizes it:
+ * Q8_0 per 32 for Q8_0/Q4_0 weights, Q8_K per 256 for the K-quants. Each
+ * 32-element unit of a weight row then costs 8 __dp4a (four int8 products
+ * summed into an int32, exact) per token against the unit's 32 int8
+ * activations, and one float scaling per unit:
+ *   Q8_0  d_w d_x sum(q_w q_x)
+ *   Q4_0  d_w d_x (sum(q_w q_x) - 8 sum(q_x))           q_w the raw nibble 0..15
+ *   Q4_K  d_x (d sc sum(q_w q_x) - dmin m sum(q_x))     per 32 (sc, m)
+ *   Q6_K  d_x sum over the two 16s of d sc_j (sum(q_w q_x) - 32 sum_j(q_x))   q_w 0..63
+ * so the per-unit activation sums sum(q_x) (per 16: Q6_K's sub-blocks) are
+ * written next to d_x. The decoding left per weight is masking nibbles into
+ * bytes: the resident nibble planes hold element 2i in the low nibble of byte
+ * i, so a word's low nibbles are elements 0,2,4,6 and its high ones 1,3,5,7;
+ * the activations of nibble types are stored permuted to match (per 8: the even
+ * elements, then the odd ones).
+ *
+ * Launch structure as matmul.cu's gemv_q_kernel (a block of GEMV_THREADS over R
+ * rows, one 32-element unit per thread and step, a 16-byte weight load per row
+ * and unit, the gemv_common.cuh epilogue and fused modes). Scratch: c->xq holds
+ * int8 q [n_tok][k] then act_meta [n_tok][k/32]: 1.25 bytes per element, within
+ * its 16 * k_max floats for n_tok <= GEMV_MAX_TOK. */
+#include <stdlib.h>
+
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_common.cuh"
+
+/* Per 32 activations: the scale and the sums of q over elements 0..15 and 16..31. */
+struct act_meta {
+    float d;
+    int16_t s0, s1;
+};
+static_assert(sizeof(act_meta) == 8, "act_meta is read as one int2");
+
+/* Where element e goes in the int8 layout: in place, or (PERM) per 8 the even
+ * elements then the odd ones, matching the low/high nibbles of a weight word. */
+template <bool PERM> __device__ __forceinline__ int act_pos(int e) {
+    return PERM ? (e & ~7) | (e & 1) << 2 | (e & 7) >> 1 : e;
+}
+
+/* Lane 0 of a warp (one 32-element unit, lane = element) writes d and the two
+ * sums of 16. Every lane must take part. */
+__device__ __forceinline__ void act_meta_store(int q, float d, act_meta *m) {
+    int s = q;
+    for (int off = 8; off; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    int s1 = __shfl_sync(0xffffffffu, s, 16);
+    if ((threadIdx.x & 31) == 0) *m = act_meta{d, (int16_t)s, (int16_t)s1};
+}
+
+/* Q8_0 per 32 (one warp): d = amax/127, q = roundf(x * (1/d)) (half away from
+ * zero, the product rounded on its own as on the CPU), d kept as its f16 value.
+ * n is a multiple of 32, so warps are wholly in or out. */
+template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_t n, int8_t *q, act_meta *meta) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int lane = threadIdx.x & 31;
+    if (i - lane >= n) return;
+    float v = x[i], amax = fabsf(v);
+    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    int qi = (int)roundf(__fmul_rn(v, id));
+    q[i - lane + act_pos<PERM>(lane)] = (int8_t)qi;
+    act_meta_store(qi, __half2float(__float2half_rn(d)), meta + i / 32);
+}
+
+/* Q8_K per 256 (one block): max = the first element of largest |x|, iscale =
+ * -127/max, q = min(127, round-half-even(iscale * x)), d = 1/iscale (all zero
+ * for an all-zero block); d repeated in each unit's act_meta. */
+template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t *q, act_meta *meta) {
+    __shared__ float s_abs[256];
+    __shared__ int s_idx[256];
+    const int64_t b0 = (int64_t)blockIdx.x * 256;
+    const int j = threadIdx.x;
+    float v = x[b0 + j];
+    s_abs[j] = fabsf(v), s_idx[j] = j;
+    __syncthreads();
+    for (int stride = 128; stride; stride >>= 1) {
+        if (j < stride) {
+            float a = s_abs[j], b = s_abs[j + stride];
+            int ia = s_idx[j], ib = s_idx[j + stride];
+            if (b > a || (b == a && ib < ia)) s_abs[j] = b, s_idx[j] = ib;
+        }
+        __syncthreads();
+    }
+    int qi = 0;
+    float d = 0;
+    if (s_abs[0] != 0) {
+        float iscale = -127.0f / x[b0 + s_idx[0]];
+        qi = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v)));
+        d = 1.0f / iscale;
+    }
+    q[b0 + act_pos<PERM>(j)] = (int8_t)qi;
+    act_meta_store(qi, d, meta + (b0 + j) / 32);
+}
+
+/* ---- weights: one row's 32-element unit as 8 words of 4 bytes (w[e] pairs
+ * with activation word e) and two float factors */
+
+struct wdec {
+    int w[8];
+    float a, b;
+};
+
+/* nibbles of word j -> w[2j] (elements 8j+0,2,4,6) and w[2j+1] (8j+1,3,5,7) */
+__device__ __forceinline__ void split_nibbles(const uint4 &n, int (&w)[8]) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        uint32_t v = word_of(n, j);
+        w[2 * j] = (int)(v & 0x0f0f0f0fu), w[2 * j + 1] = (int)((v >> 4) & 0x0f0f0f0fu);
+    }
+}
+
+__device__ __forceinline__ int dot4(const int (&w)[8], const int (&x)[8], int from) {
+    int s = 0;
+#pragma unroll
+    for (int e = from; e < from + 4; e++) s = __dp4a(w[e], x[e], s);
+    return s;
+}
+
+/* decode: the raw unit (dequant.cuh's wu<T>) into a wdec; dot: its share of
+ * the row's dot product against one token's unit (x words, d, sums). */
+template <int T> struct wi {};
+template <> struct wi<RG_Q8_0> {
+    static constexpr bool perm = false;
+    static __device__ __forceinline__ void decode(const wu<RG_Q8_0>::raw &r, wdec &o) {
+        o.w[0] = (int)r.a.x, o.w[1] = (int)r.a.y, o.w[2] = (int)r.a.z, o.w[3] = (int)r.a.w;
+        o.w[4] = (int)r.b.x, o.w[5] = (int)r.b.y, o.w[6] = (int)r.b.z, o.w[7] = (int)r.b.w;
+        o.a = r.d, o.b = 0;
+    }
+    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int, int) {
+        return (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4)) * (w.a * xd);
+    }
+};
+template <> struct wi<RG_Q4_0> {
+    static constexpr bool perm = true;
+    static __device__ __forceinline__ void decode(const wu<RG_Q4_0>::raw &r, wdec &o) {
+        split_nibbles(r.n, o.w);
+        o.a = r.d, o.b = 0;
+    }
+    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int s0, int s1) {
+        return (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4) - 8 * (s0 + s1)) * (w.a * xd);
+    }
+};
+template <> struct wi<RG_Q4_K> {
+    static constexpr bool perm = true;
+    /* a = d * sc, b = -dmin * m */
+    static __device__ __forceinline__ void decode(const wu<RG_Q4_K>::raw &r, wdec &o) {
+        split_nibbles(r.n, o.w);
+        o.a = r.s, o.b = r.o;
+    }
+    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int s0, int s1) {
+        return xd * fmaf(w.a, (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4)), w.b * (float)(s0 + s1));
+    }
+};
+template <> struct wi<RG_Q6_K> {
+    static constexpr bool perm = true;
+    /* 6-bit values 0..63 (the -32 applied through the sums): the low nibbles as
+     * Q4's, the high pairs moved to bits 4-5 of the same bytes. hi holds element e
+     * of a 16 at bits 2e; per 16: a0/b0 collect elements 4b/4b+2 and a1/b1
+     * elements 4b+1/4b+3 into byte b, and byte_perm interleaves them. a = d * sc0,
+     * b = d * sc1 (the unit's two sub-blocks of 16). */
+    static __device__ __forceinline__ void decode(const wu<RG_Q6_K>::raw &r, wdec &o) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const uint32_t H = h ? r.hi.y : r.hi.x, m = 0x30303030u;
+            const uint32_t a0 = (H << 4) & m, b0 = H & m, a1 = (H << 2) & m, b1 = (H >> 2) & m;
+            const uint32_t v0 = word_of(r.lo, 2 * h), v1 = word_of(r.lo, 2 * h + 1);
+            o.w[4 * h + 0] = (int)((v0 & 0x0f0f0f0fu) | __byte_perm(a0, b0, 0x5140));
+            o.w[4 * h + 1] = (int)(((v0 >> 4) & 0x0f0f0f0fu) | __byte_perm(a1, b1, 0x5140));
+            o.w[4 * h + 2] = (int)((v1 & 0x0f0f0f0fu) | __byte_perm(a0, b0, 0x7362));
+            o.w[4 * h + 3] = (int)(((v1 >> 4) & 0x0f0f0f0fu) | __byte_perm(a1, b1, 0x7362));
+        }
+        o.a = r.s0, o.b = r.s1;
+    }
+    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int s0, int s1) {
+        return xd * fmaf(w.a, (float)(dot4(w.w, x, 0) - 32 * s0), w.b * (float)(dot4(w.w, x, 4) - 32 * s1));
+    }
+};
+
+/* w's planes advanced to row r, so that the loads of the loop index by unit
+ * alone (wu<T>::load with r = 0) and the row offsets are computed once. */
+template <int T> __device__ __forceinline__ wplanes row_view(wplanes w, int64_t r) {
+    const int64_t k = w.k;
+    if (T == RG_Q8_0) w.p0 += r * k, w.p1 += r * (k / 32) * 2;
+    else if (T == RG_Q4_0) w.p0 += r * (k / 2), w.p1 += r * (k / 32) * 2;
+    else if (T == RG_Q4_K) w.p0 += r * (k / 2), w.p1 += r * (k / 256) * 4, w.p2 += r * (k / 32) * 2;
+    else w.p0 += r * (k / 2), w.p1 += r * (k / 4), w.p2 += r * (k / 16), w.p3 += r * (k / 256) * 2;
+    return w;
+}
+
+/* A block of GEMV_THREADS threads over R rows (2R in SWIGLU mode) and NT
+ * tokens: per step each thread loads one unit of every row (decoded once),
+ * then per token that unit's 32 int8 activations (two 16-byte loads from
+ * L1/L2) and its act_meta. */
+template <int T, int NT, int R, int MODE>
+__global__ void __launch_bounds__(GEMV_THREADS)
+    gemv_dp4a_kernel(gemv_job job, const int8_t *__restrict__ xq, const act_meta *__restrict__ xm, int64_t n_tok) {
+    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    RG_PDL_TRIGGER();
+    const int tid = threadIdx.x;
+    int64_t r0;
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
+    const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
+    const int64_t k = w0.k, units = k / 32;
+    float acc[RR][NT];
+#pragma unroll
+    for (int i = 0; i < RR; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[i][t] = 0;
+    wplanes rows[RR];
+#pragma unroll
+    for (int i = 0; i < RR; i++) {
+        const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+        rows[i] = row_view<T>(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1);
+    }
+    for (int64_t u = tid; u < units; u += GEMV_THREADS) {
+        typename wu<T>::raw raw[RR];
+#pragma unroll
+        for (int i = 0; i < RR; i++) wu<T>::load(rows[i], 0, u, raw[i]);
+        RG_PDL_WAIT(); /* the weights are constant; the activations are the previous kernel's */
+        wdec wd[RR];
+#pragma unroll
+        for (int i = 0; i < RR; i++) wi<T>::decode(raw[i], wd[i]);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= n_tok) break;
+            const uint4 *xp = (const uint4 *)(xq + t * k + 32 * u);
+            const uint4 a = __ldg(xp), b = __ldg(xp + 1);
+            const int2 mt = __ldg((const int2 *)(xm + t * units + u));
+            const int x[8] = {(int)a.x, (int)a.y, (int)a.z, (int)a.w, (int)b.x, (int)b.y, (int)b.z, (int)b.w};
+            const float xd = __int_as_float(mt.x);
+            const int s0 = (int16_t)(mt.y & 0xffff), s1 = mt.y >> 16; /* act_meta's int16 pair, sign-extended */
+#pragma unroll
+            for (int i = 0; i < RR; i++) acc[i][t] += wi<T>::dot(wd[i], x, xd, s0, s1);
+        }
+    }
+    RG_PDL_WAIT();
+    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
+}
+
+/* One launch per tile of up to 8 tokens. */
+template <int T, int R, int MODE>
+static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, const act_meta *meta, int64_t n_tok) {
+    const int64_t k = job.w[0].k;
+    const unsigned blocks = gemv_grid<R, MODE>(job, n_mat);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
+        const int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
+        const int8_t *qt = q + t0 * k;
+        const act_meta *mt = meta + t0 * (k / 32);
+        gemv_job jt = job;
+        for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
+        if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
+        else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
+        else if (nt <= 4) rg_cuda_launch(c, gemv_dp4a_kernel<T, 4, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
+        else rg_cuda_launch(c, gemv_dp4a_kernel<T, 8, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
+    }
+}
+
+template <int T, int MODE>
+static void launch_mode(cuda_backend *c, const gemv_job &job, int n_mat, const int8_t *q, const act_meta *meta,
+                        int64_t n_tok) {
+    if constexpr (MODE == GEMV_SWIGLU) launch_r<T, 2, MODE>(c, job, n_mat, q, meta, n_tok); /* always 2 rows */
+    else if (gemv_rows_per_block(MODE, job, n_mat, c->n_sm) == 2) launch_r<T, 2, MODE>(c, job, n_mat, q, meta, n_tok);
+    else launch_r<T, 4, MODE>(c, job, n_mat, q, meta, n_tok);
+}
+
+template <int T>
+static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
+    const int64_t k = job.w[0].k, n = n_tok * k;
+    int8_t *q = (int8_t *)c->xq;
+    act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
+    if (T == RG_Q8_0 || T == RG_Q4_0)
+        act_q8_0_int8_kernel<wi<T>::perm><<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, n, q, meta);
+    else act_q8_k_int8_kernel<wi<T>::perm><<<(unsigned)(n / 256), 256, 0, c->stream>>>(x, q, meta);
+    if (!RG_CUDA_LAUNCHED(c, "activation quantization (int8)")) return;
+    if (mode == GEMV_STORE) launch_mode<T, GEMV_STORE>(c, job, n_mat, q, meta, n_tok);
+    else if (mode == GEMV_ADD) launch_mode<T, GEMV_ADD>(c, job, n_mat, q, meta, n_tok);
+    else launch_mode<T, GEMV_SWIGLU>(c, job, n_mat, q, meta, n_tok);
+    RG_CUDA_LAUNCHED(c, "gemv (dp4a)");
+}
+
+/* RIDGE_CUDA_GEMV_F32ACT=1: leave these types to matmul.cu's float kernels (to compare the two). */
+static bool f32_act_requested(void) {
+    static const bool on = [] {
+        const char *e = getenv("RIDGE_CUDA_GEMV_F32ACT");
+        return e && e[0] == '1';
+    }();
+    return on;
+}
+
+bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat, rg_dtype t, const float *x,
+                       int64_t n_tok) {
+    if (n_tok < 1 || n_tok > GEMV_MAX_TOK || f32_act_requested()) return false;
+    switch (t) {
+    case RG_Q8_0: launch_type<RG_Q8_0>(c, mode, job, n_mat, x, n_tok); return true;
+    case RG_Q4_0: launch_type<RG_Q4_0>(c, mode, job, n_mat, x, n_tok); return true;
+    case RG_Q4_K: launch_type<RG_Q4_K>(c, mode, job, n_mat, x, n_tok); return true;
+    case RG_Q6_K: launch_type<RG_Q6_K>(c, mode, job, n_mat, x, n_tok); return true;
+    default: return false;
+    }
+}
