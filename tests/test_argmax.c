@@ -47,7 +47,8 @@ static void fill_row(float *x, int32_t n, int kind) {
         if (kind == 4 && rand_below(5) == 0) x[i] = NAN;
     }
     if (kind == 2)
-        for (int k = 0; k < 3; k++) x[rand_below(n)] = 100.0f;
+        for (int k = 0; k < 3; k++)
+            x[rand_below(n)] = 100.0f;
     if (kind == 5) x[0] = NAN;
 }
 
@@ -83,8 +84,10 @@ static void check_backend(rg_threadpool *pool) {
             float *x = be->alloc(be, (size_t)(rows * n) * sizeof *x);
             int32_t ids[17];
             assert_non_null(x);
-            for (int64_t r = 0; r < rows; r++) fill_row(x + r * n, n, (int)((r + li) % 8));
-            for (int64_t r = 0; r < rows; r++) ids[r] = -7; /* poison */
+            for (int64_t r = 0; r < rows; r++)
+                fill_row(x + r * n, n, (int)((r + li) % 8));
+            for (int64_t r = 0; r < rows; r++)
+                ids[r] = -7; /* poison */
             be->argmax_rows(be, x, rows, n, ids);
             for (int64_t r = 0; r < rows; r++)
                 if (ids[r] != rg_argmax(x + r * n, n, NULL))

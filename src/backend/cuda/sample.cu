@@ -27,8 +27,8 @@ __device__ __forceinline__ void take4(float &bv, int32_t &bi, float4 v, int32_t 
     take(bv, bi, v.x, i), take(bv, bi, v.y, i + 1), take(bv, bi, v.z, i + 2), take(bv, bi, v.w, i + 3);
 }
 
-__global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(const float *logits, int64_t n_vocab,
-                                                                     int32_t *ids) {
+__global__ void __launch_bounds__(ARGMAX_THREADS)
+    argmax_rows_kernel(const float *logits, int64_t n_vocab, int32_t *ids) {
     const float *row = logits + (int64_t)blockIdx.x * n_vocab;
     /* start below every entry but NaN: (-inf, INT32_MAX) loses to any real -inf */
     float bv = -INFINITY;
@@ -44,10 +44,12 @@ __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(const float
             take4(bv, bi, v0, (int32_t)(4 * j)), take4(bv, bi, v1, (int32_t)(4 * (j + T)));
             take4(bv, bi, v2, (int32_t)(4 * (j + 2 * T))), take4(bv, bi, v3, (int32_t)(4 * (j + 3 * T)));
         }
-        for (; j < n4; j += T) take4(bv, bi, __ldg(r4 + j), (int32_t)(4 * j));
+        for (; j < n4; j += T)
+            take4(bv, bi, __ldg(r4 + j), (int32_t)(4 * j));
         tail = 4 * n4;
     }
-    for (int64_t j = tail + threadIdx.x; j < n_vocab; j += T) take(bv, bi, __ldg(row + j), (int32_t)j);
+    for (int64_t j = tail + threadIdx.x; j < n_vocab; j += T)
+        take(bv, bi, __ldg(row + j), (int32_t)j);
 
     for (int off = 16; off > 0; off >>= 1) {
         float ov = __shfl_down_sync(0xffffffffu, bv, off);
