@@ -186,8 +186,9 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
     c->row_ids = malloc((size_t)T * sizeof *c->row_ids);
     c->tables = malloc((size_t)T * sizeof *c->tables);
     if (!c->be->argmax_rows) c->host_logits = malloc((size_t)(logit_rows * hp->n_vocab) * sizeof *c->host_logits);
-    if ((!c->be->argmax_rows && !c->host_logits) || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->out_rows ||
-        !c->logits || !c->pos_buf || !c->n_ctx_buf || !c->row_ids || !c->tables) {
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->out_rows ||
+        !c->logits || !c->pos_buf || !c->n_ctx_buf || !c->row_ids || !c->tables ||
+        (!c->be->argmax_rows && !c->host_logits)) {
         rg_ctx_free(c);
         return rg_fail(err, RG_E_NOMEM, "out of memory for the step buffers (%lld tokens)", (long long)T);
     }
