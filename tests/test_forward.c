@@ -6,7 +6,8 @@
  *  * flash vs naive attention, paged KV vs recompute-without-cache;
  *  * batch invariance: several sequences prefilled and decoded together in mixed
  *    batches give each sequence's solo logits;
- *  * KV pool exhaustion is an error that changes nothing.
+ *  * KV pool exhaustion is an error that changes nothing;
+ *  * argmax_out: greedy ids equal the argmax of the logits rows, with or without them.
  * Tolerances are relative L2 errors over a logits row: f32 weights 2e-4 vs the
  * double reference; quantized weights compare against their own dequantized
  * values, so what remains is the activation rounding of the format (stated per
@@ -23,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "core/argmax.h"
 #include "engine/session.h"
 #include "model/forward.h"
 #include "model/synth.h"
@@ -291,6 +293,51 @@ static void test_batch_invariance(void **state) {
     }
 }
 
+/* argmax_out: the ids equal rg_argmax of the logits rows the same call returns,
+ * over several output-head passes (a step of 8 tokens, chunks of 8 rows), and a
+ * second context asked for ids alone (logits NULL) returns the same ids. */
+static void test_argmax_out(void **state) {
+    rg_synth_params p = {.type = RG_Q8_0};
+    p.shape = (rg_synth_shape){"t", 2, 128, 4, 2, 256, 1001, 256, 10000};
+    rg_model *m = make_model("argmax", &p);
+    int64_t V = m->hp.n_vocab;
+    enum { NS = 2, N = 27 };
+    rg_ctx_params cp = {.n_threads = 2, .n_ctx = 256, .n_seq_max = NS, .max_batch_tokens = 8};
+    rg_ctx *ctx[2];
+    rg_err err = {0};
+    rg_kv_seq seqs[2][NS] = {{{0}}};
+    int32_t tok[N], pos[N], seq[N], ids[2][N];
+    bool want[N];
+    int64_t n_want = 0;
+    for (int i = 0; i < N; i++) {
+        seq[i] = i % NS, pos[i] = i / NS, want[i] = i % 3 != 1;
+        n_want += want[i];
+    }
+    random_tokens(tok, N, V);
+    float *logits = malloc((size_t)(N * V) * sizeof *logits);
+    for (int64_t i = 0; i < N * V; i++) logits[i] = NAN;
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < N; i++) ids[k][i] = -1; /* poison */
+        assert_int_equal(rg_ctx_create(m, &cp, &ctx[k], &err), RG_OK);
+        rg_kv_seq *sp[NS] = {&seqs[k][0], &seqs[k][1]};
+        rg_batch b = {.n_tokens = N, .token = tok, .pos = pos, .seq = seq, .want_logits = want, .argmax_out = ids[k]};
+        if (rg_forward(ctx[k], &b, sp, NS, k == 0 ? logits : NULL, &err)) fail_msg("forward: %s", err.msg);
+    }
+    for (int64_t r = 0; r < n_want; r++) {
+        int32_t want_id = rg_argmax(logits + r * V, (int32_t)V, NULL);
+        if (ids[0][r] != want_id || ids[1][r] != want_id)
+            fail_msg("row %lld: ids %d (with logits), %d (ids only), argmax of the logits %d", (long long)r, ids[0][r],
+                     ids[1][r], want_id);
+    }
+    for (int64_t r = n_want; r < N; r++) assert_int_equal(ids[1][r], -1); /* nothing past the rows */
+    for (int k = 0; k < 2; k++) {
+        for (int s = 0; s < NS; s++) rg_kv_seq_free(rg_ctx_kv(ctx[k]), &seqs[k][s]);
+        rg_ctx_free(ctx[k]);
+    }
+    free(logits);
+    rg_model_free(m);
+}
+
 /* A pool too small for the batch: RG_E_NOMEM and no sequence changed. */
 static void test_pool_exhaustion(void **state) {
     rg_synth_params p = {.type = RG_F32};
@@ -328,6 +375,7 @@ int main(void) {
         cmocka_unit_test(test_levers_agree),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_pool_exhaustion),
+        cmocka_unit_test(test_argmax_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

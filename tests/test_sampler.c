@@ -91,6 +91,36 @@ static void test_greedy(void **state) {
     rg_sampler_free(s);
 }
 
+/* rg_sampler_is_greedy: true exactly when sampling is rg_argmax of the raw row
+ * whatever the history (checked by sampling with a history of the argmax itself). */
+static void test_is_greedy(void **state) {
+    struct {
+        float temp, repeat, freq, presence;
+        int32_t last_n;
+        bool greedy;
+    } cases[] = {
+        {0, 1, 0, 0, 64, true},     {-1, 1, 0, 0, 64, true},    {0.8f, 1, 0, 0, 64, false},
+        {0, 1.1f, 0, 0, 64, false}, {0, 1, 0.5f, 0, 64, false}, {0, 1, 0, 0.5f, 64, false},
+        {0, 1.1f, 0.5f, 0, 0, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rg_sampling_params p = plain(cases[i].temp);
+        p.repeat_penalty = cases[i].repeat, p.frequency_penalty = cases[i].freq;
+        p.presence_penalty = cases[i].presence, p.penalty_last_n = cases[i].last_n;
+        rg_sampler *s;
+        rg_err err = {0};
+        assert_int_equal(rg_sampler_create(&p, V, &s, &err), RG_OK);
+        assert_int_equal(rg_sampler_is_greedy(s), cases[i].greedy);
+        if (cases[i].greedy) {
+            float l[V];
+            memcpy(l, base_logits, sizeof l);
+            int32_t hist[] = {0, 0, 1};
+            assert_int_equal(rg_sampler_sample(s, l, hist, 3), rg_argmax(base_logits, V, NULL));
+        }
+        rg_sampler_free(s);
+    }
+}
+
 static void test_temperature(void **state) {
     int all[V] = {1, 1, 1, 1, 1, 1};
     double want[V];
@@ -194,7 +224,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),      cmocka_unit_test(test_temperature), cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p),       cmocka_unit_test(test_min_p),       cmocka_unit_test(test_penalties_exact),
-        cmocka_unit_test(test_seeded),      cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_seeded),      cmocka_unit_test(test_bad_params),  cmocka_unit_test(test_is_greedy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
  *    step's mix;
  *  * prefix cache: a repeated prompt hits (fully cached too) with identical
  *    output; a request sharing a prompt still being prefilled takes its blocks
- *    as they are cached; the cache evicts least recently used leaves first.
+ *    as they are cached; the cache evicts least recently used leaves first;
+ *  * greedy steps that bring back argmax ids instead of logits rows give exactly
+ *    the tokens of the logits path, all-greedy or mixed with sampled requests.
  * "Equal to the solo run" for greedy tokens: the scheduler's token must be the
  * solo argmax given the same history, except at a near-tie (gap below 1e-4 of the
  * logit scale), which batched summation order may flip; such ties are counted. */
@@ -458,6 +460,71 @@ static void test_kv_waste_and_floors(void **state) {
     check_waste_and_floors(8);   /* chunks of 8: 8, 16, 20 tokens written */
 }
 
+/* Six requests (one with n = 2 samples) through a fresh scheduler; `mixed`
+ * makes request 4 sampled (temperature 0.8) and request 5 greedy with a
+ * repetition penalty, so steps where either samples need the full rows. */
+static rg_sched_stats run_greedy_set(bool logits_on_host, bool mixed, const int32_t (*prompts)[60],
+                                     const int64_t *n_prompt, collected *c) {
+    rg_ctx *ctx = make_ctx(0, 8);
+    rg_scheduler *s;
+    rg_err err = {0};
+    rg_sched_params sp = {.max_seqs = 8, .max_batch_tokens = 32, .logits_on_host = logits_on_host};
+    assert_int_equal(rg_sched_create(ctx, &sp, &s, &err), RG_OK);
+    rg_request *req[6];
+    for (int i = 0; i < 6; i++) {
+        rg_request_params p = greedy(6 + 7 * i);
+        if (i == 3) p.n = 2;
+        if (mixed && i == 4) p.sampling.temperature = 0.8f, p.sampling.seed = 99;
+        if (mixed && i == 5) p.sampling.repeat_penalty = 1.3f;
+        assert_int_equal(rg_request_create(prompts[i], n_prompt[i], &p, on_output, &c[i], &req[i], &err), RG_OK);
+        assert_int_equal(rg_sched_submit(s, req[i], &err), RG_OK);
+        if (i % 2) {
+            bool did;
+            assert_int_equal(rg_sched_step(s, &did, &err), RG_OK);
+        }
+    }
+    run_to_end(s);
+    rg_sched_stats st = rg_sched_get_stats(s);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(c[i].n_done, 1);
+        rg_request_free(req[i]);
+    }
+    rg_sched_free(s);
+    rg_ctx_free(ctx);
+    return st;
+}
+
+/* Greedy steps take ids from the forward pass (argmax_out) instead of logits
+ * rows: the tokens must be exactly those of the logits path, all greedy or mixed
+ * with requests that need the rows (then only the steps without them use ids). */
+static void test_greedy_ids_match_logits(void **state) {
+    int32_t prompts[6][60];
+    int64_t n_prompt[6];
+    for (int i = 0; i < 6; i++) {
+        n_prompt[i] = 1 + (int64_t)(rg_test_rand_u64(&rng) % 59);
+        random_tokens(prompts[i], n_prompt[i]);
+    }
+    for (int mixed = 0; mixed < 2; mixed++) {
+        collected *ids = calloc(6, sizeof *ids), *rows = calloc(6, sizeof *rows);
+        rg_sched_stats st_ids = run_greedy_set(false, mixed, prompts, n_prompt, ids);
+        rg_sched_stats st_rows = run_greedy_set(true, mixed, prompts, n_prompt, rows);
+        printf("  greedy ids (%s): %lld of %lld steps without logits rows\n", mixed ? "mixed" : "all greedy",
+               (long long)st_ids.n_steps_greedy_ids, (long long)st_ids.n_steps);
+        assert_int_equal(st_rows.n_steps_greedy_ids, 0);
+        assert_true(st_ids.n_steps_greedy_ids > 0);
+        if (mixed) assert_true(st_ids.n_steps_greedy_ids < st_ids.n_steps);
+        else assert_int_equal(st_ids.n_steps_greedy_ids, st_ids.n_steps);
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < (i == 3 ? 2 : 1); k++) {
+                assert_int_equal(ids[i].n[k], rows[i].n[k]);
+                assert_true(ids[i].n[k] > 0);
+                assert_memory_equal(ids[i].tokens[k], rows[i].tokens[k], (size_t)ids[i].n[k] * sizeof(int32_t));
+                assert_int_equal(ids[i].text_len[k], rows[i].text_len[k]);
+            }
+        free(ids), free(rows);
+    }
+}
+
 static void test_prefix_cache_hit(void **state) {
     const int64_t lens[] = {40, 32};
     for (int li = 0; li < 2; li++) {
@@ -586,6 +653,7 @@ int main(void) {
         cmocka_unit_test(test_prefix_cache_hit),
         cmocka_unit_test(test_prefix_shared_while_prefilling),
         cmocka_unit_test(test_prefix_cache_eviction_order),
+        cmocka_unit_test(test_greedy_ids_match_logits),
         // clang-format on
     };
     return cmocka_run_group_tests(tests, setup, teardown);

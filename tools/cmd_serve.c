@@ -40,6 +40,8 @@ static void usage(FILE *f) {
                "  --kv-memory MIB        KV pool size in MiB (default: full context per sequence, at most 2048)\n"
                "  --no-prefix-cache      do not keep and reuse prompt blocks across requests\n"
                "  --static-batching      baseline: admit new requests only when the running batch is done\n"
+               "  --logits-on-host       baseline: bring every logits row to the host even on all-greedy steps\n"
+               "                         (which otherwise get only argmax ids, taken on the device)\n"
                "  --model-name NAME      id reported by /v1/models (default: the file name)\n"
                "  -t N, -c N, --cache-type T, --attn A, --chat-template NAME, --gpu, --device N, --no-graphs\n"
                "                         (as for ridge run)\n"
@@ -104,6 +106,8 @@ int cmd_serve(int argc, char **argv) {
             sch.prefix_cache = false, r = 1;
         else if (!strcmp(a, "--static-batching"))
             sch.static_batching = true, r = 1;
+        else if (!strcmp(a, "--logits-on-host"))
+            sch.logits_on_host = true, r = 1;
         else if (v && !strcmp(a, "--host"))
             sp.host = v, r = 1, i++;
         else if (v && !strcmp(a, "--model-name"))

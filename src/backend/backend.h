@@ -109,6 +109,13 @@ struct rg_backend {
     /* x[t] += sinusoidal encoding of the step's pos[t] (rows of d). */
     void (*add_sinusoidal)(rg_backend *be, float *x, int64_t d);
 
+    /* Optional (NULL: none): greedy sampling where the logits are. ids_host[r] =
+     * rg_argmax(logits + r * n_vocab, n_vocab) (core/argmax.h: ties to the lowest
+     * id, NaN as it decides) for n_rows (<= the reserved max_tokens) rows of
+     * backend-memory logits; waits for the ids like download, so only n_rows ids
+     * cross to the host instead of n_rows * n_vocab floats. */
+    void (*argmax_rows)(rg_backend *be, const float *logits, int64_t n_rows, int64_t n_vocab, int32_t *ids_host);
+
     /* Optional fused ops. Each computes exactly what the ops it replaces compute
      * (same roundings), in fewer passes over memory and fewer launches; it returns
      * false (having queued nothing) where it does not handle the case, and forward.c

@@ -68,20 +68,18 @@ static uint64_t next_u64(uint64_t *state) { /* splitmix64: tiny, seedable, good 
     return z ^ (z >> 31);
 }
 
-int32_t rg_argmax(const float *logits, int32_t n, int32_t *second) {
-    int32_t best = 0, runner = n > 1 ? 1 : 0;
-    if (n > 1 && logits[1] > logits[0]) best = 1, runner = 0;
-    for (int32_t i = 2; i < n; i++) {
-        if (logits[i] > logits[best]) runner = best, best = i;
-        else if (logits[i] > logits[runner]) runner = i;
-    }
-    if (second) *second = runner;
-    return best;
+/* The penalties leave every logit as it is (apply_penalties returns at once or
+ * looks at no token). */
+static bool no_penalties(const rg_sampling_params *p) {
+    return (p->repeat_penalty == 1.0f && p->frequency_penalty == 0 && p->presence_penalty == 0) ||
+           p->penalty_last_n == 0;
 }
+
+bool rg_sampler_is_greedy(const rg_sampler *s) { return s->p.temperature <= 0 && no_penalties(&s->p); }
 
 static void apply_penalties(rg_sampler *s, float *logits, const int32_t *hist, int64_t n_hist) {
     const rg_sampling_params *p = &s->p;
-    if (p->repeat_penalty == 1.0f && p->frequency_penalty == 0 && p->presence_penalty == 0) return;
+    if (no_penalties(p)) return;
     int64_t start = n_hist > p->penalty_last_n ? n_hist - p->penalty_last_n : 0;
     for (int64_t i = start; i < n_hist; i++)
         if (hist[i] >= 0 && hist[i] < s->n_vocab) s->counts[hist[i]]++;

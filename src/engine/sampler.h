@@ -9,8 +9,10 @@
 #ifndef RG_ENGINE_SAMPLER_H
 #define RG_ENGINE_SAMPLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "core/argmax.h" /* rg_argmax: the greedy choice */
 #include "core/error.h"
 
 typedef struct rg_sampling_params {
@@ -37,7 +39,10 @@ void rg_sampler_free(rg_sampler *s);
  * history: the tokens so far (prompt + generated), newest last. */
 int32_t rg_sampler_sample(rg_sampler *s, float *logits, const int32_t *history, int64_t n_history);
 
-/* Index of the largest logit (ties: the lowest id), and the runner-up. */
-int32_t rg_argmax(const float *logits, int32_t n, int32_t *second);
+/* True when the sampler's choice is the argmax of the raw logits whatever the
+ * history: greedy (temperature <= 0) with no penalty that changes a logit. Such a
+ * sample can take its token from rg_argmax / a backend's argmax_rows instead of
+ * the full row (engine/scheduler.c does, to keep logits on the device). */
+bool rg_sampler_is_greedy(const rg_sampler *s);
 
 #endif

@@ -49,6 +49,7 @@ struct rg_scheduler {
     int64_t *b_chunk;
     int64_t n_tok, n_bseq;
     float *logits, *scratch;
+    int32_t *greedy_ids; /* per logits row, on greedy steps */
 };
 
 static double now_s(void) {
@@ -101,9 +102,10 @@ rg_status rg_sched_create(rg_ctx *ctx, const rg_sched_params *p, rg_scheduler **
     s->b_chunk = malloc((size_t)S * sizeof *s->b_chunk);
     s->logits = malloc((size_t)(S * s->n_vocab) * sizeof *s->logits);
     s->scratch = malloc((size_t)s->n_vocab * sizeof *s->scratch);
+    s->greedy_ids = malloc((size_t)S * sizeof *s->greedy_ids);
     rg_status st = RG_OK;
     if (!s->running || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_kv || !s->b_req || !s->b_sample ||
-        !s->b_chunk || !s->logits || !s->scratch)
+        !s->b_chunk || !s->logits || !s->scratch || !s->greedy_ids)
         st = rg_fail(err, RG_E_NOMEM, "scheduler: out of memory for %lld tokens x %lld sequences", (long long)T,
                      (long long)S);
     if (!st && p->prefix_cache) st = rg_prefix_cache_create(s->kv, &s->cache, err);
@@ -438,10 +440,27 @@ static rg_status fork_samples(rg_scheduler *s, rg_request *r, rg_err *err) {
     return RG_OK;
 }
 
-static void sample_next(rg_scheduler *s, rg_request *r, int32_t i, const float *row) {
+/* Every request in the batch samples greedily without penalties (all its samples:
+ * a request whose prompt ends this step forks them all from one row), so each
+ * row's argmax is all the sampling needs. */
+static bool batch_is_greedy(const rg_scheduler *s) {
+    for (int64_t q = 0; q < s->n_bseq; q++) {
+        const rg_request *r = s->b_req[q];
+        for (int32_t k = 0; k < r->n_samples; k++)
+            if (!rg_sampler_is_greedy(r->samples[k].sampler)) return false;
+    }
+    return true;
+}
+
+/* The next token of sample i from its logits row, or, on a greedy step (row
+ * NULL), the row's argmax greedy_id: what rg_sampler_sample would pick from the row. */
+static void sample_next(rg_scheduler *s, rg_request *r, int32_t i, const float *row, int32_t greedy_id) {
     rg_sample *smp = &r->samples[i];
-    memcpy(s->scratch, row, (size_t)s->n_vocab * sizeof *row);
-    int32_t token = rg_sampler_sample(smp->sampler, s->scratch, smp->tokens, smp->n_tokens);
+    int32_t token = greedy_id;
+    if (row) {
+        memcpy(s->scratch, row, (size_t)s->n_vocab * sizeof *row);
+        token = rg_sampler_sample(smp->sampler, s->scratch, smp->tokens, smp->n_tokens);
+    }
     const char *delta;
     size_t len;
     rg_finish_reason fin = rg_sample_accept(smp, &r->params, s->tok, s->n_ctx, token, &delta, &len);
@@ -522,8 +541,13 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
     }
     *did_work = true;
     double floor_s = step_floor(s);
-    rg_batch b = {.n_tokens = s->n_tok, .token = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want};
-    rg_status st = rg_forward(s->ctx, &b, s->b_kv, s->n_bseq, s->logits, err);
+    /* a greedy step brings back one id per row instead of n_vocab floats (513 KB
+     * a row at Llama 3's vocabulary) */
+    bool greedy = !s->p.logits_on_host && batch_is_greedy(s);
+    rg_batch b = {.n_tokens = s->n_tok, .token = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want,
+                  .argmax_out = greedy ? s->greedy_ids : NULL};
+    rg_status st = rg_forward(s->ctx, &b, s->b_kv, s->n_bseq, greedy ? NULL : s->logits, err);
+    s->st.n_steps_greedy_ids += greedy;
     s->st.n_steps++;
     if (st) {
         /* nothing was computed: fail the requests of this batch, keep serving */
@@ -558,7 +582,9 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
          * reuses them instead of computing them again */
         if (s->cache && s->b_chunk[q] > 1) rg_prefix_cache_insert(s->cache, &smp->kv, smp->tokens, smp->kv.n_tokens);
         if (smp->kv.n_tokens != smp->n_tokens) continue; /* mid-prompt chunk: no logits */
-        const float *logits = s->logits + row++ * s->n_vocab;
+        const float *logits = greedy ? NULL : s->logits + row * s->n_vocab;
+        int32_t greedy_id = greedy ? s->greedy_ids[row] : -1;
+        row++;
         if (r->n_live < r->n_samples) { /* the prompt is done: fork the samples */
             rg_err ferr = {0};
             if (fork_samples(s, r, &ferr)) {
@@ -568,9 +594,9 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
                 continue;
             }
             for (int32_t k = 1; k < r->n_samples; k++)
-                sample_next(s, r, k, logits);
+                sample_next(s, r, k, logits, greedy_id);
         }
-        sample_next(s, r, i, logits);
+        sample_next(s, r, i, logits, greedy_id);
     }
     s->st.step_seconds += now_s() - t_start;
     publish_stats(s);
@@ -636,6 +662,6 @@ void rg_sched_free(rg_scheduler *s) {
     free(s->running);
     free(s->b_tok), free(s->b_pos), free(s->b_seq), free(s->b_want);
     free(s->b_kv), free(s->b_req), free(s->b_sample), free(s->b_chunk);
-    free(s->logits), free(s->scratch);
+    free(s->logits), free(s->scratch), free(s->greedy_ids);
     free(s);
 }

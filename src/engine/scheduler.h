@@ -19,7 +19,9 @@
  *      recomputed later (its tokens, sampler state and text are kept, so under
  *      greedy sampling it continues exactly as if never interrupted);
  *   5. after the forward pass every sample that reached its last token samples
- *      the next one; finished samples release their blocks at once.
+ *      the next one; finished samples release their blocks at once. When every
+ *      such sample is greedy without penalties, the pass returns only each row's
+ *      argmax id (computed on the device), not the n_vocab logits.
  * A request whose prompt cannot fit in the whole pool is refused at submission;
  * one that outgrows the pool while running alone finishes with "length".
  *
@@ -43,6 +45,10 @@ typedef struct rg_sched_params {
     bool prefix_cache;        /* keep full blocks after requests end and reuse them */
     bool static_batching;     /* baseline: admit only when nothing runs, so a batch
                                  lasts as long as its longest request */
+    bool logits_on_host;      /* always bring every logits row to the host and sample
+                                 there, even on steps where every sample is greedy
+                                 (which otherwise get only argmax ids: rg_batch's
+                                 argmax_out). Same tokens; the reference for tests. */
     /* Optional (both or neither): the model's shape and the machine's ceilings, to
      * add up each step's predicted floor (rg_plan_step_floor) next to its measured
      * time. Borrowed: they must outlive the scheduler. */
@@ -67,6 +73,7 @@ typedef struct rg_sched_stats {
      * the load produced. */
     double step_seconds, step_floor_seconds;
     int64_t n_steps_compute_bound; /* steps whose floor is the compute one */
+    int64_t n_steps_greedy_ids;    /* steps whose tokens were argmax ids, no logits rows */
 } rg_sched_stats;
 
 typedef struct rg_scheduler rg_scheduler;

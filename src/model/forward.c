@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/argmax.h"
 #include "perf/op_event.h"
 
 /* The model's tensors as the backend holds them (backend memory). */
@@ -41,6 +42,7 @@ struct rg_ctx {
     float *x, *xb, *q, *k, *v, *att, *gate, *up, *out_rows, *logits;
     /* host side of a step */
     int32_t *pos_buf, *n_ctx_buf, *row_ids;
+    float *host_logits;      /* logit rows for argmax_out on a backend without argmax_rows */
     const int32_t **tables;
     rg_op_observer observer; /* NULL: ops are not reported */
     void *observer_user;
@@ -183,8 +185,10 @@ rg_status rg_ctx_create(const rg_model *m, const rg_ctx_params *p, rg_ctx **out,
     c->n_ctx_buf = malloc((size_t)T * sizeof *c->n_ctx_buf);
     c->row_ids = malloc((size_t)T * sizeof *c->row_ids);
     c->tables = malloc((size_t)T * sizeof *c->tables);
+    if (!c->be->argmax_rows) c->host_logits = malloc((size_t)(logit_rows * hp->n_vocab) * sizeof *c->host_logits);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->out_rows ||
-        !c->logits || !c->pos_buf || !c->n_ctx_buf || !c->row_ids || !c->tables) {
+        !c->logits || !c->pos_buf || !c->n_ctx_buf || !c->row_ids || !c->tables ||
+        (!c->be->argmax_rows && !c->host_logits)) {
         rg_ctx_free(c);
         return rg_fail(err, RG_E_NOMEM, "out of memory for the step buffers (%lld tokens)", (long long)T);
     }
@@ -239,7 +243,7 @@ void rg_ctx_free(rg_ctx *c) {
     }
     rg_kv_pool_free(c->kv);
     rg_threadpool_free(c->pool);
-    free(c->pos_buf), free(c->n_ctx_buf), free(c->row_ids), free(c->tables);
+    free(c->pos_buf), free(c->n_ctx_buf), free(c->row_ids), free(c->tables), free(c->host_logits);
     free(c);
 }
 
@@ -408,6 +412,22 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     }
 }
 
+/* ids[i] = rg_argmax of logit row i of c->logits (nr rows): on the backend where
+ * it has argmax_rows, else from the host rows (`host`, or downloaded here). */
+static void argmax_logits(rg_ctx *c, int64_t nr, const float *host, int32_t *ids) {
+    int64_t n_vocab = c->m->hp.n_vocab;
+    if (c->be->argmax_rows) {
+        c->be->argmax_rows(c->be, c->logits, nr, n_vocab, ids);
+        return;
+    }
+    if (!host) {
+        c->be->download(c->be, c->host_logits, c->logits, (size_t)(nr * n_vocab) * sizeof(float));
+        host = c->host_logits;
+    }
+    for (int64_t i = 0; i < nr; i++)
+        ids[i] = rg_argmax(host + i * n_vocab, (int32_t)n_vocab, NULL);
+}
+
 /* One chunk of at most max_tokens tokens whose KV blocks are reserved. */
 static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, rg_kv_seq *const *seqs,
                           float *logits, int64_t *logit_row) {
@@ -443,7 +463,8 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
         if (graph) be->graph_record_end(be, n);
     }
     /* The rows that want logits, LOGIT_ROWS at a time: gather, final norm, output
-     * head, then copy the logits out. */
+     * head, then copy the logits out and/or reduce them to greedy ids. */
+    if (!logits && !b->argmax_out) return;
     int64_t n_want = 0;
     for (int64_t t = 0; t < n; t++) {
         bool want = b->want_logits ? b->want_logits[t0 + t] : (t0 + t == b->n_tokens - 1);
@@ -456,7 +477,9 @@ static void forward_chunk(rg_ctx *c, const rg_batch *b, int64_t t0, int64_t n, r
             be->copy(be, c->out_rows + i * d, c->x + (int64_t)c->row_ids[r0 + i] * d, (size_t)d * sizeof(float));
         rmsnorm(c, "output_norm", -1, c->out_rows, c->output_norm, nr, c->out_rows);
         matmul(c, "output", -1, &c->output, NULL, c->out_rows, nr, c->logits);
-        be->download(be, logits + *logit_row * hp->n_vocab, c->logits, (size_t)(nr * hp->n_vocab) * sizeof(float));
+        float *rows = logits ? logits + *logit_row * hp->n_vocab : NULL;
+        if (rows) be->download(be, rows, c->logits, (size_t)(nr * hp->n_vocab) * sizeof(float));
+        if (b->argmax_out) argmax_logits(c, nr, rows, b->argmax_out + *logit_row);
         *logit_row += nr;
     }
 }

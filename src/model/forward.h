@@ -24,6 +24,10 @@ typedef struct rg_batch {
     const int32_t *pos;
     const int32_t *seq;         /* index into the seqs array given to rg_forward */
     const bool *want_logits;    /* NULL: only the batch's last token */
+    /* NULL: none. Else one id per token with want_logits, in batch order: the
+     * greedy choice rg_argmax (core/argmax.h) of its logits row, taken where the
+     * logits are (the backend's argmax_rows), so that only ids cross to the host. */
+    int32_t *argmax_out;
 } rg_batch;
 
 typedef struct rg_ctx_params {
@@ -62,7 +66,8 @@ void rg_ctx_set_op_observer(rg_ctx *c, rg_op_observer fn, void *user, bool timin
  * positions are seq->n_tokens, +1, ... in batch order (rewind with
  * rg_kv_seq_truncate first). Reserves KV blocks as needed (RG_E_NOMEM if the pool
  * is full, with no sequence changed). logits receives n_vocab floats per token
- * with want_logits, in batch order. */
+ * with want_logits, in batch order; it may be NULL (then only b->argmax_out is
+ * filled, or, with neither, no output head runs). */
 rg_status rg_forward(rg_ctx *c, const rg_batch *b, rg_kv_seq *const *seqs, int64_t n_seqs, float *logits,
                      rg_err *err);
 

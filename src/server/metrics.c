@@ -179,6 +179,9 @@ char *rg_metrics_render(rg_metrics *m, const rg_sched_stats *st, double now) {
     put_metric(&b, "ridge_engine_steps_compute_bound_total", "counter",
                "Steps whose predicted floor is the compute one (the rest are memory-bound).",
                (double)st->n_steps_compute_bound);
+    put_metric(&b, "ridge_engine_steps_greedy_ids_total", "counter",
+               "Steps whose samples were all greedy: argmax ids came back instead of logits rows.",
+               (double)st->n_steps_greedy_ids);
     put_metric(&b, "ridge_requests_success_total", "counter", "Requests finished (stop or length).",
                (double)snap.requests_ok);
     put_metric(&b, "ridge_requests_cancelled_total", "counter", "Requests cancelled (client gone).",

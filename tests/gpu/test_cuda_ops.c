@@ -7,9 +7,10 @@
  * f16/bf16 for those weights; to bf16 on the cuBLAS path of quantized weights);
  * get_rows against the reference dequantization; the other ops against the CPU
  * backend through the same op table (itself tested against backend/ref in
- * tests/test_cpu_ops.c). Error measure: ||gpu - ref|| / ||ref|| per case, with
- * the tolerance stated next to each case. Needs a GPU: built only with
- * RIDGE_CUDA=ON and run by tests/gpu/run.sh, not by ctest. */
+ * tests/test_cpu_ops.c; argmax_rows in tests/test_argmax.c). Error measure:
+ * ||gpu - ref|| / ||ref|| per case, with the tolerance stated next to each case
+ * (argmax_rows: the count of rows whose id differs, tolerance 0). Needs a GPU:
+ * built only with RIDGE_CUDA=ON and run by tests/gpu/run.sh, not by ctest. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -895,6 +896,60 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     rg_threadpool_free(tp);
 }
 
+/* A logits row of kind k for the argmax test: 0 normal, 1 few distinct values
+ * (ties everywhere), 2 the max planted at three places (one in the last float4),
+ * 3 mostly -inf, 4 NaNs sprinkled, 5 NaN at entry 0, 6 all -inf, 7 one constant. */
+static void argmax_row(float *x, int64_t n, int kind) {
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t u = rg_test_rand_u64(&rng);
+        switch (kind) {
+        case 1: x[i] = (float)(u % 4); break;
+        case 3: x[i] = u % 64 ? -INFINITY : rg_test_rand_normal(&rng); break;
+        case 4: x[i] = u % 5 ? rg_test_rand_normal(&rng) : NAN; break;
+        case 6: x[i] = -INFINITY; break;
+        case 7: x[i] = 0.5f; break;
+        default: x[i] = 4 * rg_test_rand_normal(&rng);
+        }
+    }
+    if (kind == 2) {
+        x[rg_test_rand_u64(&rng) % (uint64_t)n] = 100, x[rg_test_rand_u64(&rng) % (uint64_t)n] = 100;
+        x[n - 1 - (int64_t)(rg_test_rand_u64(&rng) % 4)] = 100;
+    }
+    if (kind == 5) x[0] = NAN;
+}
+
+/* argmax_rows against the CPU backend's (rg_argmax row by row): 1..64 rows of
+ * Llama 3's vocabulary (16-byte loads) and of odd lengths (rows off the 16-byte
+ * grid: the scalar path), every row kind above. The ids must be equal. */
+static void test_argmax_rows(rg_backend *gpu, rg_backend *cpu) {
+    const int64_t vocabs[] = {128256, 1001, 32003};
+    const int64_t row_counts[] = {1, 2, 7, 33, 64};
+    for (size_t vi = 0; vi < sizeof vocabs / sizeof *vocabs; vi++)
+        for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
+            int64_t V = vocabs[vi], rows = row_counts[ri];
+            float *x = malloc((size_t)(rows * V) * sizeof *x);
+            for (int64_t r = 0; r < rows; r++) argmax_row(x + r * V, V, (int)((r + (int64_t)ri) % 8));
+            int32_t want[64], got[64];
+            for (int64_t r = 0; r < rows; r++) want[r] = got[r] = -7; /* poison */
+            cpu->argmax_rows(cpu, x, rows, V, want);
+            float *dx = dev_copy(gpu, x, rows * V);
+            gpu->argmax_rows(gpu, dx, rows, V, got);
+            int64_t wrong = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                if (got[r] != want[r] && wrong < 3)
+                    printf("     row %lld (kind %d): gpu %d, cpu %d\n", (long long)r, (int)((r + (int64_t)ri) % 8),
+                           got[r], want[r]);
+                wrong += got[r] != want[r] || want[r] < 0;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "argmax_rows %lld x %lld (rows wrong)", (long long)rows, (long long)V);
+            check(what, (double)wrong, 0);
+            gpu->free(gpu, dx), free(x);
+        }
+    rg_err err = {0};
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     rng = rg_test_seed();
@@ -918,6 +973,7 @@ int main(void) {
     const rg_dtype types[] = {RG_F32, RG_F16, RG_BF16, RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K, RG_Q4_1, RG_Q5_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_weight_type(gpu, types[i]);
     test_rows_ops(gpu, cpu);
+    test_argmax_rows(gpu, cpu);
     const rg_dtype fused_types[] = {RG_BF16, RG_Q4_0, RG_Q8_0, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof fused_types / sizeof *fused_types; i++) test_fused_matmuls(gpu, fused_types[i]);
     const rg_dtype int8_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "core/argmax.h"
 
 typedef struct cpu_backend {
     rg_backend be;
@@ -116,6 +117,27 @@ static void cpu_add_sinusoidal(rg_backend *be, float *x, int64_t d) {
         }
 }
 
+/* Greedy ids of logit rows: rows split across the pool's threads, each row the
+ * reference rg_argmax itself (so the CPU result is the definition). */
+typedef struct argmax_task {
+    const float *logits;
+    int64_t n_rows, n_vocab;
+    int32_t *ids;
+} argmax_task;
+
+static void argmax_slice(void *arg, int ith, int nth) {
+    const argmax_task *t = arg;
+    for (int64_t r = ith; r < t->n_rows; r += nth)
+        t->ids[r] = rg_argmax(t->logits + r * t->n_vocab, (int32_t)t->n_vocab, NULL);
+}
+
+static void cpu_argmax_rows(rg_backend *be, const float *logits, int64_t n_rows, int64_t n_vocab, int32_t *ids_host) {
+    argmax_task t = {logits, n_rows, n_vocab, ids_host};
+    rg_threadpool *pool = cpu_of(be)->cpu.pool;
+    if (pool && n_rows > 1) rg_threadpool_run(pool, argmax_slice, &t);
+    else argmax_slice(&t, 0, 1);
+}
+
 rg_status rg_backend_cpu_create(rg_threadpool *pool, rg_backend **out, rg_err *err) {
     cpu_backend *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -144,6 +166,7 @@ rg_status rg_backend_cpu_create(rg_threadpool *pool, rg_backend **out, rg_err *e
         .swiglu = cpu_swiglu,
         .add = cpu_add,
         .add_sinusoidal = cpu_add_sinusoidal,
+        .argmax_rows = cpu_argmax_rows,
     };
     *out = &c->be;
     return RG_OK;

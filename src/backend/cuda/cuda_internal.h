@@ -53,6 +53,7 @@ typedef struct cuda_backend {
     int64_t *row_ctx;             /* host: the longest n_ctx of each table row's tokens */
     size_t stage_ints;
     int ids_used;                 /* id slots used this step (of 2) */
+    int32_t *d_argmax;            /* argmax_rows' ids: max_tokens */
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
@@ -95,6 +96,8 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *a);
 void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out);
 void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n);
 void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d);
+/* greedy ids of logits rows (sample.cu) */
+void rg_cuda_argmax_rows(rg_backend *be, const float *logits, int64_t n_rows, int64_t n_vocab, int32_t *ids_host);
 /* fused ops (backend.h) */
 bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
                           int64_t n_tok, float *const *y);
