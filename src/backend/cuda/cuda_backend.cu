@@ -448,8 +448,6 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->n_sm = prop.multiProcessorCount;
     const char *pdl = getenv("RIDGE_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
-    const char *fold = getenv("RIDGE_CUDA_FOLD_NORM");
-    c->fold_norm = !(fold && !strcmp(fold, "0"));
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(&c->be);

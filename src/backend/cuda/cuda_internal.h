@@ -34,7 +34,6 @@ typedef struct cuda_backend {
     rg_backend be;
     int device, n_sm;
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
-    bool fold_norm;               /* rmsnorm inside the 16-bit GEMVs (RIDGE_CUDA_FOLD_NORM=0: a kernel before) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */

@@ -412,8 +412,7 @@ static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const fl
     /* rmsnorm first: folded into the kernel for f32/f16/bf16 weights (rows of whole
      * float4s); the quantized kernels take x quantized, so there it runs before */
     if (norm_w) {
-        bool fold = c->fold_norm && (w[0]->type == RG_F32 || w[0]->type == RG_F16 || w[0]->type == RG_BF16) &&
-                    w[0]->k % 4 == 0;
+        bool fold = (w[0]->type == RG_F32 || w[0]->type == RG_F16 || w[0]->type == RG_BF16) && w[0]->k % 4 == 0;
         if (fold) {
             job.norm_w = norm_w, job.norm_eps = eps;
         } else {
