@@ -111,13 +111,13 @@ static void fu_call(void *p) {
         break;
     case 1:
         be->matmul_multi(be, 3, (const rg_weight *const[]){&l->q, &l->k, &l->v}, (const float *const[]){0, 0, 0},
-                         a->x, 1, (float *const[]){a->q, a->k, a->v}, NULL, 0);
+                         a->x, 1, (float *const[]){a->q, a->k, a->v});
         break;
     case 2:
         be->matmul(be, &l->gate, NULL, a->x, 1, a->g), be->matmul(be, &l->up, NULL, a->x, 1, a->u);
         be->swiglu(be, a->g, a->u, l->gate.n_out, a->g);
         break;
-    case 3: be->matmul_swiglu(be, &l->gate, &l->up, a->x, 1, a->g, NULL, 0); break;
+    case 3: be->matmul_swiglu(be, &l->gate, &l->up, a->x, 1, a->g); break;
     case 4:
         be->matmul(be, &l->down, NULL, a->xf, 1, a->q);
         be->add(be, a->res, a->q, l->down.n_out);

@@ -120,16 +120,14 @@ struct rg_backend {
      * (same roundings), in fewer passes over memory and fewer launches; it returns
      * false (having queued nothing) where it does not handle the case, and forward.c
      * then runs the unfused ops. NULL: never handled. */
-    /* With norm_w non-NULL, matmul_multi and matmul_swiglu first normalize x as
-     * rmsnorm(x, norm_w, eps) does (the layer's input norm folded in). */
     /* y[i] = W[i]·x (+ bias[i]) for n (<= 3) matrices of one input width (QKV). */
     bool (*matmul_multi)(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
-                         int64_t n_tok, float *const *y, const float *norm_w, float eps);
+                         int64_t n_tok, float *const *y);
     /* y += W·x (+ bias): a matmul with the residual add in its epilogue. */
     bool (*matmul_add)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
     /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue. */
     bool (*matmul_swiglu)(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                          float *out, const float *norm_w, float eps);
+                          float *out);
     /* rope(q), rope(k), then kv_store(layer, k, v) in one pass (k is rotated in place too). */
     bool (*rope_kv_store)(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);

@@ -350,16 +350,14 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         .neox = hp->rope_type == RG_ROPE_NEOX,
     };
     const rg_kv_config *kvc = rg_kv_pool_config(c->kv);
-    const float eps = (float)hp->rms_eps;
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
-        /* attn_norm folded into the QKV matmul where the backend fuses them */
+        rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
         if (!fused(c) || !be->matmul_multi ||
             !be->matmul_multi(be, 3, (const rg_weight *const[]){&l->wq, &l->wk, &l->wv},
-                              (const float *const[]){l->bq, l->bk, l->bv}, c->x, n,
-                              (float *const[]){c->q, c->k, c->v}, l->attn_norm, eps)) {
-            rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
+                              (const float *const[]){l->bq, l->bk, l->bv}, c->xb, n,
+                              (float *const[]){c->q, c->k, c->v})) {
             matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
             matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
             matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
@@ -400,9 +398,8 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         }
         matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n);
 
-        if (!fused(c) || !be->matmul_swiglu ||
-            !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->x, n, c->gate, l->ffn_norm, eps)) {
-            rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
+        rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
+        if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
             matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
             matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
             OP_BEGIN(c);

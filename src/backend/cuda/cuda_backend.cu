@@ -300,7 +300,6 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
     c->w16 = cuda_alloc(be, c->w16_bytes);
     c->xq = (float *)cuda_alloc(be, (size_t)16 * (size_t)lim->k_max * 4);
-    c->xn = (float *)cuda_alloc(be, (size_t)16 * (size_t)lim->k_max * 4);
     c->d_argmax = (int32_t *)cuda_alloc(be, (size_t)lim->max_tokens * 4);
     /* split-KV partials: enough for every token of a full step with a few splits each,
      * and for a decode batch to split its context finely */
@@ -313,7 +312,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
-    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->xn || !c->attn_o || !c->attn_ml ||
+    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o || !c->attn_ml ||
         !c->d_argmax)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
@@ -420,7 +419,7 @@ static void cuda_destroy(rg_backend *be) {
     cudaFreeHost(c->h_stage);
     if (c->h_out) cudaFreeHost(c->h_out);
     free(c->row_src), free(c->row_ctx);
-    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->xn), cudaFree(c->attn_o), cudaFree(c->attn_ml);
+    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->attn_o), cudaFree(c->attn_ml);
     cudaFree(c->d_argmax);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);

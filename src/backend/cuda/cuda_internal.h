@@ -58,7 +58,6 @@ typedef struct cuda_backend {
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
-    float *xn;                    /* rmsnorm'ed activations for the fused quantized GEMVs: 16 * k_max */
     size_t w16_bytes;
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
@@ -101,11 +100,11 @@ void rg_cuda_add_sinusoidal(rg_backend *be, float *x, int64_t d);
 void rg_cuda_argmax_rows(rg_backend *be, const float *logits, int64_t n_rows, int64_t n_vocab, int32_t *ids_host);
 /* fused ops (backend.h) */
 bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
-                          int64_t n_tok, float *const *y, const float *norm_w, float eps);
+                          int64_t n_tok, float *const *y);
 bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
                         float *y);
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                           float *out, const float *norm_w, float eps);
+                           float *out);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
 /* Prefill attention on tensor cores (attention_prefill.cu): false, launching

@@ -24,8 +24,6 @@ struct gemv_job {
     const float *bias[3];
     float *y[3];
     unsigned blk_end[3];
-    const float *norm_w; /* non-NULL: x is rmsnorm'ed first (f32/f16/bf16 kernel only) */
-    float norm_eps;
 };
 
 /* This block's matrix (by blk_end) and first row. */

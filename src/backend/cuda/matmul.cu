@@ -61,40 +61,6 @@ template <int T> struct w16 {
     }
 };
 
-/* rmsnorm folded into the GEMV (job.norm_w set): every block computes the scale
- * 1/sqrt(mean(x^2) + eps) of each of its tokens itself (a pass over x from L2,
- * while its first weight loads are in flight) and multiplies x by scale and the
- * norm weight as it reads it — the rmsnorm kernel's arithmetic (double sum of
- * f32 squares, (x * scale) * w), so the normalized row is the one the unfused
- * ops would have stored, up to the summation order of the scale. */
-template <int NT>
-__device__ __forceinline__ void gemv_norm_scales(const float *__restrict__ x, int64_t k, int64_t n_tok, float eps,
-                                                 float *s_scale) {
-    __shared__ double part[GEMV_THREADS / 32][NT];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid / 32;
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-        double sum = 0;
-        if (t < n_tok) {
-            const float4 *x4 = (const float4 *)(x + t * k);
-            for (int64_t i = tid; i < k / 4; i += GEMV_THREADS) {
-                float4 v = x4[i];
-                sum += ((double)(v.x * v.x) + (double)(v.y * v.y)) + ((double)(v.z * v.z) + (double)(v.w * v.w));
-            }
-        }
-        for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (lane == 0) part[warp][t] = sum;
-    }
-    __syncthreads();
-    if (tid < NT) {
-        double total = 0;
-#pragma unroll
-        for (int w = 0; w < GEMV_THREADS / 32; w++) total += part[w][tid];
-        s_scale[tid] = 1.0f / sqrtf((float)(total / (double)k) + eps);
-    }
-    __syncthreads();
-}
-
 template <int T, int NT, int R, int U, int MODE>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const float *__restrict__ x, int64_t n_tok) {
     constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R, W = w16<T>::words;
@@ -104,17 +70,13 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
     const int m = gemv_block_matrix<MODE, R>(job, r0);
     const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
     const int64_t groups = w0.k / 8;
-    const float *__restrict__ nw = job.norm_w;
-    __shared__ float s_scale[NT];
     float acc[RR][NT];
 #pragma unroll
     for (int i = 0; i < RR; i++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    uint4 raw[U][RR][W];
-    /* the first step's weights are loaded before waiting for x (programmatic
-     * dependent launch) and before the norm's pass over x */
-    auto load = [&](int64_t g0) {
+    for (int64_t g0 = tid; g0 < groups; g0 += GEMV_THREADS * U) {
+        uint4 raw[U][RR][W];
 #pragma unroll
         for (int u = 0; u < U; u++)
 #pragma unroll
@@ -123,29 +85,17 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
                 int64_t g = g0 + GEMV_THREADS * u, r = r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1;
                 if (g < groups) w16<T>::load(w, r, g, raw[u][i]);
             }
-    };
-    load(tid);
-    RG_PDL_WAIT(); /* the weights are constant; x is the previous kernel's output, y may be read (ADD) */
-    if (nw) gemv_norm_scales<NT>(x, w0.k, n_tok, job.norm_eps, s_scale);
-    for (int64_t g0 = tid; g0 < groups; g0 += GEMV_THREADS * U) {
-        if (g0 != tid) load(g0);
+        RG_PDL_WAIT(); /* the weights are constant; x is the previous kernel's output */
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int64_t g = g0 + GEMV_THREADS * u;
             if (g >= groups) break;
-            float4 na, nb;
-            if (nw) na = __ldg((const float4 *)(nw + 8 * g)), nb = __ldg((const float4 *)(nw + 8 * g) + 1);
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= n_tok) break;
                 const float4 *xp = (const float4 *)(x + t * w0.k + 8 * g);
                 float4 a = __ldg(xp), b = __ldg(xp + 1);
                 float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-                if (nw) {
-                    const float sc = s_scale[t], nv[8] = {na.x, na.y, na.z, na.w, nb.x, nb.y, nb.z, nb.w};
-#pragma unroll
-                    for (int j = 0; j < 8; j++) xs[j] = (xs[j] * sc) * nv[j];
-                }
 #pragma unroll
                 for (int j = 0; j < 8; j++) xs[j] = round_act<T>(xs[j]);
 #pragma unroll
@@ -158,6 +108,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
             }
         }
     }
+    RG_PDL_WAIT(); /* threads that had no weights to load: y is read (ADD) and written */
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
@@ -402,23 +353,12 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y, const float *norm_w = NULL, float eps = 0) {
+                 int64_t n_tok, float *const *y) {
     gemv_job job = {};
     for (int i = 0; i < n_mat; i++) {
         job.w[i] = rg_cuda_planes(w[i]);
         job.bias[i] = bias ? bias[i] : NULL;
         job.y[i] = y[i];
-    }
-    /* rmsnorm first: folded into the kernel for f32/f16/bf16 weights (rows of whole
-     * float4s); the quantized kernels take x quantized, so there it runs before */
-    if (norm_w) {
-        bool fold = (w[0]->type == RG_F32 || w[0]->type == RG_F16 || w[0]->type == RG_BF16) && w[0]->k % 4 == 0;
-        if (fold) {
-            job.norm_w = norm_w, job.norm_eps = eps;
-        } else {
-            rg_cuda_rmsnorm(&c->be, x, norm_w, w[0]->k, n_tok, eps, c->xn);
-            x = c->xn;
-        }
     }
     if (rg_cuda_gemv_dp4a(c, MODE, job, n_mat, w[0]->type, x, n_tok)) return;
     if (!(x = quantize_act(c, w[0]->type, x, n_tok * w[0]->k))) return;
@@ -445,12 +385,12 @@ void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const
 }
 
 bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
-                          int64_t n_tok, float *const *y, const float *norm_w, float eps) {
+                          int64_t n_tok, float *const *y) {
     cuda_backend *c = cuda_of(be);
     if (n < 1 || n > 3 || n_tok > GEMV_MAX_TOK) return false;
     for (int i = 1; i < n; i++)
         if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
-    if (n_tok > 0 && !c->status) gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y, norm_w, eps);
+    if (n_tok > 0 && !c->status) gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y);
     return true;
 }
 
@@ -471,12 +411,12 @@ bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, c
 
 /* out = silu(Wg·x) * (Wu·x) for decode-sized steps; larger ones run the unfused ops. */
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                           float *out, const float *norm_w, float eps) {
+                           float *out) {
     cuda_backend *c = cuda_of(be);
     if (n_tok > GEMV_MAX_TOK || gate->type != up->type || gate->k != up->k || gate->n_out != up->n_out) return false;
     if (n_tok <= 0 || c->status) return true;
     const rg_weight *w[2] = {gate, up};
     float *y[2] = {out, NULL};
-    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y, norm_w, eps);
+    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y);
     return true;
 }
