@@ -250,7 +250,7 @@ static void usage(FILE *f) {
 }
 
 int cmd_loadgen(int argc, char **argv) {
-    loadgen lg = {.n = 64, .vocab = 20000, .prompt_len = {128, 128}, .output_len = {64, 64}, .seed = 1};
+    loadgen lg = {.n = 64, .vocab = 20000, .prompt_len = {.lo = 128, .hi = 128}, .output_len = {.lo = 64, .hi = 64}, .seed = 1};
     const char *url = NULL;
     for (int i = 1; i < argc; i += 2) { /* every option but --help and --sharegpt takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
