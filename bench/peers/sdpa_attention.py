@@ -8,21 +8,7 @@ bench_cuda counts. Usage: python3 sdpa_attention.py (needs a GPU)."""
 import torch
 import torch.nn.functional as F
 
-
-def time_us(fn):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(5):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(20):
-            fn()
-        e1.record()
-        torch.cuda.synchronize()
-        ts.append(e0.elapsed_time(e1) * 1e3 / 20)
-    return sorted(ts)[2]
+from cuda_timing import median_ms
 
 
 def main():
@@ -32,7 +18,7 @@ def main():
         q = torch.randn(batch, 32, 1, 128, dtype=torch.bfloat16, device="cuda")
         k = torch.randn(batch, 8, ctx, 128, dtype=torch.bfloat16, device="cuda")
         v = torch.randn_like(k)
-        us = time_us(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+        us = 1e3 * median_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
         gb = 2 * k.numel() * 2 / (us * 1e-6) / 1e9
         print("%-40s %10.1f %9.1f" % ("batch %d, context %d" % (batch, ctx), us, gb))
 

@@ -13,24 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from cuda_timing import median_ms
+
 SHAPES = [(128, 32, 8), (64, 32, 8), (64, 16, 16)]  # head_dim, query heads, KV heads
 LENGTHS = [1024, 4096, 16384]
-
-
-def time_ms(fn, n):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(5):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(n):
-            fn()
-        e1.record()
-        torch.cuda.synchronize()
-        ts.append(e0.elapsed_time(e1) / n)
-    return sorted(ts)[2]
 
 
 def run(backend, q, k, v, causal, n):
@@ -49,7 +35,7 @@ def run(backend, q, k, v, causal, n):
                 fn()
             except RuntimeError as e:
                 return None, str(e).splitlines()[0][:60]
-        return time_ms(fn, n), note
+        return median_ms(fn, n), note
 
 
 def main():

@@ -94,57 +94,10 @@ template <> struct wt<RG_Q6_K> {
     }
 };
 
-/* The quantized types also load as (q[8], s, o) with w = s * q + o: a dot
- * product then costs one fma per weight, and s, o apply once per 8 (the sum of
- * the activations serves every row). */
-template <int T> struct wq {
-    static constexpr bool affine = false;
-};
-template <> struct wq<RG_Q8_0> {
-    static constexpr bool affine = true;
-    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
-        uint2 u = __ldg((const uint2 *)(w.p0 + r * w.k + 8 * g));
-        s = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + g / 4)), o = 0;
-        const int8_t *b = (const int8_t *)&u;
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)b[i];
-    }
-};
-template <> struct wq<RG_Q4_0> {
-    static constexpr bool affine = true;
-    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
-        uint32_t u = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
-        s = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + g / 4)), o = -8.0f * s;
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)((u >> (4 * i)) & 15);
-    }
-};
-template <> struct wq<RG_Q4_K> {
-    static constexpr bool affine = true;
-    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
-        uint32_t u = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
-        float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 256) + g / 32));
-        uchar2 sm = __ldg((const uchar2 *)w.p2 + r * (w.k / 32) + g / 4);
-        s = dm.x * (float)sm.x, o = -(dm.y * (float)sm.y);
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)((u >> (4 * i)) & 15);
-    }
-};
-template <> struct wq<RG_Q6_K> {
-    static constexpr bool affine = true;
-    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *q, float &s, float &o) {
-        uint32_t lo = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
-        uint32_t hi = __ldg((const uint16_t *)(w.p1 + r * (w.k / 4) + 2 * g));
-        float sc = (float)__ldg((const int8_t *)w.p2 + r * (w.k / 16) + g / 2);
-        s = __half2float(__ldg((const __half *)w.p3 + r * (w.k / 256) + g / 32)) * sc, o = -32.0f * s;
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)(((lo >> (4 * i)) & 15) | (((hi >> (2 * i)) & 3) << 4));
-    }
-};
-
 /* The quantized types by 32-element units (one Q4/Q8_0 block, two Q6_K
  * sub-blocks): one 16-byte load of quantized values per unit and row (two for
- * Q8_0), kept raw in registers and decoded 8 at a time as (q[8], s, o). */
+ * Q8_0) with the unit's scales, kept raw in registers (matmul_q.cu decodes them
+ * for its integer dot products). */
 template <int T> struct wu {};
 template <> struct wu<RG_Q8_0> {
     struct raw { uint4 a, b; float d; };
@@ -152,13 +105,6 @@ template <> struct wu<RG_Q8_0> {
         const uint4 *p = (const uint4 *)(w.p0 + r * w.k + 32 * u);
         x.a = __ldg(p), x.b = __ldg(p + 1);
         x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
-    }
-    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
-        uint32_t lo = j == 0 ? x.a.x : j == 1 ? x.a.z : j == 2 ? x.b.x : x.b.z;
-        uint32_t hi = j == 0 ? x.a.y : j == 1 ? x.a.w : j == 2 ? x.b.y : x.b.w;
-#pragma unroll
-        for (int i = 0; i < 4; i++) q[i] = (float)(int8_t)(lo >> (8 * i)), q[4 + i] = (float)(int8_t)(hi >> (8 * i));
-        s = x.d, o = 0;
     }
 };
 static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int j) {
@@ -170,12 +116,6 @@ template <> struct wu<RG_Q4_0> {
         x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
         x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
     }
-    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
-        uint32_t v = word_of(x.n, j);
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)((v >> (4 * i)) & 15);
-        s = x.d, o = -8.0f * x.d;
-    }
 };
 template <> struct wu<RG_Q4_K> {
     struct raw { uint4 n; float s, o; };
@@ -184,12 +124,6 @@ template <> struct wu<RG_Q4_K> {
         float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 256) + u / 8));
         uchar2 sm = __ldg((const uchar2 *)w.p2 + r * (w.k / 32) + u);
         x.s = dm.x * (float)sm.x, x.o = -(dm.y * (float)sm.y);
-    }
-    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
-        uint32_t v = word_of(x.n, j);
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)((v >> (4 * i)) & 15);
-        s = x.s, o = x.o;
     }
 };
 template <> struct wu<RG_Q6_K> {
@@ -200,12 +134,6 @@ template <> struct wu<RG_Q6_K> {
         char2 sc = __ldg((const char2 *)w.p2 + r * (w.k / 32) + u);
         float d = __half2float(__ldg((const __half *)w.p3 + r * (w.k / 256) + u / 8));
         x.s0 = d * (float)sc.x, x.s1 = d * (float)sc.y;
-    }
-    static __device__ __forceinline__ void decode(const raw &x, int j, float *q, float &s, float &o) {
-        uint32_t v = word_of(x.lo, j), h = (j < 2 ? x.hi.x : x.hi.y) >> (16 * (j & 1));
-#pragma unroll
-        for (int i = 0; i < 8; i++) q[i] = (float)(((v >> (4 * i)) & 15) | (((h >> (2 * i)) & 3) << 4));
-        s = j < 2 ? x.s0 : x.s1, o = -32.0f * s;
     }
 };
 

@@ -14,10 +14,9 @@
  * Activations are rounded the way the CPU backend (and llama.cpp) round them,
  * so the backends compute the same function: for f16/bf16 weights x is rounded
  * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0 weights and
- * to Q8_K for Q4_K/Q6_K weights. Those four types normally take matmul_q.cu's
- * integer (dp4a) GEMV; the float kernels here use the exact f32 values q * d
- * instead (RIDGE_CUDA_GEMV_F32ACT=1 selects them, for comparison). The
- * cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
+ * to Q8_K for Q4_K/Q6_K weights, in matmul_q.cu's integer (dp4a) GEMV (its
+ * float-activation predecessor measured 41% of copy bandwidth where dp4a gives
+ * 67%, docs/BENCHMARKS.md, and was removed). The cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
  * states the tolerances). */
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_common.cuh"
@@ -112,63 +111,6 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_job job, const 
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
-/* The quantized types: as gemv_kernel, but each thread takes 32-element units
- * (16-byte loads of 4-bit values instead of 4-byte ones: four times the bytes
- * in flight per load), decoding 8 weights at a time from registers. */
-template <int T, int NT, int R, int MODE>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_q_kernel(gemv_job job, const float *__restrict__ x,
-                                                              int64_t n_tok) {
-    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
-    RG_PDL_TRIGGER();
-    const int tid = threadIdx.x;
-    int64_t r0;
-    const int m = gemv_block_matrix<MODE, R>(job, r0);
-    const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
-    const int64_t units = w0.k / 32;
-    float acc[RR][NT];
-#pragma unroll
-    for (int i = 0; i < RR; i++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    for (int64_t u = tid; u < units; u += GEMV_THREADS) {
-        typename wu<T>::raw raw[RR];
-#pragma unroll
-        for (int i = 0; i < RR; i++) {
-            const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
-            wu<T>::load(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1, u, raw[i]);
-        }
-        RG_PDL_WAIT();
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            float xs[NT][8], xsum[NT];
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= n_tok) break;
-                const float4 *xp = (const float4 *)(x + t * w0.k + 32 * u + 8 * j);
-                float4 a = __ldg(xp), b = __ldg(xp + 1);
-                xs[t][0] = a.x, xs[t][1] = a.y, xs[t][2] = a.z, xs[t][3] = a.w;
-                xs[t][4] = b.x, xs[t][5] = b.y, xs[t][6] = b.z, xs[t][7] = b.w;
-                xsum[t] = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
-            }
-#pragma unroll
-            for (int i = 0; i < RR; i++) {
-                float q[8], sc, off;
-                wu<T>::decode(raw[i], j, q, sc, off);
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    if (t >= n_tok) break;
-                    float d = 0;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) d = fmaf(q[e], xs[t][e], d);
-                    acc[i][t] = fmaf(sc, d, fmaf(off, xsum[t], acc[i][t]));
-                }
-            }
-        }
-    }
-    RG_PDL_WAIT();
-    gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
-}
-
 /* One launch per tile of up to 8 tokens (U: the 16-bit kernel's words per row in flight). */
 template <int T, int R, int U, int MODE>
 static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
@@ -180,91 +122,21 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
         gemv_job jt = job;
         for (int i = 0; i < n_mat; i++)
             if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
-        if constexpr (wq<T>::affine) {
-            if (nt == 1) rg_cuda_launch(c, gemv_q_kernel<T, 1, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else if (nt == 2) rg_cuda_launch(c, gemv_q_kernel<T, 2, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else if (nt <= 4) rg_cuda_launch(c, gemv_q_kernel<T, 4, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else rg_cuda_launch(c, gemv_q_kernel<T, 8, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-        } else {
-            if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else if (nt == 2) rg_cuda_launch(c, gemv_kernel<T, 2, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else if (nt <= 4) rg_cuda_launch(c, gemv_kernel<T, 4, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-            else rg_cuda_launch(c, gemv_kernel<T, 8, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-        }
+        if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+        else if (nt == 2) rg_cuda_launch(c, gemv_kernel<T, 2, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+        else if (nt <= 4) rg_cuda_launch(c, gemv_kernel<T, 4, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+        else rg_cuda_launch(c, gemv_kernel<T, 8, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
     }
 }
 
-/* Quantized types: rows per block 2 while that leaves fewer than ~8 blocks per
- * SM, else 4 (SWIGLU: 2, i.e. 4 rows with the up matrix's). 16-bit types: 8
- * words in flight per thread (32 registers) — rows of at most 2048 (256 words,
- * all in one step of 128 threads x 2) as 4 rows x 2 words, longer rows as 2
- * rows x 4 words; SWIGLU halves the rows (its up rows double them). */
+/* 8 words in flight per thread (32 registers): rows of at most 2048 (256 words,
+ * all in one step of 128 threads x 2) as 4 rows x 2 words, longer rows as 2 rows
+ * x 4 words; SWIGLU halves the rows (its up rows double them). */
 template <int T, int MODE>
 static void launch_gemv(cuda_backend *c, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
-    int64_t rows = 0;
-    for (int i = 0; i < n_mat; i++) rows += job.w[i].n_out;
     constexpr bool SW = MODE == GEMV_SWIGLU;
-    if constexpr (wq<T>::affine) {
-        if (SW || rows < 8 * 4 * (int64_t)c->n_sm) launch_gemv_r<T, 2, 1, MODE>(c, job, n_mat, x, n_tok);
-        else launch_gemv_r<T, 4, 1, MODE>(c, job, n_mat, x, n_tok);
-    } else if (job.w[0].k <= 8 * GEMV_THREADS * 2) {
-        launch_gemv_r<T, SW ? 2 : 4, 2, MODE>(c, job, n_mat, x, n_tok);
-    } else {
-        launch_gemv_r<T, SW ? 1 : 2, 4, MODE>(c, job, n_mat, x, n_tok);
-    }
-}
-
-/* ---- activation quantization (the GEMV path of quantized weights) */
-
-/* Q8_0 per 32: d = amax/127 (kept as f16), q = roundf(x / d); one warp per block. */
-__global__ void act_q8_0_kernel(const float *x, int64_t n, float *out) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i - (threadIdx.x & 31) >= n) return;
-    float v = i < n ? x[i] : 0.0f, amax = fabsf(v);
-    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    float q = roundf(__fmul_rn(v, id));
-    if (i < n) out[i] = q * __half2float(__float2half_rn(d));
-}
-
-/* Q8_K per 256: max = the first element of largest |x|, iscale = -127/max,
- * q = min(127, round-half-even(iscale * x)), d = 1/iscale; one block per 256. */
-__global__ void act_q8_k_kernel(const float *x, float *out) {
-    __shared__ float s_abs[256];
-    __shared__ int s_idx[256];
-    const float *xb = x + (int64_t)blockIdx.x * 256;
-    int j = threadIdx.x;
-    float v = xb[j];
-    s_abs[j] = fabsf(v), s_idx[j] = j;
-    __syncthreads();
-    for (int stride = 128; stride; stride >>= 1) {
-        if (j < stride) {
-            float a = s_abs[j], b = s_abs[j + stride];
-            int ia = s_idx[j], ib = s_idx[j + stride];
-            if (b > a || (b == a && ib < ia)) s_abs[j] = b, s_idx[j] = ib;
-        }
-        __syncthreads();
-    }
-    float mx = xb[s_idx[0]];
-    if (s_abs[0] == 0) {
-        out[(int64_t)blockIdx.x * 256 + j] = 0;
-        return;
-    }
-    float iscale = -127.0f / mx;
-    float q = fminf(127.0f, nearbyintf(__fmul_rn(iscale, v)));
-    out[(int64_t)blockIdx.x * 256 + j] = q * (1.0f / iscale);
-}
-
-/* x rounded to the activation format the CPU uses with weights of type t; x itself when none. */
-static const float *quantize_act(cuda_backend *c, rg_dtype t, const float *x, int64_t n) {
-    if (t == RG_Q8_0 || t == RG_Q4_0) {
-        act_q8_0_kernel<<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, n, c->xq);
-    } else if (t == RG_Q4_K || t == RG_Q6_K) {
-        act_q8_k_kernel<<<(unsigned)(n / 256), 256, 0, c->stream>>>(x, c->xq);
-    } else {
-        return x;
-    }
-    return RG_CUDA_LAUNCHED(c, "activation quantization") ? c->xq : NULL;
+    if (job.w[0].k <= 8 * GEMV_THREADS * 2) launch_gemv_r<T, SW ? 2 : 4, 2, MODE>(c, job, n_mat, x, n_tok);
+    else launch_gemv_r<T, SW ? 1 : 2, 4, MODE>(c, job, n_mat, x, n_tok);
 }
 
 /* ---- the cuBLAS path */
@@ -360,9 +232,12 @@ static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const fl
         job.bias[i] = bias ? bias[i] : NULL;
         job.y[i] = y[i];
     }
+    /* quantized weights: the integer-dot kernels (matmul_q.cu); 16-bit and f32 here */
     if (rg_cuda_gemv_dp4a(c, MODE, job, n_mat, w[0]->type, x, n_tok)) return;
-    if (!(x = quantize_act(c, w[0]->type, x, n_tok * w[0]->k))) return;
-    bool ok = rg_cuda_dispatch_type(w[0]->type, [&]<int T>() { launch_gemv<T, MODE>(c, job, n_mat, x, n_tok); });
+    bool ok = false;
+    if (w[0]->type == RG_F32) ok = true, launch_gemv<RG_F32, MODE>(c, job, n_mat, x, n_tok);
+    else if (w[0]->type == RG_F16) ok = true, launch_gemv<RG_F16, MODE>(c, job, n_mat, x, n_tok);
+    else if (w[0]->type == RG_BF16) ok = true, launch_gemv<RG_BF16, MODE>(c, job, n_mat, x, n_tok);
     if (!ok) rg_cuda_fail(c, "matmul", "weight type not resident");
     RG_CUDA_LAUNCHED(c, "gemv");
 }

@@ -17,7 +17,7 @@
  * the activations of nibble types are stored permuted to match (per 8: the even
  * elements, then the odd ones).
  *
- * Launch structure as matmul.cu's gemv_q_kernel (a block of GEMV_THREADS over R
+ * Launch structure as matmul.cu's gemv_kernel (a block of GEMV_THREADS over R
  * rows, one 32-element unit per thread and step, a 16-byte weight load per row
  * and unit, the gemv_common.cuh epilogue and fused modes). Scratch: c->xq holds
  * int8 q [n_tok][k] then act_meta [n_tok][k/32]: 1.25 bytes per element, within
@@ -280,18 +280,9 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     RG_CUDA_LAUNCHED(c, "gemv (dp4a)");
 }
 
-/* RIDGE_CUDA_GEMV_F32ACT=1: leave these types to matmul.cu's float kernels (to compare the two). */
-static bool f32_act_requested(void) {
-    static const bool on = [] {
-        const char *e = getenv("RIDGE_CUDA_GEMV_F32ACT");
-        return e && e[0] == '1';
-    }();
-    return on;
-}
-
 bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat, rg_dtype t, const float *x,
                        int64_t n_tok) {
-    if (n_tok < 1 || n_tok > GEMV_MAX_TOK || f32_act_requested()) return false;
+    if (n_tok < 1 || n_tok > GEMV_MAX_TOK) return false;
     switch (t) {
     case RG_Q8_0: launch_type<RG_Q8_0>(c, mode, job, n_mat, x, n_tok); return true;
     case RG_Q4_0: launch_type<RG_Q4_0>(c, mode, job, n_mat, x, n_tok); return true;
