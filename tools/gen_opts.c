@@ -26,6 +26,7 @@ const char *gen_opts_help(void) {
            "  -n N                tokens to generate (default 128)\n"
            "  -t N                threads (default: all cores)\n"
            "  -c N                context length (default 4096, at most the model's)\n"
+           "  -ub N               tokens per forward step; longer prompts run in steps of N (default 512)\n"
            "  --temp T            temperature, 0 = greedy (default 0.8)\n"
            "  --top-k K           (default 40)    --top-p P (default 0.95)    --min-p P (default 0.05)\n"
            "  --repeat-penalty R  (default 1 = off)  --repeat-last-n N (default 64)\n"
@@ -71,6 +72,7 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
     if (TAKES("-n") || TAKES("--n-predict")) return parse_int(a, v, 0, 1 << 24, &o->n_predict);
     if (TAKES("-t") || TAKES("--threads")) return parse_int(a, v, 1, 1024, &o->n_threads);
     if (TAKES("-c") || TAKES("--ctx-size")) return parse_int(a, v, 1, 1 << 24, &o->n_ctx);
+    if (TAKES("-ub") || TAKES("--ubatch-size")) return parse_int(a, v, 1, 1 << 16, &o->n_ubatch);
     if (TAKES("--temp")) return parse_float(a, v, 0, 100, &o->sampling.temperature);
     if (TAKES("--top-k")) return parse_int(a, v, 0, 1 << 24, &o->sampling.top_k);
     if (TAKES("--top-p")) return parse_float(a, v, 0, 1, &o->sampling.top_p);
@@ -145,6 +147,7 @@ int gen_load(const gen_opts *o, rg_model **model, rg_ctx **ctx) {
         .n_threads = o->n_threads,
         .n_ctx = o->n_ctx < (*model)->hp.n_ctx_train ? o->n_ctx : (*model)->hp.n_ctx_train,
         .n_seq_max = 1,
+        .max_batch_tokens = o->n_ubatch,
         .kv_type = o->kv_type,
         .attn = o->attn,
         .backend = o->backend,

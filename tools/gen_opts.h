@@ -17,6 +17,7 @@ typedef struct gen_opts {
     int n_predict;
     int n_threads;
     int n_ctx;
+    int n_ubatch;            /* -ub: tokens per forward step (a longer prompt runs in steps of this many) */
     bool no_cache;           /* --kv none */
     rg_attn_kind attn;       /* --attn flash|naive */
     rg_dtype kv_type;        /* --cache-type f32|f16|bf16 */

@@ -131,6 +131,12 @@ struct rg_backend {
     /* rope(q), rope(k), then kv_store(layer, k, v) in one pass (k is rotated in place too). */
     bool (*rope_kv_store)(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
+    /* matmul_multi of q, k, v (w[0..2]; bias NULL or per matrix, entries may be
+     * NULL) into y[0..2], then rope_kv_store(layer, y[0], y[1], y[2], ...): the
+     * rotation and the store done by the matmul's epilogue (one launch, not two). */
+    bool (*qkv_rope_kv_store)(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
+                              const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
+                              int64_t head_dim, const rg_rope_params *p);
 };
 
 /* The CPU backend on `pool` (borrowed; NULL: the calling thread). */

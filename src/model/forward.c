@@ -337,6 +337,30 @@ static void matmul_residual(rg_ctx *c, const char *name, const char *add_name, i
     residual_add(c, add_name, layer, c->xb, n_tok);
 }
 
+/* RoPE of q and k and the K/V store of the step (after the QKV products): one
+ * op where the backend fuses them. */
+static void rope_and_store(rg_ctx *c, int32_t L, int64_t n, bool rope, const rg_rope_params *rope_p) {
+    const rg_hparams *hp = &c->m->hp;
+    rg_backend *be = c->be;
+    if (rope && fused(c) && be->rope_kv_store &&
+        be->rope_kv_store(be, L, c->q, c->k, c->v, hp->n_head, hp->n_head_kv, hp->head_dim, rope_p))
+        return;
+    if (rope) {
+        OP_BEGIN(c);
+        be->rope(be, c->q, hp->n_head, hp->head_dim, rope_p);
+        be->rope(be, c->k, hp->n_head_kv, hp->head_dim, rope_p);
+        op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
+                                 .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
+               op_t0_);
+    }
+    OP_BEGIN(c);
+    be->kv_store(be, L, c->k, c->v);
+    op_end(c, &(rg_op_event){.kind = RG_OP_KV_STORE, .name = "kv_store", .layer = L, .n_tok = n,
+                             .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+                             .kv_type = rg_kv_pool_config(c->kv)->dtype},
+           op_t0_);
+}
+
 /* The layer stack for the n tokens of the current step (x in, x out). */
 static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     const rg_model *m = c->m;
@@ -354,32 +378,19 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
         rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
-        if (!fused(c) || !be->matmul_multi ||
-            !be->matmul_multi(be, 3, (const rg_weight *const[]){&l->wq, &l->wk, &l->wv},
-                              (const float *const[]){l->bq, l->bk, l->bv}, c->xb, n,
-                              (float *const[]){c->q, c->k, c->v})) {
-            matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
-            matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
-            matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
-        }
         bool rope = m->pos_encoding == RG_POS_ROPE;
-        if (rope && fused(c) && be->rope_kv_store &&
-            be->rope_kv_store(be, il, c->q, c->k, c->v, hp->n_head, hp->n_head_kv, hp->head_dim, &rope_p)) {
-            /* rotated and stored in one pass */
-        } else {
-            if (rope) {
-                OP_BEGIN(c);
-                be->rope(be, c->q, hp->n_head, hp->head_dim, &rope_p);
-                be->rope(be, c->k, hp->n_head_kv, hp->head_dim, &rope_p);
-                op_end(c, &(rg_op_event){.kind = RG_OP_ROPE, .name = "rope_qk", .layer = L, .n_tok = n,
-                                         .n_head = hp->n_head + hp->n_head_kv, .head_dim = hp->head_dim},
-                       op_t0_);
+        const rg_weight *const wqkv[3] = {&l->wq, &l->wk, &l->wv};
+        const float *const bqkv[3] = {l->bq, l->bk, l->bv};
+        float *const qkv[3] = {c->q, c->k, c->v};
+        if (!(rope && fused(c) && be->qkv_rope_kv_store &&
+              be->qkv_rope_kv_store(be, il, wqkv, bqkv, c->xb, n, qkv, hp->n_head, hp->n_head_kv, hp->head_dim,
+                                    &rope_p))) {
+            if (!fused(c) || !be->matmul_multi || !be->matmul_multi(be, 3, wqkv, bqkv, c->xb, n, qkv)) {
+                matmul(c, "attn_q", L, &l->wq, l->bq, c->xb, n, c->q);
+                matmul(c, "attn_k", L, &l->wk, l->bk, c->xb, n, c->k);
+                matmul(c, "attn_v", L, &l->wv, l->bv, c->xb, n, c->v);
             }
-            OP_BEGIN(c);
-            be->kv_store(be, il, c->k, c->v);
-            op_end(c, &(rg_op_event){.kind = RG_OP_KV_STORE, .name = "kv_store", .layer = L, .n_tok = n,
-                                     .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .kv_type = kvc->dtype},
-                   op_t0_);
+            rope_and_store(c, L, n, rope, &rope_p);
         }
         {
             OP_BEGIN(c);
@@ -400,8 +411,13 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
 
         rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
         if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
-            matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
-            matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
+            /* both products in one op where the backend shares their input pass (prefill on CUDA) */
+            if (!fused(c) || !be->matmul_multi ||
+                !be->matmul_multi(be, 2, (const rg_weight *const[]){&l->w_gate, &l->w_up}, NULL, c->xb, n,
+                                  (float *const[]){c->gate, c->up})) {
+                matmul(c, "ffn_gate", L, &l->w_gate, NULL, c->xb, n, c->gate);
+                matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
+            }
             OP_BEGIN(c);
             be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
             op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,

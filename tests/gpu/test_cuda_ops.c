@@ -488,6 +488,109 @@ static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
     rg_threadpool_free(tp);
 }
 
+/* qkv_rope_kv_store (the QKV GEMV with RoPE and the K/V store in its epilogue)
+ * vs matmul_multi then rope_kv_store, both on the GPU: q, k, v equal up to
+ * contraction choices, and attention over the cache each path filled agrees. */
+static void test_fused_qkv_rope(rg_dtype wt, rg_dtype kv_type, int64_t n_rot, bool with_bias) {
+    const int64_t n_head = 8, n_head_kv = 2, hd = 64, n_q = n_head * hd, n_kv = n_head_kv * hd, k = 512;
+    char what[200];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 2, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 16,
+                       .dtype = kv_type};
+    rg_kv_pool *pool;
+    rg_backend *gpu;
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = k, .n_out_max = n_q, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 200};
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cuda_create(0, &gpu, &err) ||
+        gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    if (!gpu->qkv_rope_kv_store) {
+        check("qkv_rope_kv_store not in the op table (RIDGE_CUDA_QKV_ROPE=0?)", NAN, 0);
+        return;
+    }
+    rg_weight w[3];
+    void *hw[3] = {0};
+    const int64_t n_outs[3] = {n_q, n_kv, n_kv};
+    for (int i = 0; i < 3; i++)
+        if (!random_weight(gpu, wt, k, n_outs[i], &w[i], &hw[i])) return;
+    const rg_weight *const wp[3] = {&w[0], &w[1], &w[2]};
+    float *hb[3], *db[3];
+    for (int i = 0; i < 3; i++) hb[i] = randn(n_outs[i], 0.5f), db[i] = dev_copy(gpu, hb[i], n_outs[i]);
+    const float *bias[3] = {with_bias ? db[0] : NULL, with_bias ? db[1] : NULL, with_bias ? db[2] : NULL};
+    float *ff = malloc((size_t)(n_rot / 2) * sizeof *ff);
+    for (int64_t i = 0; i < n_rot / 2; i++) ff[i] = 1.0f + 0.25f * (float)(i % 5); /* llama3-style factors */
+    float *dff = dev_copy(gpu, ff, n_rot / 2);
+    rg_rope_params p = {.n_rot = n_rot, .freq_base = 500000.0f, .freq_scale = 1.0f, .freq_factors = dff};
+    rg_kv_seq s = {0};
+    int32_t stray = rg_kv_alloc_block(pool); /* the table is not in pool order */
+    int64_t done = 0;
+    double worst_qkv = 0, worst_o = 0;
+    const int64_t steps[] = {37, 1, 3, 8, 16, 1}; /* a prefill (unfused path), then decode-sized steps */
+    for (size_t si = 0; si < sizeof steps / sizeof *steps; si++) {
+        int64_t n = steps[si];
+        if (rg_kv_seq_reserve(pool, &s, done + n, &err)) {
+            check(err.msg, NAN, 0);
+            return;
+        }
+        int32_t pos[64], nctx[64];
+        const int32_t *tables[64];
+        for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(done + i), nctx[i] = pos[i] + 1, tables[i] = s.blocks;
+        gpu->begin_step(gpu, &(rg_step){.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx,
+                                        .ctx_max = (int32_t)(done + n)});
+        float *x = randn(n * k, 1.0f), *dx = dev_copy(gpu, x, n * k);
+        float *ref[3], *got[3], *o_ref = dev_poisoned(gpu, n * n_q), *o_got = dev_poisoned(gpu, n * n_q);
+        for (int i = 0; i < 3; i++) ref[i] = dev_poisoned(gpu, n * n_outs[i]), got[i] = dev_poisoned(gpu, n * n_outs[i]);
+        rg_backend_attn a = {.layer = 1, .n_head = n_head, .scale = 0.125f, .kind = RG_ATTN_FLASH};
+        /* unfused into layer 1 of the cache, attention; then fused into the same slots, attention */
+        if (!gpu->matmul_multi(gpu, 3, wp, bias, dx, n, ref) ||
+            !gpu->rope_kv_store(gpu, 1, ref[0], ref[1], ref[2], n_head, n_head_kv, hd, &p)) {
+            check("unfused reference path declined", NAN, 0);
+            return;
+        }
+        a.q = ref[0], a.out = o_ref;
+        gpu->attention(gpu, &a);
+        bool handled = gpu->qkv_rope_kv_store(gpu, 1, wp, bias, dx, n, got, n_head, n_head_kv, hd, &p);
+        if (n > 16) {
+            snprintf(what, sizeof what, "fused qkv_rope_kv_store declines a %lld-token step", (long long)n);
+            check(what, handled ? NAN : 0, 0);
+            if (handled) return;
+            gpu->matmul_multi(gpu, 3, wp, bias, dx, n, got);
+            gpu->rope_kv_store(gpu, 1, got[0], got[1], got[2], n_head, n_head_kv, hd, &p);
+        } else if (!handled) {
+            snprintf(what, sizeof what, "fused qkv_rope_kv_store %s declined", rg_dtype_name(wt));
+            check(what, NAN, 0);
+            return;
+        }
+        a.q = got[0], a.out = o_got;
+        gpu->attention(gpu, &a);
+        for (int i = 0; i < 3; i++) {
+            float *r = download(gpu, ref[i], n * n_outs[i]), *g = download(gpu, got[i], n * n_outs[i]);
+            if (n <= 16) worst_qkv = worse(worst_qkv, rel_err_f(g, r, n * n_outs[i]));
+            free(r), free(g);
+        }
+        float *r = download(gpu, o_ref, n * n_q), *g = download(gpu, o_got, n * n_q);
+        if (n <= 16) worst_o = worse(worst_o, rel_err_f(g, r, n * n_q));
+        free(r), free(g), free(x);
+        for (int i = 0; i < 3; i++) gpu->free(gpu, ref[i]), gpu->free(gpu, got[i]);
+        gpu->free(gpu, dx), gpu->free(gpu, o_ref), gpu->free(gpu, o_got);
+        done += n, s.n_tokens = done;
+    }
+    snprintf(what, sizeof what, "fused qkv_rope_kv_store q/k/v %s, kv %s, n_rot %lld%s", rg_dtype_name(wt),
+             rg_dtype_name(kv_type), (long long)n_rot, with_bias ? ", bias" : "");
+    check(what, worst_qkv, 1e-6);
+    snprintf(what, sizeof what, "  attention over its cache %s, kv %s", rg_dtype_name(wt), rg_dtype_name(kv_type));
+    check(what, worst_o, 1e-6);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    for (int i = 0; i < 3; i++) gpu->unload_weight(gpu, &w[i]), free(hw[i]), gpu->free(gpu, db[i]), free(hb[i]);
+    gpu->free(gpu, dff), free(ff);
+    rg_kv_seq_free(pool, &s);
+    rg_kv_block_unref(pool, stray);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
 /* ---- KV store + attention through block tables, then copy-on-write */
 
 static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd,
@@ -989,6 +1092,13 @@ int main(void) {
     test_fused_rope_kv(RG_F32, false, 64);
     test_fused_rope_kv(RG_BF16, true, 64);
     test_fused_rope_kv(RG_F16, false, 32);
+    test_fused_qkv_rope(RG_BF16, RG_BF16, 64, false);
+    test_fused_qkv_rope(RG_F16, RG_F16, 32, true); /* partial rotation */
+    test_fused_qkv_rope(RG_F32, RG_F32, 64, true);
+    test_fused_qkv_rope(RG_Q4_0, RG_BF16, 64, true);
+    test_fused_qkv_rope(RG_Q4_K, RG_F16, 64, false);
+    test_fused_qkv_rope(RG_Q8_0, RG_BF16, 64, false);
+    test_fused_qkv_rope(RG_Q6_K, RG_BF16, 64, false);
     const int64_t ctx_long[] = {4099, 1000, 17, 1}, ctx_mid[] = {2050, 333, 5};
     test_attention_decode(RG_BF16, 32, 8, 128, false, 4, ctx_long); /* the benchmark's shape */
     test_attention_decode(RG_F16, 32, 8, 128, true, 4, ctx_long);

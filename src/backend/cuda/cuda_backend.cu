@@ -481,6 +481,9 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.matmul_add = rg_cuda_matmul_add;
     c->be.matmul_swiglu = rg_cuda_matmul_swiglu;
     c->be.rope_kv_store = rg_cuda_rope_kv_store;
+    /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
+    const char *qkv_rope = getenv("RIDGE_CUDA_QKV_ROPE");
+    if (!(qkv_rope && !strcmp(qkv_rope, "0"))) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;
     c->be.argmax_rows = rg_cuda_argmax_rows;
     *out = &c->be;
     return RG_OK;

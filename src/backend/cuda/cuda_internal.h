@@ -107,6 +107,9 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
                            float *out);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
+bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
+                               const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
+                               int64_t head_dim, const rg_rope_params *p);
 /* Prefill attention on tensor cores (attention_prefill.cu): false, launching
  * nothing, where it does not apply (f32 KV, ALiBi, head_dim other than 64/128,
  * steps of <= RG_CUDA_GRAPHS tokens or mostly one-token runs); the caller then

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/rope.cuh"
 
 /* ---- get_rows: out[i] = dequantize(W[ids[i]]), 8 elements a thread */
 
@@ -98,16 +99,6 @@ void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_
 }
 
 /* ---- RoPE: one thread per (token, head, pair) */
-
-/* The rotation angle of pair p at position pos, by ggml's recurrence:
- * theta_p = pos * theta_scale^p by repeated multiplication in float. */
-__device__ __forceinline__ void rope_cs(int32_t pos, int64_t p, float theta_scale, float freq_scale, const float *ff,
-                                        float &cs, float &sn) {
-    float theta = (float)pos;
-    for (int64_t j = 0; j < p; j++) theta *= theta_scale;
-    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
-    cs = cosf(a), sn = sinf(a);
-}
 
 __global__ void rope_kernel(float *x, const int32_t *pos, int64_t n_tok, int64_t n_head, int64_t head_dim,
                             int64_t n_rot, float theta_scale, float freq_scale, const float *ff, bool neox) {

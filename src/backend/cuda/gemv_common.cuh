@@ -7,6 +7,7 @@
 #define RG_BACKEND_CUDA_GEMV_COMMON_CUH
 
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/rope.cuh"
 
 #define GEMV_MAX_TOK 16
 #define GEMV_THREADS 128
@@ -17,13 +18,33 @@
  *   GEMV_STORE   y = v + bias
  *   GEMV_ADD     y += v + bias          (the residual add, as x += W·in)
  *   GEMV_SWIGLU  each block takes the same R rows of w[0] (gate) and w[1] (up):
- *                y[0] = silu(g) * u, as swiglu_kernel computes it. */
-enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU };
+ *                y[0] = silu(g) * u, as swiglu_kernel computes it.
+ *   GEMV_QKV_ROPE  STORE of q, k, v (w[0..2]), then what rope_kv_store does
+ *                (elementwise.cu): q and k rotated, k and v stored in the KV
+ *                cache at the token's position. Only adjacent-pair RoPE: a
+ *                pair's two rows fall in one block (R even, blocks start at
+ *                multiples of R), so the epilogue rotates from the block's own
+ *                sums and the rope_kv_store launch disappears. */
+enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU, GEMV_QKV_ROPE };
+
+/* What GEMV_QKV_ROPE needs of the step and the KV pool (rope_kv_args' fields). */
+struct gemv_rope {
+    const int32_t *pos, *row, *tables;
+    const float *ff;
+    uint8_t *layer_base;
+    int64_t table_w, bs, head_dim, n_rot;
+    size_t unit_bytes, kv_bytes, head_bytes;
+    float theta_scale, freq_scale;
+    int kv_type;  /* RG_F32, RG_F16 or RG_BF16 */
+    int64_t tok0; /* the launch's first token within the step (launches cover 8 tokens) */
+};
+
 struct gemv_job {
     wplanes w[3];
     const float *bias[3];
     float *y[3];
     unsigned blk_end[3];
+    gemv_rope rope; /* GEMV_QKV_ROPE only */
 };
 
 /* This block's matrix (by blk_end) and first row. */
@@ -75,6 +96,31 @@ __device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_
 #pragma unroll
         for (int k = 0; k < GEMV_THREADS / 32; k++) u += red[k][R * NT + tid];
         *dst = v / (1.0f + expf(-v)) * u;
+    } else if (MODE == GEMV_QKV_ROPE) {
+        v += bias ? bias[r0 + i] : 0.0f;
+        const gemv_rope &rp = job.rope;
+        const int64_t r = r0 + i, head = r / rp.head_dim, j = r % rp.head_dim, tg = rp.tok0 + t;
+        const int32_t pos = rp.pos[tg];
+        if (m < 2 && j < rp.n_rot) { /* rotate with the pair's other row (i ^ 1, in this block) */
+            const int ip = i ^ 1;
+            float pv = 0;
+#pragma unroll
+            for (int k = 0; k < GEMV_THREADS / 32; k++) pv += red[k][ip * NT + t];
+            pv += bias ? bias[r0 + ip] : 0.0f;
+            float cs, sn;
+            rope_cs(pos, j / 2, rp.theta_scale, rp.freq_scale, rp.ff, cs, sn);
+            v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
+        }
+        *dst = v;
+        if (m > 0) { /* k or v into the cache */
+            const int32_t block = rp.tables[rp.row[tg] * rp.table_w + pos / rp.bs];
+            uint8_t *unit = rp.layer_base + (size_t)block * rp.unit_bytes + head * rp.head_bytes +
+                            (m == 2 ? rp.kv_bytes : 0);
+            const size_t e = (size_t)(pos % rp.bs) * rp.head_dim + j;
+            if (rp.kv_type == RG_F32) ((float *)unit)[e] = v;
+            else if (rp.kv_type == RG_F16) ((__half *)unit)[e] = __float2half_rn(v);
+            else ((__nv_bfloat16 *)unit)[e] = __float2bfloat16_rn(v);
+        }
     } else {
         v += bias ? bias[r0 + i] : 0.0f;
         if (MODE == GEMV_ADD) *dst += v;

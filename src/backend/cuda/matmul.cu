@@ -120,6 +120,7 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * k;
         gemv_job jt = job;
+        jt.rope.tok0 = t0;
         for (int i = 0; i < n_mat; i++)
             if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
@@ -177,13 +178,23 @@ static bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
     return false;
 }
 
-/* y = W·x, or y += W·x when accumulate (beta = 1). */
-static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y, bool accumulate) {
+/* x rounded to the cuBLAS input type of w (bf16, or f16 for f16 weights) into
+ * c->x16; one pass that the products of several matrices over the same x share. */
+static void cublas_input(cuda_backend *c, const rg_weight *w, const float *x, int64_t n) {
+    unsigned blocks = rg_cuda_blocks(n, 256);
+    if (blocks > 65535) blocks = 65535;
+    if (w->type == RG_F16) to_16bit_kernel<__half><<<blocks, 256, 0, c->stream>>>(x, n, (__half *)c->x16);
+    else to_16bit_kernel<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(x, n, (__nv_bfloat16 *)c->x16);
+    RG_CUDA_LAUNCHED(c, "activation conversion");
+}
+
+/* y = W·x, or y += W·x when accumulate (beta = 1), with x already in c->x16
+ * (cublas_input; f32 weights read x itself). */
+static void cublas_product(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y,
+                           bool accumulate) {
     wplanes p = rg_cuda_planes(w);
     int m = (int)p.n_out, n = (int)n_tok, k = (int)p.k;
     float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    unsigned conv_blocks = rg_cuda_blocks(n_tok * p.k, 256);
-    if (conv_blocks > 65535) conv_blocks = 65535;
     if (w->type == RG_F32) {
         cublas_ok(c, cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)p.p0, k, x, k,
                                  &beta, y, m),
@@ -191,9 +202,6 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
         return;
     }
     cudaDataType dt = w->type == RG_F16 ? CUDA_R_16F : CUDA_R_16BF;
-    if (w->type == RG_F16) to_16bit_kernel<__half><<<conv_blocks, 256, 0, c->stream>>>(x, n_tok * p.k, (__half *)c->x16);
-    else to_16bit_kernel<__nv_bfloat16><<<conv_blocks, 256, 0, c->stream>>>(x, n_tok * p.k, (__nv_bfloat16 *)c->x16);
-    if (!RG_CUDA_LAUNCHED(c, "activation conversion")) return;
     if (w->type == RG_F16 || w->type == RG_BF16) {
         cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, p.p0, dt, k, c->x16, dt, k,
                                   &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -222,11 +230,18 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
     }
 }
 
+/* y = W·x, or y += W·x when accumulate (beta = 1). */
+static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y, bool accumulate) {
+    if (w->type != RG_F32) cublas_input(c, w, x, n_tok * w->k);
+    if (!c->status) cublas_product(c, w, x, n_tok, y, accumulate);
+}
+
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y) {
+                 int64_t n_tok, float *const *y, const gemv_rope *rope = NULL) {
     gemv_job job = {};
+    if (rope) job.rope = *rope;
     for (int i = 0; i < n_mat; i++) {
         job.w[i] = rg_cuda_planes(w[i]);
         job.bias[i] = bias ? bias[i] : NULL;
@@ -262,10 +277,20 @@ void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const
 bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
                           int64_t n_tok, float *const *y) {
     cuda_backend *c = cuda_of(be);
-    if (n < 1 || n > 3 || n_tok > GEMV_MAX_TOK) return false;
+    if (n < 1 || n > 3) return false;
     for (int i = 1; i < n; i++)
         if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
-    if (n_tok > 0 && !c->status) gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y);
+    if (n_tok <= 0 || c->status) return true;
+    if (n_tok <= GEMV_MAX_TOK) {
+        gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y);
+        return true;
+    }
+    /* prefill: x converted once for all n products */
+    if (w[0]->type != RG_F32) cublas_input(c, w[0], x, n_tok * w[0]->k);
+    for (int i = 0; i < n && !c->status; i++) {
+        cublas_product(c, w[i], x, n_tok, y[i], false);
+        if (bias && bias[i] && !c->status) add_bias(c, y[i], bias[i], n_tok, w[i]->n_out);
+    }
     return true;
 }
 
@@ -293,5 +318,26 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
     const rg_weight *w[2] = {gate, up};
     float *y[2] = {out, NULL};
     gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y);
+    return true;
+}
+
+/* q, k, v products with RoPE and the K/V store in the epilogue (GEMV_QKV_ROPE)
+ * for decode-sized steps with adjacent-pair RoPE; the rest runs matmul_multi and
+ * rope_kv_store. */
+bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
+                               const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
+                               int64_t head_dim, const rg_rope_params *p) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok > GEMV_MAX_TOK || p->neox || p->n_rot > head_dim || p->n_rot % 2 || head_dim % 2 ||
+        n_head_kv != c->kvc.n_head_kv || head_dim != c->kvc.head_dim || w[0]->n_out != n_head * head_dim ||
+        w[1]->n_out != n_head_kv * head_dim || w[2]->n_out != n_head_kv * head_dim)
+        return false;
+    for (int i = 1; i < 3; i++)
+        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
+    if (n_tok <= 0 || c->status) return true;
+    gemv_rope r = {c->d_pos, c->d_row, c->d_tables, p->freq_factors, c->kv_data + (size_t)layer * c->kv_layer_bytes,
+                   c->max_table_blocks, c->kvc.block_size, head_dim, p->n_rot, c->kv_unit_bytes, c->kv_kv_bytes,
+                   c->kv_head_bytes, powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, (int)c->kvc.dtype, 0};
+    gemv<GEMV_QKV_ROPE>(c, 3, w, bias, x, n_tok, y, &r);
     return true;
 }

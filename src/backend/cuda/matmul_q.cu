@@ -249,6 +249,7 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
         const int8_t *qt = q + t0 * k;
         const act_meta *mt = meta + t0 * (k / 32);
         gemv_job jt = job;
+        jt.rope.tok0 = t0;
         for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
         else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
@@ -276,6 +277,7 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     if (!RG_CUDA_LAUNCHED(c, "activation quantization (int8)")) return;
     if (mode == GEMV_STORE) launch_mode<T, GEMV_STORE>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_ADD) launch_mode<T, GEMV_ADD>(c, job, n_mat, q, meta, n_tok);
+    else if (mode == GEMV_QKV_ROPE) launch_mode<T, GEMV_QKV_ROPE>(c, job, n_mat, q, meta, n_tok);
     else launch_mode<T, GEMV_SWIGLU>(c, job, n_mat, q, meta, n_tok);
     RG_CUDA_LAUNCHED(c, "gemv (dp4a)");
 }
