@@ -338,6 +338,48 @@ static void test_argmax_out(void **state) {
     rg_model_free(m);
 }
 
+/* rg_session_feed_greedy: the same greedy generation as rg_session_feed + the
+ * argmax of s->logits, with and without the KV cache (the --kv none baseline
+ * recomputes the history), the prompt in one feed and chunked. */
+static void test_session_greedy(void **state) {
+    rg_synth_params p = {.type = RG_Q4_0};
+    p.shape = (rg_synth_shape){"t", 2, 128, 4, 2, 256, 777, 256, 10000};
+    rg_model *m = make_model("greedy", &p);
+    int64_t V = m->hp.n_vocab;
+    enum { P = 21, G = 12 };
+    int32_t prompt[P];
+    random_tokens(prompt, P, V);
+    for (int cache = 0; cache < 2; cache++) {
+        rg_ctx_params cp = {.n_threads = 2, .n_ctx = 128, .max_batch_tokens = 8};
+        rg_ctx *ctx;
+        rg_err err = {0};
+        assert_int_equal(rg_ctx_create(m, &cp, &ctx, &err), RG_OK);
+        int32_t ref[G], got[G];
+        rg_session s;
+        assert_int_equal(rg_session_init(&s, ctx, cache, &err), RG_OK);
+        assert_int_equal(rg_session_feed(&s, prompt, P, &err), RG_OK);
+        for (int i = 0; i < G; i++) {
+            ref[i] = rg_argmax(s.logits, (int32_t)V, NULL);
+            assert_int_equal(rg_session_feed(&s, &ref[i], 1, &err), RG_OK);
+        }
+        rg_session_free(&s);
+        assert_int_equal(rg_session_init(&s, ctx, cache, &err), RG_OK);
+        int32_t tok = -1;
+        assert_int_equal(rg_session_feed_greedy(&s, prompt, 13, &tok, &err), RG_OK); /* the prompt in two feeds */
+        assert_int_equal(rg_session_feed_greedy(&s, prompt + 13, P - 13, &tok, &err), RG_OK);
+        for (int i = 0; i < G; i++) {
+            got[i] = tok, tok = -1;
+            assert_int_equal(rg_session_feed_greedy(&s, &got[i], 1, &tok, &err), RG_OK);
+        }
+        assert_int_equal(s.n_history, P + G);
+        for (int i = 0; i < G; i++)
+            if (got[i] != ref[i]) fail_msg("cache %d, token %d: greedy feed %d, feed + argmax %d", cache, i, got[i], ref[i]);
+        rg_session_free(&s);
+        rg_ctx_free(ctx);
+    }
+    rg_model_free(m);
+}
+
 /* A pool too small for the batch: RG_E_NOMEM and no sequence changed. */
 static void test_pool_exhaustion(void **state) {
     rg_synth_params p = {.type = RG_F32};
@@ -376,6 +418,7 @@ int main(void) {
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_pool_exhaustion),
         cmocka_unit_test(test_argmax_out),
+        cmocka_unit_test(test_session_greedy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

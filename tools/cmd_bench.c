@@ -98,10 +98,10 @@ int cmd_bench(int argc, char **argv) {
         double t0 = now_s();
         if (rg_session_feed(&s, prompt, o.bench_prompt, &err)) rc = cli_report("prefill", &err);
         double t1 = now_s();
-        for (int i = 0; i < o.bench_gen && !rc; i++) {
-            int32_t tok = rg_argmax(s.logits, (int32_t)m->hp.n_vocab, NULL);
-            if (rg_session_feed(&s, &tok, 1, &err)) rc = cli_report("decode", &err);
-        }
+        /* greedy decode, the argmax taken where the logits are (rg_session_feed_greedy) */
+        int32_t tok = rc ? 0 : rg_argmax(s.logits, (int32_t)m->hp.n_vocab, NULL);
+        for (int i = 0; i < o.bench_gen && !rc; i++)
+            if (rg_session_feed_greedy(&s, &tok, 1, &tok, &err)) rc = cli_report("decode", &err);
         double t2 = now_s();
         rg_session_free(&s);
         pre[r] = o.bench_prompt / (t1 - t0);

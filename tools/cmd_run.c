@@ -96,8 +96,12 @@ int cmd_run(int argc, char **argv) {
 
     fputs(prompt, stdout);
     fflush(stdout);
+    /* greedy sampling takes the argmax where the logits are (on the GPU: one id
+     * a token crosses to the host); any other sampler needs the logits here */
+    bool greedy = rg_sampler_is_greedy(sampler);
+    int32_t tok = 0;
     double t0 = now_s();
-    if (rg_session_feed(&s, ids, n_prompt, &err)) {
+    if (greedy ? rg_session_feed_greedy(&s, ids, n_prompt, &tok, &err) : rg_session_feed(&s, ids, n_prompt, &err)) {
         rc = cli_report("prefill", &err);
         goto done;
     }
@@ -106,12 +110,13 @@ int cmd_run(int argc, char **argv) {
     char piece[1024];
     int n_gen = 0;
     for (; n_gen < o.n_predict; n_gen++) {
-        int32_t tok = rg_sampler_sample(sampler, s.logits, s.history, s.n_history);
+        if (!greedy) tok = rg_sampler_sample(sampler, s.logits, s.history, s.n_history);
         if (rg_token_is_eog(m->tok, tok)) break;
         rg_detok_stream_push(m->tok, &stream, tok, piece, sizeof piece);
         fputs(piece, stdout);
         fflush(stdout);
-        if (n_gen + 1 < o.n_predict && rg_session_feed(&s, &tok, 1, &err)) {
+        if (n_gen + 1 < o.n_predict &&
+            (greedy ? rg_session_feed_greedy(&s, &tok, 1, &tok, &err) : rg_session_feed(&s, &tok, 1, &err))) {
             rc = cli_report("decode", &err);
             break;
         }

@@ -20,21 +20,23 @@ void rg_session_free(rg_session *s) {
     memset(s, 0, sizeof *s);
 }
 
-static rg_status run(rg_session *s, const int32_t *tokens, int64_t n, int32_t start, rg_err *err) {
+/* One forward pass over tokens at positions start.. : the last token's logits
+ * into s->logits, or, with next non-NULL, only its greedy id into *next. */
+static rg_status run(rg_session *s, const int32_t *tokens, int64_t n, int32_t start, int32_t *next, rg_err *err) {
     int32_t *pos = malloc((size_t)n * sizeof *pos), *seq = calloc((size_t)n, sizeof *seq);
     if (!pos || !seq) {
         free(pos), free(seq);
         return rg_fail(err, RG_E_NOMEM, "out of memory");
     }
     for (int64_t i = 0; i < n; i++) pos[i] = start + (int32_t)i;
-    rg_batch b = {.n_tokens = n, .token = tokens, .pos = pos, .seq = seq, .want_logits = NULL};
+    rg_batch b = {.n_tokens = n, .token = tokens, .pos = pos, .seq = seq, .want_logits = NULL, .argmax_out = next};
     rg_kv_seq *seqs[1] = {&s->seq};
-    rg_status st = rg_forward(s->ctx, &b, seqs, 1, s->logits, err);
+    rg_status st = rg_forward(s->ctx, &b, seqs, 1, next ? NULL : s->logits, err);
     free(pos), free(seq);
     return st;
 }
 
-rg_status rg_session_feed(rg_session *s, const int32_t *tokens, int64_t n, rg_err *err) {
+static rg_status feed(rg_session *s, const int32_t *tokens, int64_t n, int32_t *next, rg_err *err) {
     if (n <= 0) return rg_fail(err, RG_E_INVALID, "nothing to feed");
     if (s->n_history + n > s->cap_history) {
         int64_t cap = (s->n_history + n) * 2;
@@ -48,14 +50,22 @@ rg_status rg_session_feed(rg_session *s, const int32_t *tokens, int64_t n, rg_er
     memcpy(s->history + s->n_history, tokens, (size_t)n * sizeof *tokens);
     rg_status st;
     if (s->cache) {
-        st = run(s, tokens, n, (int32_t)s->n_history, err);
+        st = run(s, tokens, n, (int32_t)s->n_history, next, err);
     } else {
         /* baseline: drop the cache and recompute the whole prefix */
         rg_kv_seq_truncate(rg_ctx_kv(s->ctx), &s->seq, 0);
-        st = run(s, s->history, s->n_history + n, 0, err);
+        st = run(s, s->history, s->n_history + n, 0, next, err);
     }
     if (!st) s->n_history += n;
     return st;
+}
+
+rg_status rg_session_feed(rg_session *s, const int32_t *tokens, int64_t n, rg_err *err) {
+    return feed(s, tokens, n, NULL, err);
+}
+
+rg_status rg_session_feed_greedy(rg_session *s, const int32_t *tokens, int64_t n, int32_t *next, rg_err *err) {
+    return feed(s, tokens, n, next, err);
 }
 
 void rg_session_rewind(rg_session *s, int64_t n) {

@@ -27,6 +27,12 @@ void rg_session_free(rg_session *s);
 /* Append n tokens and compute the logits after the last (s->logits). */
 rg_status rg_session_feed(rg_session *s, const int32_t *tokens, int64_t n, rg_err *err);
 
+/* Append n tokens; *next = the greedy token after the last (rg_argmax of its
+ * logits: what a greedy rg_sampler picks), computed where the logits are — on
+ * the GPU one id crosses to the host instead of n_vocab floats, and the host
+ * does no pass over them. s->logits is left as it was (stale). */
+rg_status rg_session_feed_greedy(rg_session *s, const int32_t *tokens, int64_t n, int32_t *next, rg_err *err);
+
 /* Forget everything after the first n tokens (e.g. to re-run a turn). */
 void rg_session_rewind(rg_session *s, int64_t n);
 
