@@ -307,8 +307,10 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->attn_entries < 4096 * lim->n_head) c->attn_entries = 4096 * lim->n_head;
     c->attn_o = (float *)cuda_alloc(be, (size_t)c->attn_entries * (size_t)lim->head_dim * 4);
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
-    /* pinned landing buffer for downloads: 8 rows of the widest output (logits) */
-    c->h_out_bytes = (size_t)8 * (size_t)lim->n_out_max * 4;
+    /* pinned landing buffer for downloads: the logits rows of a whole step (the
+     * forward pass brings back at most 64 at a time), so that a serving step's
+     * sampled logits cross in one DMA and one wait instead of one per 8 rows */
+    c->h_out_bytes = (size_t)(lim->max_tokens < 64 ? lim->max_tokens : 64) * (size_t)lim->n_out_max * 4;
     if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
