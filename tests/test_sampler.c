@@ -143,6 +143,48 @@ static void test_top_k(void **state) {
     check_distribution("top-k 2", &p, want);
 }
 
+/* top-k over a vocabulary large enough for the selection's 16-wide skip test,
+ * with heavy ties and with an ascending ramp (every candidate enters the heap):
+ * draws stay within the exact top k (ties to the lower id) and reach all of it. */
+static int cmp_desc_then_id(const void *a, const void *b, void *l) {
+    const float *lg = l;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (lg[x] != lg[y]) return lg[x] < lg[y] ? 1 : -1;
+    return x - y;
+}
+static void test_top_k_large(void **state) {
+    enum { NV = 3001, K = 40, DRAWS = 20000 };
+    static float logits[NV], work[NV];
+    static int32_t order[NV];
+    for (int pattern = 0; pattern < 2; pattern++) {
+        uint64_t r = rg_test_seed();
+        for (int i = 0; i < NV; i++)
+            logits[i] = pattern == 0 ? (float)(rg_test_rand_u64(&r) % 50) : 1e-3f * (float)i;
+        for (int i = 0; i < NV; i++) order[i] = i;
+        qsort_r(order, NV, sizeof *order, cmp_desc_then_id, logits);
+        static bool in_top[NV];
+        memset(in_top, 0, sizeof in_top);
+        for (int i = 0; i < K; i++) in_top[order[i]] = true;
+        rg_sampling_params p = plain(1.0f);
+        p.top_k = K;
+        rg_sampler *s;
+        rg_err err = {0};
+        assert_int_equal(rg_sampler_create(&p, NV, &s, &err), RG_OK);
+        static long count[NV];
+        memset(count, 0, sizeof count);
+        for (int d = 0; d < DRAWS; d++) {
+            memcpy(work, logits, sizeof work);
+            int32_t t = rg_sampler_sample(s, work, NULL, 0);
+            assert_true(t >= 0 && t < NV);
+            if (!in_top[t]) fail_msg("pattern %d: drew %d (logit %g), outside the top %d", pattern, t, logits[t], K);
+            count[t]++;
+        }
+        for (int i = 0; i < K; i++)
+            if (!count[order[i]]) fail_msg("pattern %d: top-%d token %d never drawn", pattern, K, order[i]);
+        rg_sampler_free(s);
+    }
+}
+
 static void test_top_p(void **state) {
     /* softmax(base): 0.450 0.273 0.166 0.074 0.037 0.002 -> cumulative 0.450
      * 0.723 0.889 ...; top-p 0.8 keeps the smallest prefix reaching 0.8: 3 tokens */
@@ -223,6 +265,7 @@ static void test_bad_params(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),      cmocka_unit_test(test_temperature), cmocka_unit_test(test_top_k),
+        cmocka_unit_test(test_top_k_large),
         cmocka_unit_test(test_top_p),       cmocka_unit_test(test_min_p),       cmocka_unit_test(test_penalties_exact),
         cmocka_unit_test(test_seeded),      cmocka_unit_test(test_bad_params),  cmocka_unit_test(test_is_greedy),
     };

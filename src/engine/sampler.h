@@ -45,4 +45,8 @@ int32_t rg_sampler_sample(rg_sampler *s, float *logits, const int32_t *history, 
  * the full row (engine/scheduler.c does, to keep logits on the device). */
 bool rg_sampler_is_greedy(const rg_sampler *s);
 
+/* Whether rg_sampler_sample writes to its logits (the penalties edit them in
+ * place); when false the caller may pass a shared row without copying it. */
+bool rg_sampler_edits_logits(const rg_sampler *s);
+
 #endif

@@ -17,6 +17,13 @@
 
 #include "kv/prefix_cache.h"
 
+typedef struct sample_task {
+    rg_request *r;
+    int32_t i;
+    float *row;
+    int32_t token;
+} sample_task;
+
 struct rg_scheduler {
     rg_ctx *ctx;
     const rg_model *m;
@@ -48,10 +55,18 @@ struct rg_scheduler {
     int32_t *b_sample;
     int64_t *b_chunk;
     int64_t n_tok, n_bseq;
-    float *logits, *scratch;
+    float *logits;
     int32_t *greedy_ids; /* per logits row, on greedy steps */
+    /* the step's samples to draw (sample_tasks), and a logits row of scratch per
+     * pool thread for samplers that edit their row */
+    sample_task *tasks;
+    int64_t n_tasks, cap_tasks; /* cap_tasks = max_seqs */
+    float *scratch;
+    int scratch_rows;
 };
 
+/* One token to draw this step: sample i of request r from logits row `row`, or,
+ * on a greedy step (row NULL), take token = the row's device argmax. */
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -101,11 +116,15 @@ rg_status rg_sched_create(rg_ctx *ctx, const rg_sched_params *p, rg_scheduler **
     s->b_sample = malloc((size_t)S * sizeof *s->b_sample);
     s->b_chunk = malloc((size_t)S * sizeof *s->b_chunk);
     s->logits = malloc((size_t)(S * s->n_vocab) * sizeof *s->logits);
-    s->scratch = malloc((size_t)s->n_vocab * sizeof *s->scratch);
+    rg_threadpool *pool = rg_ctx_cpu_pool(ctx);
+    s->scratch_rows = pool ? rg_threadpool_size(pool) : 1;
+    s->scratch = malloc((size_t)s->scratch_rows * (size_t)s->n_vocab * sizeof *s->scratch);
     s->greedy_ids = malloc((size_t)S * sizeof *s->greedy_ids);
+    s->cap_tasks = S;
+    s->tasks = malloc((size_t)s->cap_tasks * sizeof *s->tasks);
     rg_status st = RG_OK;
     if (!s->running || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_kv || !s->b_req || !s->b_sample ||
-        !s->b_chunk || !s->logits || !s->scratch || !s->greedy_ids)
+        !s->b_chunk || !s->logits || !s->scratch || !s->greedy_ids || !s->tasks)
         st = rg_fail(err, RG_E_NOMEM, "scheduler: out of memory for %lld tokens x %lld sequences", (long long)T,
                      (long long)S);
     if (!st && p->prefix_cache) st = rg_prefix_cache_create(s->kv, &s->cache, err);
@@ -452,15 +471,41 @@ static bool batch_is_greedy(const rg_scheduler *s) {
     return true;
 }
 
-/* The next token of sample i from its logits row, or, on a greedy step (row
- * NULL), the row's argmax greedy_id: what rg_sampler_sample would pick from the row. */
-static void sample_next(rg_scheduler *s, rg_request *r, int32_t i, const float *row, int32_t greedy_id) {
-    rg_sample *smp = &r->samples[i];
-    int32_t token = greedy_id;
-    if (row) {
-        memcpy(s->scratch, row, (size_t)s->n_vocab * sizeof *row);
-        token = rg_sampler_sample(smp->sampler, s->scratch, smp->tokens, smp->n_tokens);
+/* Queue the draw of sample i's next token (see sample_task). The queue holds
+ * max_seqs: admission keeps the running requests' unfinished samples within it
+ * (running_slots), and each draws at most one token a step. */
+static void add_task(rg_scheduler *s, rg_request *r, int32_t i, float *row, int32_t greedy_id) {
+    if (s->n_tasks < s->cap_tasks) s->tasks[s->n_tasks++] = (sample_task){r, i, row, greedy_id};
+}
+
+/* Draw tasks ith, ith + nth, ... Samplers are per sample and rows are read-only
+ * unless the sampler edits them (then it gets a copy in this thread's scratch
+ * row: n > 1 samples share their prompt's row), so the draws are independent and
+ * give the same tokens in any order and on any number of threads. */
+typedef struct draw_job {
+    rg_scheduler *s;
+} draw_job;
+
+static void draw_tasks(void *arg, int ith, int nth) {
+    rg_scheduler *s = ((draw_job *)arg)->s;
+    float *scratch = s->scratch + (size_t)(ith < s->scratch_rows ? ith : 0) * (size_t)s->n_vocab;
+    for (int64_t k = ith; k < s->n_tasks; k += nth) {
+        sample_task *t = &s->tasks[k];
+        if (!t->row) continue; /* greedy: the id came from the device */
+        rg_sample *smp = &t->r->samples[t->i];
+        float *row = t->row;
+        if (rg_sampler_edits_logits(smp->sampler)) {
+            memcpy(scratch, row, (size_t)s->n_vocab * sizeof *row);
+            row = scratch;
+        }
+        t->token = rg_sampler_sample(smp->sampler, row, smp->tokens, smp->n_tokens);
     }
+}
+
+/* Sample i of r takes its drawn token: append, stream, and finish it (and the
+ * request with its last sample) on a stop condition. */
+static void accept_token(rg_scheduler *s, rg_request *r, int32_t i, int32_t token) {
+    rg_sample *smp = &r->samples[i];
     const char *delta;
     size_t len;
     rg_finish_reason fin = rg_sample_accept(smp, &r->params, s->tok, s->n_ctx, token, &delta, &len);
@@ -572,6 +617,7 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
     }
     s->st.step_floor_seconds += floor_s;
     int64_t row = 0;
+    s->n_tasks = 0;
     for (int64_t q = 0; q < s->n_bseq; q++) {
         rg_request *r = s->b_req[q];
         int32_t i = s->b_sample[q];
@@ -582,7 +628,7 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
          * reuses them instead of computing them again */
         if (s->cache && s->b_chunk[q] > 1) rg_prefix_cache_insert(s->cache, &smp->kv, smp->tokens, smp->kv.n_tokens);
         if (smp->kv.n_tokens != smp->n_tokens) continue; /* mid-prompt chunk: no logits */
-        const float *logits = greedy ? NULL : s->logits + row * s->n_vocab;
+        float *logits = greedy ? NULL : s->logits + row * s->n_vocab;
         int32_t greedy_id = greedy ? s->greedy_ids[row] : -1;
         row++;
         if (r->n_live < r->n_samples) { /* the prompt is done: fork the samples */
@@ -593,11 +639,18 @@ rg_status rg_sched_step(rg_scheduler *s, bool *did_work, rg_err *err) {
                 finish_request(s, r, RG_FINISH_ERROR);
                 continue;
             }
-            for (int32_t k = 1; k < r->n_samples; k++)
-                sample_next(s, r, k, logits, greedy_id);
+            for (int32_t k = 1; k < r->n_samples; k++) add_task(s, r, k, logits, greedy_id);
         }
-        sample_next(s, r, i, logits, greedy_id);
+        add_task(s, r, i, logits, greedy_id);
     }
+    /* draw every sampled token of the step (on the context's CPU threads when
+     * there are several rows: top-k over a 128k vocabulary is ~0.1 ms a row),
+     * then accept them in batch order */
+    rg_threadpool *pool = rg_ctx_cpu_pool(s->ctx);
+    draw_job job = {s};
+    if (!greedy && pool && s->n_tasks > 1) rg_threadpool_run(pool, draw_tasks, &job);
+    else draw_tasks(&job, 0, 1);
+    for (int64_t k = 0; k < s->n_tasks; k++) accept_token(s, s->tasks[k].r, s->tasks[k].i, s->tasks[k].token);
     s->st.step_seconds += now_s() - t_start;
     publish_stats(s);
     return RG_OK;
@@ -662,6 +715,6 @@ void rg_sched_free(rg_scheduler *s) {
     free(s->running);
     free(s->b_tok), free(s->b_pos), free(s->b_seq), free(s->b_want);
     free(s->b_kv), free(s->b_req), free(s->b_sample), free(s->b_chunk);
-    free(s->logits), free(s->scratch), free(s->greedy_ids);
+    free(s->logits), free(s->scratch), free(s->greedy_ids), free(s->tasks);
     free(s);
 }
