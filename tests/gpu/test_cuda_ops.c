@@ -338,6 +338,116 @@ static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
     free(hw), free(wd);
 }
 
+/* The GEMV's thread mappings (matmul_q.cu: G = 2 for rows of <= 64 units, U = 2
+ * for Q4_0 rows of >= 256 units at one token, the plain one otherwise) in every
+ * mode: STORE (matmul, and matmul_multi over three matrices of different n_out
+ * as QKV), ADD (matmul_add) and SWIGLU (matmul_swiglu), n_tok 1, 2, 5, 8, 16.
+ * Each result against the double-precision reference with x rounded as the
+ * CPU does (1e-5, as test_weight_type), and against `plain`, a backend created
+ * with RIDGE_CUDA_GEMV_Q_SHORT=0 RIDGE_CUDA_GEMV_Q_U2=0: every mapping sums the
+ * same units of a row in the same order and adds only zeros for the rows a
+ * thread does not take, so the outputs must be equal (tolerance 0). n_q >=
+ * 32 * n_sm (5121 here: 132 SMs) gives blocks of 4 rows (gemv_rows_per_block). */
+static void test_gemv_paths(rg_backend *gpu, rg_backend *plain, rg_dtype t, int64_t k, int64_t n_q) {
+    enum { NW = 5 }; /* q, k, v, gate, up */
+    const int64_t n_ff = 203, n_outs[NW] = {n_q, 40, 24, n_ff, n_ff};
+    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 ? RG_Q8_0 : RG_Q8_K;
+    rg_err err = {0};
+    rg_weight dw[2][NW] = {0};
+    float *wd[NW] = {0};
+    uint8_t *wq[NW] = {0}; /* a backend may keep pointing at the host copy until unload */
+    bool ok = true;
+    for (int j = 0; j < NW && ok; j++) {
+        const int64_t n = n_outs[j];
+        float *wf = randn(k * n, 0.05f);
+        size_t row = (size_t)rg_dtype_row_bytes(t, k);
+        wq[j] = malloc(row * (size_t)n);
+        wd[j] = malloc((size_t)(k * n) * sizeof *wd[j]);
+        for (int64_t r = 0; r < n && ok; r++)
+            ok = !rg_quantize_ref(t, wf + r * k, wq[j] + r * row, k, &err) &&
+                 !rg_dequantize_ref(t, wq[j] + r * row, wd[j] + r * k, k, &err);
+        rg_weight host = {.type = t, .k = k, .n_out = n, .data = wq[j]};
+        ok = ok && !gpu->load_weight(gpu, &host, &dw[0][j], &err) && !plain->load_weight(plain, &host, &dw[1][j], &err);
+        free(wf);
+    }
+    const int64_t toks[] = {1, 2, 5, 8, 16};
+    const char *modes[] = {"QKV", "STORE", "ADD", "SWIGLU"};
+    double worst = 0;
+    int64_t n_diff = 0;
+    const char *worst_mode = "";
+    int64_t worst_tok = 0;
+    if (!ok) check(err.msg, NAN, 0);
+    for (size_t ti = 0; ok && ti < sizeof toks / sizeof *toks; ti++) {
+        const int64_t n = toks[ti];
+        float *x = randn(n * k, 1.0f), *bias = randn(n_q, 0.5f), *resid = randn(n * n_q, 1.0f);
+        float *xa = malloc((size_t)(n * k) * sizeof *xa);
+        void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
+        for (int64_t tt = 0; tt < n; tt++) {
+            rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
+            rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
+        }
+        free(blocks);
+        double *dot[NW];
+        for (int j = 0; j < NW; j++) {
+            dot[j] = malloc((size_t)(n * n_outs[j]) * sizeof *dot[j]);
+            for (int64_t tt = 0; tt < n; tt++)
+                for (int64_t r = 0; r < n_outs[j]; r++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < k; i++) s += (double)wd[j][r * k + i] * xa[tt * k + i];
+                    dot[j][tt * n_outs[j] + r] = s;
+                }
+        }
+        /* outputs: q, k, v of the QKV launch, matmul, matmul_add, matmul_swiglu */
+        const int64_t n_y[6] = {n * n_q, n * n_outs[1], n * n_outs[2], n * n_q, n * n_q, n * n_ff};
+        double *ref[6];
+        for (int o = 0; o < 6; o++) ref[o] = malloc((size_t)n_y[o] * sizeof *ref[o]);
+        for (int64_t i = 0; i < n * n_q; i++) {
+            ref[0][i] = ref[3][i] = dot[0][i] + bias[i % n_q];
+            ref[4][i] = resid[i] + ref[0][i];
+        }
+        for (int64_t i = 0; i < n_y[1]; i++) ref[1][i] = dot[1][i];
+        for (int64_t i = 0; i < n_y[2]; i++) ref[2][i] = dot[2][i];
+        for (int64_t i = 0; i < n_y[5]; i++) ref[5][i] = dot[3][i] / (1 + exp(-dot[3][i])) * dot[4][i];
+        float *got[2][6];
+        for (int b = 0; b < 2; b++) {
+            rg_backend *be = b ? plain : gpu;
+            rg_weight *w = dw[b];
+            float *dx = dev_copy(be, x, n * k), *db = dev_copy(be, bias, n_q), *dy[6];
+            for (int o = 0; o < 6; o++) dy[o] = o == 4 ? dev_copy(be, resid, n * n_q) : dev_poisoned(be, n_y[o]);
+            const float *biases[3] = {db, NULL, NULL};
+            bool handled = be->matmul_multi(be, 3, (const rg_weight *const[]){&w[0], &w[1], &w[2]}, biases, dx, n, dy);
+            be->matmul(be, &w[0], db, dx, n, dy[3]);
+            handled = be->matmul_add(be, &w[0], db, dx, n, dy[4]) && handled;
+            handled = be->matmul_swiglu(be, &w[3], &w[4], dx, n, dy[5]) && handled;
+            if (!handled) check("GEMV paths: a fused matmul declined", NAN, 0);
+            for (int o = 0; o < 6; o++) got[b][o] = download(be, dy[o], n_y[o]), be->free(be, dy[o]);
+            be->free(be, dx), be->free(be, db);
+        }
+        for (int o = 0; o < 6; o++) {
+            double e = rel_err(got[0][o], ref[o], n_y[o]);
+            if (!isnan(worst) && (isnan(e) || e > worst)) worst = e, worst_mode = modes[o < 3 ? 0 : o - 2], worst_tok = n;
+            for (int64_t i = 0; i < n_y[o]; i++) n_diff += !(got[0][o][i] == got[1][o][i]); /* NaN differs */
+            free(got[0][o]), free(got[1][o]), free(ref[o]);
+        }
+        for (int j = 0; j < NW; j++) free(dot[j]);
+        free(x), free(xa), free(bias), free(resid);
+    }
+    char what[200];
+    if (!ok) worst = NAN;
+    const int64_t units = k / 32;
+    const char *map = units <= 64 ? "G=2" : t == RG_Q4_0 && units >= 256 ? "U=2 at 1 token" : "plain";
+    snprintf(what, sizeof what, "GEMV %s k %lld (%lld units, %s) n_q %lld, worst of 4 modes x 5 n_tok (%s n_tok %lld)",
+             rg_dtype_name(t), (long long)k, (long long)units, map, (long long)n_q, worst_mode, (long long)worst_tok);
+    check(what, worst, 1e-5);
+    snprintf(what, sizeof what, "GEMV %s k %lld n_q %lld: elements differing from the plain mapping", rg_dtype_name(t),
+             (long long)k, (long long)n_q);
+    check(what, (double)n_diff, 0);
+    for (int j = 0; j < NW; j++) {
+        gpu->unload_weight(gpu, &dw[0][j]), plain->unload_weight(plain, &dw[1][j]);
+        free(wd[j]), free(wq[j]);
+    }
+}
+
 static void test_fused_matmuls(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 512, n_q = 301, n_kv = 64, n_ff = 200;
     rg_weight w[5];
@@ -1058,7 +1168,7 @@ int main(void) {
     rng = rg_test_seed();
     printf("seed %llu\n", (unsigned long long)rng);
     rg_err err = {0};
-    rg_backend *gpu, *cpu;
+    rg_backend *gpu, *cpu, *gpu_plain;
     rg_threadpool *tp = rg_threadpool_create(0);
     if (rg_backend_cuda_create(0, &gpu, &err) || rg_backend_cpu_create(tp, &cpu, &err)) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
@@ -1066,10 +1176,14 @@ int main(void) {
     }
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
-    rg_backend_limits lim = {.max_tokens = 64, .k_max = 8192, .n_out_max = 512, .n_head = 9, .n_head_kv = 1,
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = 14336, .n_out_max = 5121, .n_head = 9, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
-        cpu->reserve(cpu, &lim, pool, &err)) {
+    /* the same backend with matmul_q.cu's plain mapping only (read at creation) */
+    setenv("RIDGE_CUDA_GEMV_Q_SHORT", "0", 1), setenv("RIDGE_CUDA_GEMV_Q_U2", "0", 1);
+    rg_status plain_st = rg_backend_cuda_create(0, &gpu_plain, &err);
+    unsetenv("RIDGE_CUDA_GEMV_Q_SHORT"), unsetenv("RIDGE_CUDA_GEMV_Q_U2");
+    if (plain_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
+        gpu_plain->reserve(gpu_plain, &lim, pool, &err) || cpu->reserve(cpu, &lim, pool, &err)) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
         return 1;
     }
@@ -1081,8 +1195,17 @@ int main(void) {
     for (size_t i = 0; i < sizeof fused_types / sizeof *fused_types; i++) test_fused_matmuls(gpu, fused_types[i]);
     const rg_dtype int8_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++) test_gemv_act_rounding(gpu, int8_types[i]);
+    /* k by path: 64 units and fewer (G = 2), 65 and 129 (plain, one and two
+     * steps), 256 (U = 2 for Q4_0), 264 and 448 (U = 2 with a partial last step) */
+    const int64_t gemv_k[][2] = {{96, 301},   {256, 301},  {512, 301},  {1024, 301}, {2048, 301}, {2048, 5121},
+                                 {2080, 301}, {4128, 301}, {8192, 301}, {8448, 64},  {14336, 64}};
+    for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++)
+        for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
+            if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 ? 32 : 256) == 0)
+                test_gemv_paths(gpu, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
-    gpu->destroy(gpu), cpu->destroy(cpu);
+    if (gpu_plain->sync(gpu_plain, &err)) check(err.msg, NAN, 0);
+    gpu->destroy(gpu), gpu_plain->destroy(gpu_plain), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
     test_attention(NULL, RG_F32, 8, 2, 64, 300);

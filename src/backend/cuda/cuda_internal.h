@@ -34,6 +34,7 @@ typedef struct cuda_backend {
     rg_backend be;
     int device, n_sm;
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
+    bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */

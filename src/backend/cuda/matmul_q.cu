@@ -18,8 +18,9 @@
  * elements, then the odd ones).
  *
  * Launch structure as matmul.cu's gemv_kernel (a block of GEMV_THREADS over R
- * rows, one 32-element unit per thread and step, a 16-byte weight load per row
- * and unit, the gemv_common.cuh epilogue and fused modes). Scratch: c->xq holds
+ * rows, 32-element units per thread and step as gemv_dp4a_kernel maps them, a
+ * 16-byte weight load per row and unit, the gemv_common.cuh epilogue and fused
+ * modes); the activation quantization is launched with PDL as the GEMV is. Scratch: c->xq holds
  * int8 q [n_tok][k] then act_meta [n_tok][k/32]: 1.25 bytes per element, within
  * its 16 * k_max floats for n_tok <= GEMV_MAX_TOK. */
 #include <stdlib.h>
@@ -53,6 +54,8 @@ __device__ __forceinline__ void act_meta_store(int q, float d, act_meta *m) {
  * zero, the product rounded on its own as on the CPU), d kept as its f16 value.
  * n is a multiple of 32, so warps are wholly in or out. */
 template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_t n, int8_t *q, act_meta *meta) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT(); /* x is the previous kernel's output; q and meta, what the last GEMV read */
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int lane = threadIdx.x & 31;
     if (i - lane >= n) return;
@@ -70,6 +73,8 @@ template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_
 template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t *q, act_meta *meta) {
     __shared__ float s_abs[256];
     __shared__ int s_idx[256];
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT(); /* as act_q8_0_int8_kernel */
     const int64_t b0 = (int64_t)blockIdx.x * 256;
     const int j = threadIdx.x;
     float v = x[b0 + j];
@@ -190,57 +195,90 @@ template <int T> __device__ __forceinline__ wplanes row_view(wplanes w, int64_t 
 }
 
 /* A block of GEMV_THREADS threads over R rows (2R in SWIGLU mode) and NT
- * tokens: per step each thread loads one unit of every row (decoded once),
- * then per token that unit's 32 int8 activations (two 16-byte loads from
- * L1/L2) and its act_meta. */
-template <int T, int NT, int R, int MODE>
+ * tokens: per step each thread loads one unit of each of its rows (decoded
+ * once), then per token that unit's 32 int8 activations (two 16-byte loads
+ * from L1/L2) and its act_meta. Two mappings beyond the plain one (G = U = 1):
+ *   G = 2 (short rows, units <= GEMV_THREADS / 2): the block's two thread
+ *     halves split its RR rows, each half taking every unit of its RR/2 rows,
+ *     where the plain mapping left half the threads idle (k = 2048: 64 units).
+ *     A thread then holds half the rows: 1 token, Q4_0, 2 rows 48 -> 32
+ *     registers (QKV 2048 -> 3072: 1536 blocks, one wave of 16 per SM on 132
+ *     SMs where 10 per SM took two), SWIGLU 71 -> 48; every 1-token instance
+ *     <= 64 (the plain R = 4 ones: 78..128).
+ *   U = 2 (long rows, units >= 2 GEMV_THREADS): two units of each row per step,
+ *     u and u + GEMV_THREADS, so twice the loads are in flight before the wait.
+ *     It costs the registers of the second raw unit: launch_map uses it only
+ *     where that stays within 64 without spilling (1 token, 2 rows, Q4_0: 48 ->
+ *     64 registers, 8 blocks per SM, still one wave for the 8192 -> 2048 down
+ *     projection on 132 SMs); the other types and shapes spilled or went to
+ *     72..220 registers.
+ * Either way a thread sums the same units of a row in the same order as the
+ * plain mapping, and the rows it does not take stay 0 in the epilogue's
+ * block-wide sum: the results are bit-identical (tests/gpu/test_cuda_ops.c
+ * compares them with RIDGE_CUDA_GEMV_Q_SHORT=0 RIDGE_CUDA_GEMV_Q_U2=0). */
+template <int T, int NT, int R, int MODE, int G, int U>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_dp4a_kernel(gemv_job job, const int8_t *__restrict__ xq, const act_meta *__restrict__ xm, int64_t n_tok) {
-    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R;
+    constexpr int RR = MODE == GEMV_SWIGLU ? 2 * R : R, RG = RR / G, TG = GEMV_THREADS / G;
+    static_assert(RR % G == 0 && (G == 1 || U == 1), "G splits the rows; U only with G = 1");
     RG_PDL_TRIGGER();
-    const int tid = threadIdx.x;
+    const int tid = threadIdx.x, g = G == 1 ? 0 : tid / TG, lane = G == 1 ? tid : tid % TG;
     int64_t r0;
     const int m = gemv_block_matrix<MODE, R>(job, r0);
     const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2], w1 = job.w[1];
     const int64_t k = w0.k, units = k / 32;
+    float sum[RG][NT]; /* this thread's rows g * RG + j */
+#pragma unroll
+    for (int j = 0; j < RG; j++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) sum[j][t] = 0;
+    wplanes rows[RG];
+#pragma unroll
+    for (int j = 0; j < RG; j++) {
+        const int i = g * RG + j;
+        const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
+        rows[j] = row_view<T>(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1);
+    }
+    for (int64_t u0 = lane; u0 < units; u0 += U * TG) {
+        typename wu<T>::raw raw[U][RG];
+#pragma unroll
+        for (int v = 0; v < U; v++)
+            if (v == 0 || u0 + v * TG < units)
+#pragma unroll
+                for (int j = 0; j < RG; j++) wu<T>::load(rows[j], 0, u0 + v * TG, raw[v][j]);
+        RG_PDL_WAIT(); /* the weights are constant; the activations are the previous kernel's */
+#pragma unroll
+        for (int v = 0; v < U; v++) {
+            const int64_t u = u0 + v * TG;
+            if (v > 0 && u >= units) break;
+            wdec wd[RG];
+#pragma unroll
+            for (int j = 0; j < RG; j++) wi<T>::decode(raw[v][j], wd[j]);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= n_tok) break;
+                const uint4 *xp = (const uint4 *)(xq + t * k + 32 * u);
+                const uint4 a = __ldg(xp), b = __ldg(xp + 1);
+                const int2 mt = __ldg((const int2 *)(xm + t * units + u));
+                const int x[8] = {(int)a.x, (int)a.y, (int)a.z, (int)a.w, (int)b.x, (int)b.y, (int)b.z, (int)b.w};
+                const float xd = __int_as_float(mt.x);
+                const int s0 = (int16_t)(mt.y & 0xffff), s1 = mt.y >> 16; /* act_meta's int16 pair, sign-extended */
+#pragma unroll
+                for (int j = 0; j < RG; j++) sum[j][t] += wi<T>::dot(wd[j], x, xd, s0, s1);
+            }
+        }
+    }
+    RG_PDL_WAIT();
     float acc[RR][NT];
 #pragma unroll
     for (int i = 0; i < RR; i++)
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[i][t] = 0;
-    wplanes rows[RR];
-#pragma unroll
-    for (int i = 0; i < RR; i++) {
-        const wplanes &w = gemv_rows<MODE, R>(w0, w1, i);
-        rows[i] = row_view<T>(w, r0 + i % R < w.n_out ? r0 + i % R : w.n_out - 1);
-    }
-    for (int64_t u = tid; u < units; u += GEMV_THREADS) {
-        typename wu<T>::raw raw[RR];
-#pragma unroll
-        for (int i = 0; i < RR; i++) wu<T>::load(rows[i], 0, u, raw[i]);
-        RG_PDL_WAIT(); /* the weights are constant; the activations are the previous kernel's */
-        wdec wd[RR];
-#pragma unroll
-        for (int i = 0; i < RR; i++) wi<T>::decode(raw[i], wd[i]);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= n_tok) break;
-            const uint4 *xp = (const uint4 *)(xq + t * k + 32 * u);
-            const uint4 a = __ldg(xp), b = __ldg(xp + 1);
-            const int2 mt = __ldg((const int2 *)(xm + t * units + u));
-            const int x[8] = {(int)a.x, (int)a.y, (int)a.z, (int)a.w, (int)b.x, (int)b.y, (int)b.z, (int)b.w};
-            const float xd = __int_as_float(mt.x);
-            const int s0 = (int16_t)(mt.y & 0xffff), s1 = mt.y >> 16; /* act_meta's int16 pair, sign-extended */
-#pragma unroll
-            for (int i = 0; i < RR; i++) acc[i][t] += wi<T>::dot(wd[i], x, xd, s0, s1);
-        }
-    }
-    RG_PDL_WAIT();
+        for (int t = 0; t < NT; t++) acc[i][t] = i / RG == g ? sum[i % RG][t] : 0.0f;
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
 }
 
-/* One launch per tile of up to 8 tokens. */
-template <int T, int R, int MODE>
+/* One launch per tile of up to 8 tokens (U applies to one-token tiles only). */
+template <int T, int R, int MODE, int G, int U>
 static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, const act_meta *meta, int64_t n_tok) {
     const int64_t k = job.w[0].k;
     const unsigned blocks = gemv_grid<R, MODE>(job, n_mat);
@@ -251,19 +289,33 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
         gemv_job jt = job;
         jt.rope.tok0 = t0;
         for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
-        if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
-        else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
-        else if (nt <= 4) rg_cuda_launch(c, gemv_dp4a_kernel<T, 4, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
-        else rg_cuda_launch(c, gemv_dp4a_kernel<T, 8, R, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, qt, mt, nt);
+        const dim3 grid(blocks), block(GEMV_THREADS);
+        if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE, G, U>, grid, block, 0, jt, qt, mt, nt);
+        else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE, G, 1>, grid, block, 0, jt, qt, mt, nt);
+        else if (nt <= 4) rg_cuda_launch(c, gemv_dp4a_kernel<T, 4, R, MODE, G, 1>, grid, block, 0, jt, qt, mt, nt);
+        else rg_cuda_launch(c, gemv_dp4a_kernel<T, 8, R, MODE, G, 1>, grid, block, 0, jt, qt, mt, nt);
     }
+}
+
+/* The thread mapping by row length (gemv_dp4a_kernel): units = k / 32.
+ * RIDGE_CUDA_GEMV_Q_SHORT=0 / RIDGE_CUDA_GEMV_Q_U2=0 keep the plain one. */
+template <int T, int R, int MODE>
+static void launch_map(cuda_backend *c, const gemv_job &job, int n_mat, const int8_t *q, const act_meta *meta,
+                       int64_t n_tok) {
+    const int64_t units = job.w[0].k / 32;
+    constexpr bool u2 = T == RG_Q4_0 && R == 2 && MODE != GEMV_SWIGLU; /* where U = 2 fits (gemv_dp4a_kernel) */
+    if (c->gemv_q_short && units <= GEMV_THREADS / 2) launch_r<T, R, MODE, 2, 1>(c, job, n_mat, q, meta, n_tok);
+    else if (u2 && c->gemv_q_u2 && units >= 2 * GEMV_THREADS)
+        launch_r<T, R, MODE, 1, u2 ? 2 : 1>(c, job, n_mat, q, meta, n_tok);
+    else launch_r<T, R, MODE, 1, 1>(c, job, n_mat, q, meta, n_tok);
 }
 
 template <int T, int MODE>
 static void launch_mode(cuda_backend *c, const gemv_job &job, int n_mat, const int8_t *q, const act_meta *meta,
                         int64_t n_tok) {
-    if constexpr (MODE == GEMV_SWIGLU) launch_r<T, 2, MODE>(c, job, n_mat, q, meta, n_tok); /* always 2 rows */
-    else if (gemv_rows_per_block(MODE, job, n_mat, c->n_sm) == 2) launch_r<T, 2, MODE>(c, job, n_mat, q, meta, n_tok);
-    else launch_r<T, 4, MODE>(c, job, n_mat, q, meta, n_tok);
+    if constexpr (MODE == GEMV_SWIGLU) launch_map<T, 2, MODE>(c, job, n_mat, q, meta, n_tok); /* always 2 rows */
+    else if (gemv_rows_per_block(MODE, job, n_mat, c->n_sm) == 2) launch_map<T, 2, MODE>(c, job, n_mat, q, meta, n_tok);
+    else launch_map<T, 4, MODE>(c, job, n_mat, q, meta, n_tok);
 }
 
 template <int T>
@@ -272,8 +324,8 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     int8_t *q = (int8_t *)c->xq;
     act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
     if (T == RG_Q8_0 || T == RG_Q4_0)
-        act_q8_0_int8_kernel<wi<T>::perm><<<rg_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, n, q, meta);
-    else act_q8_k_int8_kernel<wi<T>::perm><<<(unsigned)(n / 256), 256, 0, c->stream>>>(x, q, meta);
+        rg_cuda_launch(c, act_q8_0_int8_kernel<wi<T>::perm>, dim3(rg_cuda_blocks(n, 256)), dim3(256), 0, x, n, q, meta);
+    else rg_cuda_launch(c, act_q8_k_int8_kernel<wi<T>::perm>, dim3((unsigned)(n / 256)), dim3(256), 0, x, q, meta);
     if (!RG_CUDA_LAUNCHED(c, "activation quantization (int8)")) return;
     if (mode == GEMV_STORE) launch_mode<T, GEMV_STORE>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_ADD) launch_mode<T, GEMV_ADD>(c, job, n_mat, q, meta, n_tok);
