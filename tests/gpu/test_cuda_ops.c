@@ -343,8 +343,8 @@ static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
  * mode: STORE (matmul, and matmul_multi over three matrices of different n_out
  * as QKV), ADD (matmul_add) and SWIGLU (matmul_swiglu), n_tok 1, 2, 5, 8, 16.
  * Each result against the double-precision reference with x rounded as the
- * CPU does (1e-5, as test_weight_type), and against `plain`, a backend created
- * with RIDGE_CUDA_GEMV_Q_SHORT=0 RIDGE_CUDA_GEMV_Q_U2=0: every mapping sums the
+ * CPU does (1e-5, as test_weight_type), and against `plain`, the default backend
+ * (RIDGE_CUDA_GEMV_Q_SHORT and _U2 unset; `gpu` has them at 1): every mapping sums the
  * same units of a row in the same order and adds only zeros for the rows a
  * thread does not take, so the outputs must be equal (tolerance 0). n_q >=
  * 32 * n_sm (5121 here: 132 SMs) gives blocks of 4 rows (gemv_rows_per_block). */
@@ -1178,12 +1178,15 @@ int main(void) {
     rg_kv_pool *pool;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = 14336, .n_out_max = 5121, .n_head = 9, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    /* the same backend with matmul_q.cu's plain mapping only (read at creation) */
-    setenv("RIDGE_CUDA_GEMV_Q_SHORT", "0", 1), setenv("RIDGE_CUDA_GEMV_Q_U2", "0", 1);
-    rg_status plain_st = rg_backend_cuda_create(0, &gpu_plain, &err);
+    /* gpu_mapped: the same backend with matmul_q.cu's short- and long-row
+     * mappings on (opt-in until measured on a GPU; read at creation) */
+    rg_backend *gpu_mapped;
+    setenv("RIDGE_CUDA_GEMV_Q_SHORT", "1", 1), setenv("RIDGE_CUDA_GEMV_Q_U2", "1", 1);
+    rg_status mapped_st = rg_backend_cuda_create(0, &gpu_mapped, &err);
     unsetenv("RIDGE_CUDA_GEMV_Q_SHORT"), unsetenv("RIDGE_CUDA_GEMV_Q_U2");
-    if (plain_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
-        gpu_plain->reserve(gpu_plain, &lim, pool, &err) || cpu->reserve(cpu, &lim, pool, &err)) {
+    gpu_plain = gpu;
+    if (mapped_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
+        gpu_mapped->reserve(gpu_mapped, &lim, pool, &err) || cpu->reserve(cpu, &lim, pool, &err)) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
         return 1;
     }
@@ -1202,10 +1205,10 @@ int main(void) {
     for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++)
         for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
             if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 ? 32 : 256) == 0)
-                test_gemv_paths(gpu, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
+                test_gemv_paths(gpu_mapped, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
-    if (gpu_plain->sync(gpu_plain, &err)) check(err.msg, NAN, 0);
-    gpu->destroy(gpu), gpu_plain->destroy(gpu_plain), cpu->destroy(cpu);
+    if (gpu_mapped->sync(gpu_mapped, &err)) check(err.msg, NAN, 0);
+    gpu->destroy(gpu), gpu_mapped->destroy(gpu_mapped), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
     test_attention(NULL, RG_F32, 8, 2, 64, 300);
