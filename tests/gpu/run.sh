@@ -72,6 +72,8 @@ PY
   if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
     echo "== bench_cuda (kernels) =="
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
+    echo "== bench_cuda attn, RIDGE_CUDA_ATTN_FUSED_MERGE=1 (the last split block merges) =="
+    RIDGE_CUDA_ATTN_FUSED_MERGE=1 "$B/bench/bench_cuda" 0 attn 2>&1 | tee "$O/bench_cuda_fused_merge.txt"
     echo "== peer: torch SDPA decode attention =="
     python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
     echo "== peer: torch SDPA prefill attention (cuDNN, flash) =="
@@ -126,6 +128,7 @@ printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 [ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
+[ -f "$O/bench_cuda_fused_merge.txt" ] && grep -E "^batch" "$O/bench_cuda_fused_merge.txt" | sed 's/^/fused merge: /'
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
 [ -f "$O/peer_sdpa_prefill.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/peer_sdpa_prefill.txt"

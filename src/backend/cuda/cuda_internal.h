@@ -63,7 +63,10 @@ typedef struct cuda_backend {
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
     int64_t attn_entries;
+    int *attn_tickets;            /* split blocks done per (token, KV head): max_tokens * n_head_kv, zero at rest */
     int attn_blocks_per_sm;       /* attention split blocks resident per SM (the split count fills one wave) */
+    bool attn_fused_merge;        /* the decode kernel merges its splits (RIDGE_CUDA_ATTN_FUSED_MERGE=1; default: a merge kernel) */
+    int64_t attn_splits;          /* RIDGE_CUDA_ATTN_SPLITS: a fixed split count for A/B runs (0: one wave) */
     /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
     cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;
