@@ -72,6 +72,8 @@ PY
   if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
     echo "== bench_cuda (kernels) =="
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
+    echo "== bench_cuda gemv, RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 (quantized GEMV mappings) =="
+    RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 "$B/bench/bench_cuda" 0 gemv 2>&1 | tee "$O/bench_cuda_gemv_q_mapped.txt"
     echo "== bench_cuda attn, RIDGE_CUDA_ATTN_FUSED_MERGE=1 (the last split block merges) =="
     RIDGE_CUDA_ATTN_FUSED_MERGE=1 "$B/bench/bench_cuda" 0 attn 2>&1 | tee "$O/bench_cuda_fused_merge.txt"
     echo "== peer: torch SDPA decode attention =="
@@ -99,6 +101,15 @@ PY
       echo "== bench $spec, RIDGE_CUDA_PDL=0 (no programmatic dependent launch) =="
       RIDGE_CUDA_PDL=0 "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 |
         tee "$O/bench-$(basename "$f" .gguf)-nopdl.json"
+      # one lever each: the QKV+RoPE fusion off; the opt-in kernels on (written
+      # without a GPU: the split merge in the decode kernel, the quantized GEMV's
+      # short/long-row mappings); all of them together
+      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 ATTN_FUSED_MERGE=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1; do
+        [ "$type" = bf16 ] && [ "${lever#GEMV}" != "$lever" ] && continue
+        echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
+        env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \
+          --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf)-${lever//[=,]/_}.json"
+      done
       if [ "${RIDGE_GPU_NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
         # where a decode step's time goes, kernel by kernel (ncu serializes kernels:
         # these are kernel times without launch gaps)
@@ -107,6 +118,14 @@ PY
           "$B/ridge" bench -m "$f" --gpu -p 16 -n 4 -r 1 --cache-type bf16 --no-graphs >"$O/ncu-$(basename "$f" .gguf).csv" 2>/dev/null
         python3 tests/gpu/ncu_summary.py "$O/ncu-$(basename "$f" .gguf).csv" | tee "$O/ncu-$(basename "$f" .gguf).txt"
       fi
+    fi
+    if [ "$shape" = llama3-8b ] && [ "$type" = bf16 ]; then
+      # the issue's prefill measure: 2048 tokens in one forward step (-ub 2048), and in steps of 512
+      for ub in 2048 512; do
+        echo "== bench $spec, prefill 2048 tokens, -ub $ub =="
+        "$B/ridge" bench -m "$f" --gpu -p 2048 -n 16 -r 3 -ub $ub --cache-type bf16 --json 2>&1 |
+          tee "$O/bench-$(basename "$f" .gguf)-prefill2048-ub$ub.json"
+      done
     fi
     if [ "$type" = bf16 ] && [ "${RIDGE_GPU_PEER:-1}" != 0 ]; then # the compiled PyTorch decode peer, same shape
       pj=$O/peer-decode-$shape${layers:+-${layers}l}
@@ -128,6 +147,9 @@ printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 [ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
+[ -f "$O/bench_cuda_gemv_q_mapped.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|2048 x 8192|8192 x 2048) +1 " \
+  "$O/bench_cuda_gemv_q_mapped.txt" | sed 's/^/q mappings on: /'
+[ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 " "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda_fused_merge.txt" ] && grep -E "^batch" "$O/bench_cuda_fused_merge.txt" | sed 's/^/fused merge: /'
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
