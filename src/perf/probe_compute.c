@@ -96,13 +96,18 @@ __attribute__((target("avx512f"))) static double fma_avx512(int64_t iters, float
         return (double)iters * NCHAIN8 * LANES * 2;                                                                    \
     }
 
+/* The sink takes one lane, not a sum: the chains wrap around int32 by design, and
+ * a horizontal sum in int (GCC's _mm512_reduce_add_epi32) would overflow, which
+ * UBSan reports. */
 __attribute__((target("avx2"))) static inline int first_lane_avx2(__m256i v) { return _mm256_extract_epi32(v, 0); }
+__attribute__((target("avx512f"))) static inline int first_lane_avx512(__m512i v) {
+    return _mm_cvtsi128_si32(_mm512_castsi512_si128(v));
+}
 
 DOT_KERNEL(dot_avx2, __attribute__((target("avx2"))), __m256i, _mm256_set1_epi8, _mm256_set1_epi16, _mm256_set1_epi32,
            _mm256_add_epi32, _mm256_madd_epi16, _mm256_maddubs_epi16, "x", 32, first_lane_avx2)
 DOT_KERNEL(dot_avx512bw, __attribute__((target("avx512f,avx512bw"))), __m512i, _mm512_set1_epi8, _mm512_set1_epi16,
-           _mm512_set1_epi32, _mm512_add_epi32, _mm512_madd_epi16, _mm512_maddubs_epi16, "v", 64,
-           _mm512_reduce_add_epi32)
+           _mm512_set1_epi32, _mm512_add_epi32, _mm512_madd_epi16, _mm512_maddubs_epi16, "v", 64, first_lane_avx512)
 
 /* vpdpbusd: 4 u8 x s8 products per int32 lane in one instruction */
 __attribute__((target("avx512f,avx512vnni"))) static double dot_avx512vnni(int64_t iters, float *sink) {
@@ -115,7 +120,7 @@ __attribute__((target("avx512f,avx512vnni"))) static double dot_avx512vnni(int64
     __m512i s = acc[0];
     for (int i = 1; i < NCHAIN; i++)
         s = _mm512_add_epi32(s, acc[i]);
-    *sink = (float)_mm512_reduce_add_epi32(s);
+    *sink = (float)first_lane_avx512(s);
     return (double)iters * NCHAIN * 64 * 2;
 }
 #endif
