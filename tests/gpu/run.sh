@@ -72,8 +72,9 @@ PY
   if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
     echo "== bench_cuda (kernels) =="
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
-    echo "== bench_cuda gemv, RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 (quantized GEMV mappings) =="
-    RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 "$B/bench/bench_cuda" 0 gemv 2>&1 | tee "$O/bench_cuda_gemv_q_mapped.txt"
+    echo "== bench_cuda gemv, opt-in kernels on: RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 RIDGE_CUDA_GEMV_MMA=1 =="
+    RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 RIDGE_CUDA_GEMV_MMA=1 "$B/bench/bench_cuda" 0 gemv 2>&1 |
+      tee "$O/bench_cuda_gemv_q_mapped.txt"
     echo "== bench_cuda attn, RIDGE_CUDA_ATTN_FUSED_MERGE=1 (the last split block merges) =="
     RIDGE_CUDA_ATTN_FUSED_MERGE=1 "$B/bench/bench_cuda" 0 attn 2>&1 | tee "$O/bench_cuda_fused_merge.txt"
     echo "== peer: torch SDPA decode attention =="
@@ -104,7 +105,7 @@ PY
       # one lever each: the QKV+RoPE fusion off; the opt-in kernels on (written
       # without a GPU: the split merge in the decode kernel, the quantized GEMV's
       # short/long-row mappings); all of them together
-      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 ATTN_FUSED_MERGE=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1; do
+      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 ATTN_FUSED_MERGE=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1,GEMV_MMA=1; do
         [ "$type" = bf16 ] && [ "${lever#GEMV}" != "$lever" ] && continue
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \
@@ -150,6 +151,9 @@ printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda_gemv_q_mapped.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|2048 x 8192|8192 x 2048) +1 " \
   "$O/bench_cuda_gemv_q_mapped.txt" | sed 's/^/q mappings on: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 " "$O/bench_cuda.txt"
+[ -f "$O/bench_cuda_gemv_q_mapped.txt" ] && grep -E "^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
+  "$O/bench_cuda_gemv_q_mapped.txt" | sed 's/^/tensor-core GEMV: /'
+[ -f "$O/bench_cuda.txt" ] && grep -E "^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda_fused_merge.txt" ] && grep -E "^batch" "$O/bench_cuda_fused_merge.txt" | sed 's/^/fused merge: /'
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"

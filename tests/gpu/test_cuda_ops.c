@@ -271,6 +271,43 @@ static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out,
     return ok;
 }
 
+/* The tensor-core GEMV (RIDGE_CUDA_GEMV_MMA=1, backend `mma`) against the f32
+ * GEMV (backend `plain`) on the same bf16 weights and inputs: row lengths of one
+ * 32-element chunk, of chunks that leave warps idle or uneven (65), and long
+ * ones; row counts that end inside a 16-row block; 2..16 tokens (one and two
+ * 8-token tiles). Same products, another summation order: 1e-5. */
+static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
+    const int64_t shapes[][2] = {{32, 16}, {2080, 301}, {4096, 40}, {512, 1000}};
+    const int64_t toks[] = {2, 7, 9, 16};
+    char what[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int64_t k = shapes[si][0], n_out = shapes[si][1];
+        rg_weight wm, wp;
+        void *hm = NULL, *hp = NULL;
+        uint64_t keep = rng;
+        if (!random_weight(mma, RG_BF16, k, n_out, &wm, &hm)) return;
+        rng = keep; /* the same weights for the plain backend */
+        if (!random_weight(plain, RG_BF16, k, n_out, &wp, &hp)) return;
+        double worst = 0;
+        for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+            const int64_t n = toks[ti];
+            float *x = randn(n * k, 1.0f);
+            float *xm = dev_copy(mma, x, n * k), *xp = dev_copy(plain, x, n * k);
+            float *ym = dev_poisoned(mma, n * n_out), *yp = dev_poisoned(plain, n * n_out);
+            mma->matmul(mma, &wm, NULL, xm, n, ym);
+            plain->matmul(plain, &wp, NULL, xp, n, yp);
+            float *a = download(mma, ym, n * n_out), *b = download(plain, yp, n * n_out);
+            worst = worse(worst, rel_err_f(a, b, n * n_out));
+            free(a), free(b), free(x);
+            mma->free(mma, xm), mma->free(mma, ym), plain->free(plain, xp), plain->free(plain, yp);
+        }
+        snprintf(what, sizeof what, "tensor-core GEMV bf16 %lld x %lld, 2..16 tokens, vs f32 GEMV", (long long)k,
+                 (long long)n_out);
+        check(what, worst, 1e-5);
+        mma->unload_weight(mma, &wm), plain->unload_weight(plain, &wp), free(hm), free(hp);
+    }
+}
+
 /* The GEMV of quantized weights quantizes x to int8 on the GPU (Q8_0 per 32 for
  * Q8_0/Q4_0 weights, Q8_K per 256 for Q4_K/Q6_K) and must round exactly as the
  * CPU reference quantizer: one activation a step off moves its token's outputs
@@ -1267,6 +1304,23 @@ int main(void) {
         for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
             if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 ? 32 : 256) == 0)
                 test_gemv_paths(gpu_mapped, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
+    /* the tensor-core GEMV of 2..16 tokens (opt-in): the weight and fused-op checks again, and against the f32 GEMV */
+    rg_backend *gpu_mma;
+    setenv("RIDGE_CUDA_GEMV_MMA", "1", 1);
+    if (rg_backend_cuda_create(0, &gpu_mma, &err) || gpu_mma->reserve(gpu_mma, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+    } else {
+        printf("-- RIDGE_CUDA_GEMV_MMA=1 (tensor-core GEMV for 2..16 tokens of bf16/f16 weights) --\n");
+        test_weight_type(gpu_mma, RG_BF16);
+        test_weight_type(gpu_mma, RG_F16);
+        test_fused_matmuls(gpu_mma, RG_BF16);
+        test_gemv_mma_shapes(gpu_mma, gpu);
+        test_fused_qkv_rope(RG_BF16, RG_BF16, 64, true); /* creates its own backend: the variable is still set */
+        if (gpu_mma->sync(gpu_mma, &err)) check(err.msg, NAN, 0);
+        gpu_mma->destroy(gpu_mma);
+        printf("-- end of RIDGE_CUDA_GEMV_MMA=1 --\n");
+    }
+    unsetenv("RIDGE_CUDA_GEMV_MMA");
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     if (gpu_mapped->sync(gpu_mapped, &err)) check(err.msg, NAN, 0);
     gpu->destroy(gpu), gpu_mapped->destroy(gpu_mapped), cpu->destroy(cpu);

@@ -459,6 +459,9 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     const char *gq_short = getenv("RIDGE_CUDA_GEMV_Q_SHORT"), *gq_u2 = getenv("RIDGE_CUDA_GEMV_Q_U2");
     c->gemv_q_short = gq_short && !strcmp(gq_short, "1");
     c->gemv_q_u2 = gq_u2 && !strcmp(gq_u2, "1");
+    /* matmul.cu's tensor-core GEMV for 2..16 tokens: opt-in likewise */
+    const char *g_mma = getenv("RIDGE_CUDA_GEMV_MMA");
+    c->gemv_mma = g_mma && !strcmp(g_mma, "1");
     /* A/B levers of the decode attention, read once here:
      *   RIDGE_CUDA_ATTN_FUSED_MERGE=1  the last split block merges the splits
      *                                  (opt-in until a GPU run has checked and

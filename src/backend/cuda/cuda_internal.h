@@ -35,6 +35,7 @@ typedef struct cuda_backend {
     int device, n_sm;
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
+    bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=1) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */

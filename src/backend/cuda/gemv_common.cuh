@@ -66,8 +66,61 @@ __device__ __forceinline__ const wplanes &gemv_rows(const wplanes &w0, const wpl
     return MODE == GEMV_SWIGLU && i >= R ? w1 : w0;
 }
 
-/* The partial sums of the block's warps meet in shared memory; then one thread
- * per (row, token) applies the epilogue. acc is [RR][NT]. */
+/* The epilogue from the block's partial sums: red[w][i * NT + t] for NW partial
+ * sums w of row i (of RR: SWIGLU's up rows from R on) and token t; a thread per
+ * (row, token) adds them up and applies the mode. */
+template <int MODE, int R, int NT, int RR, int NW>
+__device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
+                                           const float (*red)[RR * NT]) {
+    const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
+    float *y = m == 0 ? job.y[0] : m == 1 ? job.y[1] : job.y[2];
+    for (int idx = threadIdx.x; idx < R * NT; idx += blockDim.x) {
+        const int i = idx / NT, t = idx % NT;
+        if (t >= n_tok || r0 + i >= n_out) continue;
+        float v = 0;
+#pragma unroll
+        for (int k = 0; k < NW; k++) v += red[k][idx];
+        float *dst = y + t * n_out + r0 + i;
+        if (MODE == GEMV_SWIGLU) {
+            float u = 0;
+#pragma unroll
+            for (int k = 0; k < NW; k++) u += red[k][R * NT + idx];
+            *dst = v / (1.0f + expf(-v)) * u;
+        } else if (MODE == GEMV_QKV_ROPE) {
+            v += bias ? bias[r0 + i] : 0.0f;
+            const gemv_rope &rp = job.rope;
+            const int64_t r = r0 + i, head = r / rp.head_dim, j = r % rp.head_dim, tg = rp.tok0 + t;
+            const int32_t pos = rp.pos[tg];
+            if (m < 2 && j < rp.n_rot) { /* rotate with the pair's other row (i ^ 1, in this block) */
+                const int ip = i ^ 1;
+                float pv = 0;
+#pragma unroll
+                for (int k = 0; k < NW; k++) pv += red[k][ip * NT + t];
+                pv += bias ? bias[r0 + ip] : 0.0f;
+                float cs, sn;
+                rope_cs(pos, j / 2, rp.theta_scale, rp.freq_scale, rp.ff, cs, sn);
+                v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
+            }
+            *dst = v;
+            if (m > 0) { /* k or v into the cache */
+                const int32_t block = rp.tables[rp.row[tg] * rp.table_w + pos / rp.bs];
+                uint8_t *unit = rp.layer_base + (size_t)block * rp.unit_bytes + head * rp.head_bytes +
+                                (m == 2 ? rp.kv_bytes : 0);
+                const size_t e = (size_t)(pos % rp.bs) * rp.head_dim + j;
+                if (rp.kv_type == RG_F32) ((float *)unit)[e] = v;
+                else if (rp.kv_type == RG_F16) ((__half *)unit)[e] = __float2half_rn(v);
+                else ((__nv_bfloat16 *)unit)[e] = __float2bfloat16_rn(v);
+            }
+        } else {
+            v += bias ? bias[r0 + i] : 0.0f;
+            if (MODE == GEMV_ADD) *dst += v;
+            else *dst = v;
+        }
+    }
+}
+
+/* The partial sums of the block's GEMV_THREADS threads (acc [RR][NT] each) meet
+ * through shuffles and shared memory, then gemv_apply. */
 template <int MODE, int R, int NT, int RR>
 __device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
                                               float (&acc)[RR][NT]) {
@@ -82,50 +135,7 @@ __device__ __forceinline__ void gemv_epilogue(const gemv_job &job, int m, int64_
             if (lane == 0) red[warp][i * NT + t] = v;
         }
     __syncthreads();
-    if (tid >= R * NT) return;
-    const int i = tid / NT, t = tid % NT;
-    if (t >= n_tok || r0 + i >= n_out) return;
-    float v = 0;
-#pragma unroll
-    for (int k = 0; k < GEMV_THREADS / 32; k++) v += red[k][tid];
-    const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
-    float *y = m == 0 ? job.y[0] : m == 1 ? job.y[1] : job.y[2];
-    float *dst = y + t * n_out + r0 + i;
-    if (MODE == GEMV_SWIGLU) {
-        float u = 0;
-#pragma unroll
-        for (int k = 0; k < GEMV_THREADS / 32; k++) u += red[k][R * NT + tid];
-        *dst = v / (1.0f + expf(-v)) * u;
-    } else if (MODE == GEMV_QKV_ROPE) {
-        v += bias ? bias[r0 + i] : 0.0f;
-        const gemv_rope &rp = job.rope;
-        const int64_t r = r0 + i, head = r / rp.head_dim, j = r % rp.head_dim, tg = rp.tok0 + t;
-        const int32_t pos = rp.pos[tg];
-        if (m < 2 && j < rp.n_rot) { /* rotate with the pair's other row (i ^ 1, in this block) */
-            const int ip = i ^ 1;
-            float pv = 0;
-#pragma unroll
-            for (int k = 0; k < GEMV_THREADS / 32; k++) pv += red[k][ip * NT + t];
-            pv += bias ? bias[r0 + ip] : 0.0f;
-            float cs, sn;
-            rope_cs(pos, j / 2, rp.theta_scale, rp.freq_scale, rp.ff, cs, sn);
-            v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
-        }
-        *dst = v;
-        if (m > 0) { /* k or v into the cache */
-            const int32_t block = rp.tables[rp.row[tg] * rp.table_w + pos / rp.bs];
-            uint8_t *unit = rp.layer_base + (size_t)block * rp.unit_bytes + head * rp.head_bytes +
-                            (m == 2 ? rp.kv_bytes : 0);
-            const size_t e = (size_t)(pos % rp.bs) * rp.head_dim + j;
-            if (rp.kv_type == RG_F32) ((float *)unit)[e] = v;
-            else if (rp.kv_type == RG_F16) ((__half *)unit)[e] = __float2half_rn(v);
-            else ((__nv_bfloat16 *)unit)[e] = __float2bfloat16_rn(v);
-        }
-    } else {
-        v += bias ? bias[r0 + i] : 0.0f;
-        if (MODE == GEMV_ADD) *dst += v;
-        else *dst = v;
-    }
+    gemv_apply<MODE, R, NT, RR, GEMV_THREADS / 32>(job, m, r0, n_tok, n_out, red);
 }
 
 /* Fill job.blk_end for blocks of R rows over the first n_mat matrices; the grid size. */

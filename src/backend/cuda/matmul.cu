@@ -18,8 +18,13 @@
  * float-activation predecessor measured 41% of copy bandwidth where dp4a gives
  * 67%, docs/BENCHMARKS.md, and was removed). The cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
  * states the tolerances). */
+#include <string.h>
+
+#include <type_traits>
+
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/mma.cuh"
 
 template <int T> __device__ __forceinline__ float round_act(float v) {
     if (T == RG_F16) return __half2float(__float2half_rn(v));
@@ -140,6 +145,124 @@ static void launch_gemv(cuda_backend *c, const gemv_job &job, int n_mat, const f
     else launch_gemv_r<T, SW ? 1 : 2, 4, MODE>(c, job, n_mat, x, n_tok);
 }
 
+/* ---- the tensor-core GEMV: 2..16 tokens of 16-bit weights
+ *
+ * At 8-16 tokens the f32 GEMV above does 8-16 FMAs per weight it loads and is
+ * bound by the FMA units, not HBM (10-53% of copy bandwidth on the H100). The
+ * products bf16 x bf16 (f16 x f16) are exact in f32, so mma.sync m16n8k16 with
+ * f32 accumulation computes what it computes (x rounded as round_act rounds
+ * it), in a different summation order.
+ *
+ * A block of MMA_WARPS warps takes 16 rows (SWIGLU: 16 gate and the same 16 up
+ * rows) and cuts the row length among its warps in chunks of 32 (split-K): in
+ * a chunk, lane (g = lane/4, q = lane%4) loads 16 bytes of rows g and g + 8 at
+ * elements 8q..8q+7 and the same 8 elements of x for token g (and g + 8 for the
+ * second 8-token tile). A dot product does not care in which order its k come,
+ * so the fragments name these elements as the mma's k positions (2q, 2q+1,
+ * 2q+8, 2q+9) of two k16 steps — 8q..8q+3 in the first, 8q+4..8q+7 in the second
+ * — for A and B alike, and every load stays a 16-byte one from global memory
+ * (no shared-memory staging, no ldmatrix). The warps' partial 16 x NT tiles
+ * meet in shared memory for gemv_apply. Opt-in (RIDGE_CUDA_GEMV_MMA=1) until a
+ * GPU run has checked and measured it. */
+#define MMA_WARPS 8
+#define MMA_U 4 /* chunks of weights each warp has in flight */
+
+template <int T> __device__ __forceinline__ uint32_t pack16x2(float lo, float hi) {
+    uint32_t u;
+    if constexpr (T == RG_BF16) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        memcpy(&u, &h, 4);
+    } else {
+        __half2 h = __floats2half2_rn(lo, hi);
+        memcpy(&u, &h, 4);
+    }
+    return u;
+}
+
+template <int T, int NT, int MODE>
+__global__ void __launch_bounds__(MMA_WARPS * 32) gemv_mma_kernel(gemv_job job, const float *__restrict__ x,
+                                                                  int64_t n_tok) {
+    using E = typename std::conditional<T == RG_BF16, __nv_bfloat16, __half>::type;
+    constexpr int R = 16, NM = MODE == GEMV_SWIGLU ? 2 : 1, RR = R * NM, NJ = NT / 8;
+    RG_PDL_TRIGGER();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+    int64_t r0;
+    const int m = gemv_block_matrix<MODE, R>(job, r0);
+    const wplanes w0 = m == 0 ? job.w[0] : m == 1 ? job.w[1] : job.w[2];
+    const int64_t k = w0.k, chunks = k / 32;
+    /* lane's 16-byte piece of rows g and g + 8 (rows past the matrix read its last) in chunk 0 */
+    const uint4 *wr[NM][2];
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const wplanes &w = MODE == GEMV_SWIGLU && mi == 1 ? job.w[1] : w0;
+            const int64_t r = r0 + g + 8 * h < w.n_out ? r0 + g + 8 * h : w.n_out - 1;
+            wr[mi][h] = (const uint4 *)(w.p0 + (size_t)r * (size_t)k * 2) + q;
+        }
+    float acc[NM][NJ][4];
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++) acc[mi][j][0] = acc[mi][j][1] = acc[mi][j][2] = acc[mi][j][3] = 0.0f;
+    for (int64_t c0 = warp; c0 < chunks; c0 += MMA_WARPS * MMA_U) {
+        uint4 wv[MMA_U][NM][2];
+#pragma unroll
+        for (int u = 0; u < MMA_U; u++) {
+            const int64_t c = c0 + (int64_t)u * MMA_WARPS;
+            if (c < chunks)
+#pragma unroll
+                for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) wv[u][mi][h] = __ldg(wr[mi][h] + 4 * c);
+        }
+        RG_PDL_WAIT(); /* the weights are constant; x is the previous kernel's output */
+#pragma unroll
+        for (int u = 0; u < MMA_U; u++) {
+            const int64_t c = c0 + (int64_t)u * MMA_WARPS;
+            if (c >= chunks) break;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                const int tok = 8 * j + g;
+                float xs[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* tokens past n_tok: zeros (their columns are dropped) */
+                if (tok < n_tok) {
+                    const float4 *xp = (const float4 *)(x + tok * k + 32 * c + 8 * q);
+                    const float4 a = __ldg(xp), b = __ldg(xp + 1);
+                    xs[0] = a.x, xs[1] = a.y, xs[2] = a.z, xs[3] = a.w, xs[4] = b.x, xs[5] = b.y, xs[6] = b.z, xs[7] = b.w;
+                }
+                const uint32_t b00 = pack16x2<T>(xs[0], xs[1]), b01 = pack16x2<T>(xs[2], xs[3]);
+                const uint32_t b10 = pack16x2<T>(xs[4], xs[5]), b11 = pack16x2<T>(xs[6], xs[7]);
+#pragma unroll
+                for (int mi = 0; mi < NM; mi++) {
+                    const uint32_t *p0 = (const uint32_t *)&wv[u][mi][0], *p1 = (const uint32_t *)&wv[u][mi][1];
+                    const uint32_t a0[4] = {p0[0], p1[0], p0[1], p1[1]}, a1[4] = {p0[2], p1[2], p0[3], p1[3]};
+                    mma16816<E>(acc[mi][j], a0, b00, b01);
+                    mma16816<E>(acc[mi][j], a1, b10, b11);
+                }
+            }
+        }
+    }
+    RG_PDL_WAIT(); /* warps with no chunk: y is read (ADD) and written */
+    __shared__ float red[MMA_WARPS][RR * NT];
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            const int t = 8 * j + 2 * q, i = mi * R + g; /* c0, c1: row g, tokens t, t+1; c2, c3: row g + 8 */
+            red[warp][i * NT + t] = acc[mi][j][0], red[warp][i * NT + t + 1] = acc[mi][j][1];
+            red[warp][(i + 8) * NT + t] = acc[mi][j][2], red[warp][(i + 8) * NT + t + 1] = acc[mi][j][3];
+        }
+    __syncthreads();
+    gemv_apply<MODE, R, NT, RR, MMA_WARPS>(job, m, r0, n_tok, w0.n_out, red);
+}
+
+template <int T, int MODE>
+static void launch_gemv_mma(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
+    const unsigned blocks = gemv_grid<16, MODE>(job, n_mat);
+    if (n_tok <= 8) rg_cuda_launch(c, gemv_mma_kernel<T, 8, MODE>, dim3(blocks), dim3(MMA_WARPS * 32), 0, job, x, n_tok);
+    else rg_cuda_launch(c, gemv_mma_kernel<T, 16, MODE>, dim3(blocks), dim3(MMA_WARPS * 32), 0, job, x, n_tok);
+}
+
 /* ---- the cuBLAS path */
 
 template <typename E> __global__ void to_16bit_kernel(const float *x, int64_t n, E *out);
@@ -249,6 +372,13 @@ static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const fl
     }
     /* quantized weights: the integer-dot kernels (matmul_q.cu); 16-bit and f32 here */
     if (rg_cuda_gemv_dp4a(c, MODE, job, n_mat, w[0]->type, x, n_tok)) return;
+    /* 2..16 tokens of 16-bit weights on tensor cores where asked for (whole 32-element chunks) */
+    if (c->gemv_mma && n_tok >= 2 && job.w[0].k % 32 == 0 && (w[0]->type == RG_BF16 || w[0]->type == RG_F16)) {
+        if (w[0]->type == RG_BF16) launch_gemv_mma<RG_BF16, MODE>(c, job, n_mat, x, n_tok);
+        else launch_gemv_mma<RG_F16, MODE>(c, job, n_mat, x, n_tok);
+        RG_CUDA_LAUNCHED(c, "gemv (tensor cores)");
+        return;
+    }
     bool ok = false;
     if (w[0]->type == RG_F32) ok = true, launch_gemv<RG_F32, MODE>(c, job, n_mat, x, n_tok);
     else if (w[0]->type == RG_F16) ok = true, launch_gemv<RG_F16, MODE>(c, job, n_mat, x, n_tok);
