@@ -48,8 +48,13 @@ static void cuda_free(rg_backend *be, void *p) {
 
 static void cuda_upload(rg_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
-    /* synchronous: the host buffer may be reused at once */
-    if (bytes) rg_cuda_check(c, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+    /* On the backend's stream, then waited for: a plain cudaMemcpy runs on the
+     * legacy stream, which the backend's non-blocking stream does not wait on,
+     * and from pageable memory it may return before its DMA has landed — kernels
+     * queued right after read stale data (test_cuda_ops' argmax rows did). The
+     * wait keeps upload synchronous: the host buffer may be reused at once. */
+    if (bytes && rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "upload"))
+        rg_cuda_check(c, cudaStreamSynchronize(c->stream), "upload");
 }
 
 static void cuda_download(rg_backend *be, void *dst, const void *src, size_t bytes) {
