@@ -316,8 +316,9 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     size_t ticket_bytes = (size_t)lim->max_tokens * (size_t)c->kvc.n_head_kv * sizeof(int);
     c->attn_tickets = (int *)cuda_alloc(be, ticket_bytes);
     if (c->attn_tickets) rg_cuda_check(c, cudaMemsetAsync(c->attn_tickets, 0, ticket_bytes, c->stream), "reserve");
-    /* matmul_add_norm's ticket (RIDGE_CUDA_ADD_NORM=1, read at creation) */
-    if (c->add_norm && (c->norm_ticket = (int *)cuda_alloc(be, sizeof(int))))
+    /* matmul_add_norm's ticket (opt-in, RIDGE_CUDA_ADD_NORM=1: written without a GPU, to be checked and measured) */
+    const char *add_norm = getenv("RIDGE_CUDA_ADD_NORM");
+    if (add_norm && !strcmp(add_norm, "1") && (c->norm_ticket = (int *)cuda_alloc(be, sizeof(int))))
         rg_cuda_check(c, cudaMemsetAsync(c->norm_ticket, 0, sizeof(int), c->stream), "reserve");
     /* pinned landing buffer for downloads: the logits rows of a whole step (the
      * forward pass brings back at most 64 at a time), so that a serving step's
@@ -468,9 +469,6 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     const char *gq_short = getenv("RIDGE_CUDA_GEMV_Q_SHORT"), *gq_u2 = getenv("RIDGE_CUDA_GEMV_Q_U2");
     c->gemv_q_short = gq_short && !strcmp(gq_short, "1");
     c->gemv_q_u2 = gq_u2 && !strcmp(gq_u2, "1");
-    /* matmul.cu's matmul_add_norm (the GEMV's last block normalizes): opt-in likewise */
-    const char *add_norm = getenv("RIDGE_CUDA_ADD_NORM");
-    c->add_norm = add_norm && !strcmp(add_norm, "1");
     /* matmul.cu's tensor-core GEMV for 2..16 tokens: opt-in likewise */
     const char *g_mma = getenv("RIDGE_CUDA_GEMV_MMA");
     c->gemv_mma = g_mma && !strcmp(g_mma, "1");

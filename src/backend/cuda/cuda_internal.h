@@ -36,8 +36,7 @@ typedef struct cuda_backend {
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=1) */
-    bool add_norm;                /* matmul_add_norm on (RIDGE_CUDA_ADD_NORM=1, opt-in until measured) */
-    int *norm_ticket;             /* GEMV_ADD_NORM's counter, reserved when add_norm (NULL: matmul_add_norm declines) */
+    int *norm_ticket;             /* GEMV_ADD_NORM's counter (NULL: matmul_add_norm declines; RIDGE_CUDA_ADD_NORM=1) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
