@@ -125,10 +125,6 @@ struct rg_backend {
                          int64_t n_tok, float *const *y);
     /* y += W·x (+ bias): a matmul with the residual add in its epilogue. */
     bool (*matmul_add)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
-    /* y += W·x (+ bias), then out = rmsnorm(y, norm_w, eps): matmul_add and the
-     * rmsnorm of the residual stream it updated (the next block's input norm). */
-    bool (*matmul_add_norm)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
-                            float *y, const float *norm_w, float eps, float *out);
     /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue. */
     bool (*matmul_swiglu)(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
                           float *out);

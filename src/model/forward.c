@@ -329,21 +329,12 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
  * unfused sequence). */
 static bool fused(const rg_ctx *c) { return c->fuse && !c->observer; }
 
-/* x += W·in: one op where the backend fuses the residual add into the matmul.
- * With norm_w, then xb = rmsnorm(x, norm_w) (the next block's input norm,
- * reported as layer norm_layer): one op where the backend fuses that too. */
+/* x += W·in: one op where the backend fuses the residual add into the matmul. */
 static void matmul_residual(rg_ctx *c, const char *name, const char *add_name, int32_t layer, const rg_weight *w,
-                            const float *in, int64_t n_tok, const char *norm_name, int32_t norm_layer,
-                            const float *norm_w) {
-    rg_backend *be = c->be;
-    if (norm_w && fused(c) && be->matmul_add_norm &&
-        be->matmul_add_norm(be, w, NULL, in, n_tok, c->x, norm_w, (float)c->m->hp.rms_eps, c->xb))
-        return;
-    if (!(fused(c) && be->matmul_add && be->matmul_add(be, w, NULL, in, n_tok, c->x))) {
-        matmul(c, name, layer, w, NULL, in, n_tok, c->xb);
-        residual_add(c, add_name, layer, c->xb, n_tok);
-    }
-    if (norm_w) rmsnorm(c, norm_name, norm_layer, c->x, norm_w, n_tok, c->xb);
+                            const float *in, int64_t n_tok) {
+    if (fused(c) && c->be->matmul_add && c->be->matmul_add(c->be, w, NULL, in, n_tok, c->x)) return;
+    matmul(c, name, layer, w, NULL, in, n_tok, c->xb);
+    residual_add(c, add_name, layer, c->xb, n_tok);
 }
 
 /* RoPE of q and k and the K/V store of the step (after the QKV products): one
@@ -383,12 +374,10 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         .neox = hp->rope_type == RG_ROPE_NEOX,
     };
     const rg_kv_config *kvc = rg_kv_pool_config(c->kv);
-    /* each block's input norm comes with the residual add before it (matmul_residual):
-     * the first layer's here, the others' at the end of the layer before */
-    if (hp->n_layer > 0) rmsnorm(c, "attn_norm", 0, c->x, c->layers[0].attn_norm, n, c->xb);
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
+        rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
         bool rope = m->pos_encoding == RG_POS_ROPE;
         const rg_weight *const wqkv[3] = {&l->wq, &l->wk, &l->wv};
         const float *const bqkv[3] = {l->bq, l->bk, l->bv};
@@ -418,8 +407,9 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                                      .attn_kind = (int32_t)c->attn},
                    op_t0_);
         }
-        matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n, "ffn_norm", L, l->ffn_norm);
+        matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n);
 
+        rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
         if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
             /* both products in one op where the backend shares their input pass (prefill on CUDA) */
             if (!fused(c) || !be->matmul_multi ||
@@ -434,9 +424,7 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                                      .n = n * hp->n_ff},
                    op_t0_);
         }
-        const bool last = il + 1 == hp->n_layer;
-        matmul_residual(c, "ffn_down", "ffn_residual", L, &l->w_down, c->gate, n, "attn_norm", L + 1,
-                        last ? NULL : c->layers[il + 1].attn_norm);
+        matmul_residual(c, "ffn_down", "ffn_residual", L, &l->w_down, c->gate, n);
     }
 }
 

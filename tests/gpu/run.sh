@@ -105,8 +105,7 @@ PY
       # one lever each: the QKV+RoPE fusion off; the opt-in kernels on (written
       # without a GPU: the split merge in the decode kernel, the quantized GEMV's
       # short/long-row mappings); all of them together
-      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 ADD_NORM=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 \
-        ATTN_FUSED_MERGE=1,ADD_NORM=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1,GEMV_MMA=1; do
+      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 ATTN_FUSED_MERGE=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1,GEMV_MMA=1; do
         [ "$type" = bf16 ] && [ "${lever#GEMV}" != "$lever" ] && continue
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \

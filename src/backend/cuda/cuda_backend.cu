@@ -316,10 +316,6 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     size_t ticket_bytes = (size_t)lim->max_tokens * (size_t)c->kvc.n_head_kv * sizeof(int);
     c->attn_tickets = (int *)cuda_alloc(be, ticket_bytes);
     if (c->attn_tickets) rg_cuda_check(c, cudaMemsetAsync(c->attn_tickets, 0, ticket_bytes, c->stream), "reserve");
-    /* matmul_add_norm's ticket (opt-in, RIDGE_CUDA_ADD_NORM=1: written without a GPU, to be checked and measured) */
-    const char *add_norm = getenv("RIDGE_CUDA_ADD_NORM");
-    if (add_norm && !strcmp(add_norm, "1") && (c->norm_ticket = (int *)cuda_alloc(be, sizeof(int))))
-        rg_cuda_check(c, cudaMemsetAsync(c->norm_ticket, 0, sizeof(int), c->stream), "reserve");
     /* pinned landing buffer for downloads: the logits rows of a whole step (the
      * forward pass brings back at most 64 at a time), so that a serving step's
      * sampled logits cross in one DMA and one wait instead of one per 8 rows */
@@ -436,7 +432,6 @@ static void cuda_destroy(rg_backend *be) {
     free(c->row_src), free(c->row_ctx);
     cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->attn_o), cudaFree(c->attn_ml);
     cudaFree(c->attn_tickets);
-    cudaFree(c->norm_ticket);
     cudaFree(c->d_argmax);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -517,7 +512,6 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.matmul_add = rg_cuda_matmul_add;
     c->be.matmul_swiglu = rg_cuda_matmul_swiglu;
     c->be.rope_kv_store = rg_cuda_rope_kv_store;
-    c->be.matmul_add_norm = rg_cuda_matmul_add_norm;
     /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
     const char *qkv_rope = getenv("RIDGE_CUDA_QKV_ROPE");
     if (!(qkv_rope && !strcmp(qkv_rope, "0"))) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;

@@ -36,7 +36,6 @@ typedef struct cuda_backend {
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=1) */
-    int *norm_ticket;             /* GEMV_ADD_NORM's counter (NULL: matmul_add_norm declines; RIDGE_CUDA_ADD_NORM=1) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -113,8 +112,6 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
                            float *out);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
-bool rg_cuda_matmul_add_norm(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
-                             float *y, const float *norm_w, float eps, float *out);
 bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
                                const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
                                int64_t head_dim, const rg_rope_params *p);

@@ -6,7 +6,6 @@
 #include <math.h>
 
 #include "backend/cuda/dequant.cuh"
-#include "backend/cuda/rmsnorm.cuh"
 #include "backend/cuda/rope.cuh"
 
 /* ---- get_rows: out[i] = dequantize(W[ids[i]]), 8 elements a thread */
@@ -51,8 +50,44 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, co
                                                               float *out) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
+    const float *xr = x + blockIdx.x * n;
+    float *o = out + blockIdx.x * n;
+    double sum = 0;
+    const bool vec = (n & 3) == 0;
+    if (vec) {
+        const float4 *x4 = (const float4 *)xr;
+        const int64_t n4 = n / 4;
+        for (int64_t i = threadIdx.x; i < n4; i += 4 * RMS_THREADS) {
+            float4 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                v[u] = i + u * RMS_THREADS < n4 ? x4[i + u * RMS_THREADS] : make_float4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                sum += ((double)(v[u].x * v[u].x) + (double)(v[u].y * v[u].y)) +
+                       ((double)(v[u].z * v[u].z) + (double)(v[u].w * v[u].w));
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) sum += (double)(xr[i] * xr[i]);
+    }
     __shared__ double part[RMS_THREADS / 32];
-    rmsnorm_row<RMS_THREADS>(x + blockIdx.x * n, w, n, eps, out + blockIdx.x * n, part);
+    for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x / 32] = sum;
+    __syncthreads();
+    double total = 0;
+#pragma unroll
+    for (int i = 0; i < RMS_THREADS / 32; i++) total += part[i];
+    float scale = 1.0f / sqrtf((float)(total / (double)n) + eps);
+    if (vec) {
+        const float4 *x4 = (const float4 *)xr, *w4 = (const float4 *)w;
+        float4 *o4 = (float4 *)o;
+        for (int64_t i = threadIdx.x; i < n / 4; i += RMS_THREADS) {
+            float4 a = x4[i], b = __ldg(w4 + i);
+            o4[i] = make_float4((a.x * scale) * b.x, (a.y * scale) * b.y, (a.z * scale) * b.z, (a.w * scale) * b.w);
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) o[i] = (xr[i] * scale) * w[i];
+    }
 }
 
 void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,

@@ -7,7 +7,6 @@
 #define RG_BACKEND_CUDA_GEMV_COMMON_CUH
 
 #include "backend/cuda/cuda_internal.h"
-#include "backend/cuda/rmsnorm.cuh"
 #include "backend/cuda/rope.cuh"
 
 #define GEMV_MAX_TOK 16
@@ -25,20 +24,8 @@
  *                cache at the token's position. Only adjacent-pair RoPE: a
  *                pair's two rows fall in one block (R even, blocks start at
  *                multiples of R), so the epilogue rotates from the block's own
- *                sums and the rope_kv_store launch disappears.
- *   GEMV_ADD_NORM  ADD, then the grid's last block (by a ticket counter)
- *                normalizes the rows it updated: norm.out = rmsnorm(y,
- *                norm.w, norm.eps), so the layer's next rmsnorm launch and its
- *                kernel boundary disappear (one matrix, decode-sized steps). */
-enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU, GEMV_QKV_ROPE, GEMV_ADD_NORM };
-
-/* What GEMV_ADD_NORM normalizes into. ticket: a device int at 0 between launches. */
-struct gemv_norm {
-    const float *w;
-    float eps;
-    float *out;
-    int *ticket;
-};
+ *                sums and the rope_kv_store launch disappears. */
+enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU, GEMV_QKV_ROPE };
 
 /* What GEMV_QKV_ROPE needs of the step and the KV pool (rope_kv_args' fields). */
 struct gemv_rope {
@@ -58,7 +45,6 @@ struct gemv_job {
     float *y[3];
     unsigned blk_end[3];
     gemv_rope rope; /* GEMV_QKV_ROPE only */
-    gemv_norm norm; /* GEMV_ADD_NORM only */
 };
 
 /* This block's matrix (by blk_end) and first row. */
@@ -83,28 +69,7 @@ __device__ __forceinline__ const wplanes &gemv_rows(const wplanes &w0, const wpl
 /* The epilogue from the block's partial sums: red[w][i * NT + t] for NW partial
  * sums w of row i (of RR: SWIGLU's up rows from R on) and token t; a thread per
  * (row, token) adds them up and applies the mode. */
-/* GEMV_ADD_NORM's last step: each block, its rows added, fences them and takes
- * a ticket; the block that takes the grid's last one (all rows are in L2 by
- * then) normalizes the n_tok updated rows and puts the ticket back to 0. All
- * THREADS threads of the block call it. */
-template <int THREADS>
-__device__ __forceinline__ void gemv_norm_last(const gemv_job &job, int64_t n_tok, int64_t n_out) {
-    __shared__ int s_last;
-    __shared__ double part[THREADS / 32];
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        s_last = atomicAdd(job.norm.ticket, 1) == (int)gridDim.x - 1;
-        if (s_last) *job.norm.ticket = 0;
-    }
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence(); /* the other blocks' rows, fenced before their tickets, are read after ours */
-    for (int64_t t = 0; t < n_tok; t++)
-        rmsnorm_row<THREADS>(job.y[0] + t * n_out, job.norm.w, n_out, job.norm.eps, job.norm.out + t * n_out, part);
-}
-
-template <int MODE, int R, int NT, int RR, int NW, int THREADS = GEMV_THREADS>
+template <int MODE, int R, int NT, int RR, int NW>
 __device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r0, int64_t n_tok, int64_t n_out,
                                            const float (*red)[RR * NT]) {
     const float *bias = m == 0 ? job.bias[0] : m == 1 ? job.bias[1] : job.bias[2];
@@ -148,11 +113,10 @@ __device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r
             }
         } else {
             v += bias ? bias[r0 + i] : 0.0f;
-            if (MODE == GEMV_ADD || MODE == GEMV_ADD_NORM) *dst += v;
+            if (MODE == GEMV_ADD) *dst += v;
             else *dst = v;
         }
     }
-    if constexpr (MODE == GEMV_ADD_NORM) gemv_norm_last<THREADS>(job, n_tok, n_out);
 }
 
 /* The partial sums of the block's GEMV_THREADS threads (acc [RR][NT] each) meet

@@ -253,7 +253,7 @@ __global__ void __launch_bounds__(MMA_WARPS * 32) gemv_mma_kernel(gemv_job job, 
             red[warp][(i + 8) * NT + t] = acc[mi][j][2], red[warp][(i + 8) * NT + t + 1] = acc[mi][j][3];
         }
     __syncthreads();
-    gemv_apply<MODE, R, NT, RR, MMA_WARPS, MMA_WARPS * 32>(job, m, r0, n_tok, w0.n_out, red);
+    gemv_apply<MODE, R, NT, RR, MMA_WARPS>(job, m, r0, n_tok, w0.n_out, red);
 }
 
 template <int T, int MODE>
@@ -362,10 +362,9 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y, const gemv_rope *rope = NULL, const gemv_norm *norm = NULL) {
+                 int64_t n_tok, float *const *y, const gemv_rope *rope = NULL) {
     gemv_job job = {};
     if (rope) job.rope = *rope;
-    if (norm) job.norm = *norm;
     for (int i = 0; i < n_mat; i++) {
         job.w[i] = rg_cuda_planes(w[i]);
         job.bias[i] = bias ? bias[i] : NULL;
@@ -470,22 +469,5 @@ bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *c
                    c->max_table_blocks, c->kvc.block_size, head_dim, p->n_rot, c->kv_unit_bytes, c->kv_kv_bytes,
                    c->kv_head_bytes, powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, (int)c->kvc.dtype, 0};
     gemv<GEMV_QKV_ROPE>(c, 3, w, bias, x, n_tok, y, &r);
-    return true;
-}
-
-/* y += W·x (+ bias), then out = rmsnorm(y, norm_w, eps) (GEMV_ADD_NORM: the
- * GEMV's last block normalizes) for steps of 1-2 tokens (one block normalizes
- * every updated row, so longer steps are better served by the rmsnorm kernel)
- * and the types the GEMV path keeps; the rest runs matmul_add and rmsnorm. */
-bool rg_cuda_matmul_add_norm(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
-                             float *y, const float *norm_w, float eps, float *out) {
-    cuda_backend *c = cuda_of(be);
-    const rg_dtype t = w->type;
-    if (n_tok > 2 || !c->norm_ticket ||
-        !(t == RG_F32 || t == RG_F16 || t == RG_BF16 || t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_K || t == RG_Q6_K))
-        return false;
-    if (n_tok <= 0 || c->status) return true;
-    const gemv_norm nj = {norm_w, eps, out, c->norm_ticket};
-    gemv<GEMV_ADD_NORM>(c, 1, &w, &bias, x, n_tok, &y, NULL, &nj);
     return true;
 }

@@ -331,7 +331,6 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     if (mode == GEMV_STORE) launch_mode<T, GEMV_STORE>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_ADD) launch_mode<T, GEMV_ADD>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_QKV_ROPE) launch_mode<T, GEMV_QKV_ROPE>(c, job, n_mat, q, meta, n_tok);
-    else if (mode == GEMV_ADD_NORM) launch_mode<T, GEMV_ADD_NORM>(c, job, n_mat, q, meta, n_tok);
     else launch_mode<T, GEMV_SWIGLU>(c, job, n_mat, q, meta, n_tok);
     RG_CUDA_LAUNCHED(c, "gemv (dp4a)");
 }
