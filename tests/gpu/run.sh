@@ -72,11 +72,9 @@ PY
   if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
     echo "== bench_cuda (kernels) =="
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
-    echo "== bench_cuda gemv, opt-in kernels on: RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 RIDGE_CUDA_GEMV_MMA=1 =="
-    RIDGE_CUDA_GEMV_Q_SHORT=1 RIDGE_CUDA_GEMV_Q_U2=1 RIDGE_CUDA_GEMV_MMA=1 "$B/bench/bench_cuda" 0 gemv 2>&1 |
-      tee "$O/bench_cuda_gemv_q_mapped.txt"
-    echo "== bench_cuda attn, RIDGE_CUDA_ATTN_FUSED_MERGE=1 (the last split block merges) =="
-    RIDGE_CUDA_ATTN_FUSED_MERGE=1 "$B/bench/bench_cuda" 0 attn 2>&1 | tee "$O/bench_cuda_fused_merge.txt"
+    echo "== bench_cuda gemv, RIDGE_CUDA_GEMV_Q_SHORT=0 RIDGE_CUDA_GEMV_MMA=0 (plain mappings, f32 GEMV) =="
+    RIDGE_CUDA_GEMV_Q_SHORT=0 RIDGE_CUDA_GEMV_MMA=0 "$B/bench/bench_cuda" 0 gemv 2>&1 |
+      tee "$O/bench_cuda_gemv_plain.txt"
     echo "== peer: torch SDPA decode attention =="
     python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
     echo "== peer: torch SDPA prefill attention (cuDNN, flash) =="
@@ -102,10 +100,9 @@ PY
       echo "== bench $spec, RIDGE_CUDA_PDL=0 (no programmatic dependent launch) =="
       RIDGE_CUDA_PDL=0 "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 |
         tee "$O/bench-$(basename "$f" .gguf)-nopdl.json"
-      # one lever each: the QKV+RoPE fusion off; the opt-in kernels on (written
-      # without a GPU: the split merge in the decode kernel, the quantized GEMV's
-      # short/long-row mappings); all of them together
-      for lever in QKV_ROPE=0 ATTN_FUSED_MERGE=1 GEMV_Q_SHORT=1,GEMV_Q_U2=1 ATTN_FUSED_MERGE=1,GEMV_Q_SHORT=1,GEMV_Q_U2=1,GEMV_MMA=1; do
+      # one lever each: the QKV+RoPE fusion off; the quantized GEMV's short-row
+      # mapping off, its long-row one on (opt-in)
+      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1; do
         [ "$type" = bf16 ] && [ "${lever#GEMV}" != "$lever" ] && continue
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \
@@ -148,13 +145,10 @@ printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 [ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
-[ -f "$O/bench_cuda_gemv_q_mapped.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|2048 x 8192|8192 x 2048) +1 " \
-  "$O/bench_cuda_gemv_q_mapped.txt" | sed 's/^/q mappings on: /'
-[ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 " "$O/bench_cuda.txt"
-[ -f "$O/bench_cuda_gemv_q_mapped.txt" ] && grep -E "^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
-  "$O/bench_cuda_gemv_q_mapped.txt" | sed 's/^/tensor-core GEMV: /'
-[ -f "$O/bench_cuda.txt" ] && grep -E "^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " "$O/bench_cuda.txt"
-[ -f "$O/bench_cuda_fused_merge.txt" ] && grep -E "^batch" "$O/bench_cuda_fused_merge.txt" | sed 's/^/fused merge: /'
+[ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 |^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
+  "$O/bench_cuda.txt"
+[ -f "$O/bench_cuda_gemv_plain.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 |^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
+  "$O/bench_cuda_gemv_plain.txt" | sed 's/^/plain GEMV: /'
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
 [ -f "$O/peer_sdpa_prefill.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/peer_sdpa_prefill.txt"

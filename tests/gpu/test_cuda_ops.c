@@ -271,8 +271,8 @@ static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out,
     return ok;
 }
 
-/* The tensor-core GEMV (RIDGE_CUDA_GEMV_MMA=1, backend `mma`) against the f32
- * GEMV (backend `plain`) on the same bf16 weights and inputs: row lengths of one
+/* The tensor-core GEMV (the default, backend `mma`) against the f32 GEMV
+ * (RIDGE_CUDA_GEMV_MMA=0, backend `plain`) on the same bf16 weights and inputs: row lengths of one
  * 32-element chunk, of chunks that leave warps idle or uneven (65), and long
  * ones; row counts that end inside a 16-row block; 2..16 tokens (one and two
  * 8-token tiles). Same products, another summation order: 1e-5. */
@@ -380,8 +380,9 @@ static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
  * mode: STORE (matmul, and matmul_multi over three matrices of different n_out
  * as QKV), ADD (matmul_add) and SWIGLU (matmul_swiglu), n_tok 1, 2, 5, 8, 16.
  * Each result against the double-precision reference with x rounded as the
- * CPU does (1e-5, as test_weight_type), and against `plain`, the default backend
- * (RIDGE_CUDA_GEMV_Q_SHORT and _U2 unset; `gpu` has them at 1): every mapping sums the
+ * CPU does (1e-5, as test_weight_type), and against `plain`, a backend with the
+ * plain mapping only (RIDGE_CUDA_GEMV_Q_SHORT=0; `gpu` has the default short-row
+ * one and RIDGE_CUDA_GEMV_Q_U2=1): every mapping sums the
  * same units of a row in the same order and adds only zeros for the rows a
  * thread does not take, so the outputs must be equal (tolerance 0). n_q >=
  * 32 * n_sm (5121 here: 132 SMs) gives blocks of 4 rows (gemv_rows_per_block). */
@@ -876,48 +877,12 @@ static void test_attention(rg_backend *gpu_unused, rg_dtype kv_type, int64_t n_h
  * tokens of the longest (causal by each token's n_ctx): contexts that cross many
  * splits and end inside a KV block, splits left empty by short sequences. f16 and
  * bf16 KV at head_dim 64/128/256 with groups up to 8 run the register-streaming
- * kernel (attn_decode.cu), the rest the general one. Each case runs on three
- * backends: the default (a separate merge kernel), the decode kernel's last
- * split block merging (RIDGE_CUDA_ATTN_FUSED_MERGE=1, opt-in until measured),
- * and that with 300 splits (RIDGE_CUDA_ATTN_SPLITS: long merges, most splits
- * empty for short contexts, the separate merge where G·300 weights overflow the
- * kernel's shared memory).
- * Every GPU call runs twice: the second result must be bitwise the first (the
- * merge's per-(token, KV head) counters are back at zero after each call). */
+ * kernel (attn_decode.cu), the rest the general one. */
 
-static const struct {
-    const char *label, *splits; /* splits: RIDGE_CUDA_ATTN_SPLITS, or NULL */
-    bool fused;                 /* RIDGE_CUDA_ATTN_FUSED_MERGE=1 */
-} decode_variants[] = {
-    {"", NULL, false},
-    {", fused merge", NULL, true},
-    {", fused merge, 300 splits", "300", true},
-};
-
-/* Set var to value (NULL: unset it); returns the old value, malloc'd, or NULL. */
-static char *swap_env(const char *var, const char *value) {
-    const char *was = getenv(var);
-    char *saved = was ? strdup(was) : NULL;
-    if (value) setenv(var, value, 1);
-    else unsetenv(var);
-    return saved;
-}
-
-/* A CUDA backend created with decode variant v's levers in the environment (read at creation). */
-static rg_status cuda_create_variant(int v, rg_backend **out, rg_err *err) {
-    char *fused = swap_env("RIDGE_CUDA_ATTN_FUSED_MERGE", decode_variants[v].fused ? "1" : NULL);
-    char *splits = swap_env("RIDGE_CUDA_ATTN_SPLITS", decode_variants[v].splits);
-    rg_status s = rg_backend_cuda_create(0, out, err);
-    free(swap_env("RIDGE_CUDA_ATTN_FUSED_MERGE", fused)), free(fused);
-    free(swap_env("RIDGE_CUDA_ATTN_SPLITS", splits)), free(splits);
-    return s;
-}
-
-/* One step of n tokens (pos[i] = nctx[i] - 1) through both backends' attention;
- * the GPU's twice, adding to *n_diff the output elements whose bits differ. */
+/* One step of n tokens (pos[i] = nctx[i] - 1) through both backends' attention. */
 static double decode_step_err(rg_backend *cpu, rg_backend *gpu, int64_t n, const int32_t *nctx,
                               const int32_t *const *tables, int64_t n_head, int64_t hd, const float *slopes,
-                              const float *d_slopes, int64_t *n_diff) {
+                              const float *d_slopes) {
     int32_t pos[64];
     int64_t ctx_max = 0;
     for (int64_t i = 0; i < n; i++) pos[i] = nctx[i] - 1, ctx_max = nctx[i] > ctx_max ? nctx[i] : ctx_max;
@@ -932,49 +897,35 @@ static double decode_step_err(rg_backend *cpu, rg_backend *gpu, int64_t n, const
     cpu->attention(cpu, &a);
     a.q = dq, a.out = dout, a.alibi_slopes = d_slopes;
     gpu->attention(gpu, &a);
-    float *dout2 = dev_poisoned(gpu, n_q);
-    a.out = dout2;
-    gpu->attention(gpu, &a);
-    float *out_gpu = download(gpu, dout, n_q), *out_again = download(gpu, dout2, n_q);
+    float *out_gpu = download(gpu, dout, n_q);
     double e = rel_err_f(out_gpu, out_ref, n_q);
-    for (int64_t i = 0; i < n_q; i++) *n_diff += memcmp(&out_gpu[i], &out_again[i], sizeof(float)) != 0;
-    free(q), free(out_ref), free(out_gpu), free(out_again);
-    gpu->free(gpu, dq), gpu->free(gpu, dout), gpu->free(gpu, dout2);
+    free(q), free(out_ref), free(out_gpu);
+    gpu->free(gpu, dq), gpu->free(gpu, dout);
     return e;
 }
 
 static void test_attention_decode(rg_dtype kv_type, int64_t n_head, int64_t n_head_kv, int64_t hd, bool alibi,
                                   int n_seq, const int64_t *ctx) {
-    enum { NV = sizeof decode_variants / sizeof *decode_variants };
-    char what[200];
+    char what[160];
     rg_err err = {0};
     int64_t longest = 0, n_blocks = 8;
     for (int i = 0; i < n_seq; i++) longest = ctx[i] > longest ? ctx[i] : longest, n_blocks += ctx[i] / 16 + 2;
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = n_blocks,
                        .dtype = kv_type};
     rg_kv_pool *pool;
-    rg_backend *cpu, *gpus[NV];
+    rg_backend *cpu, *gpu;
     rg_threadpool *tp = rg_threadpool_create(0);
-    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err)) {
+    if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err) ||
+        rg_backend_cuda_create(0, &gpu, &err)) {
         check(err.msg, NAN, 0);
         return;
     }
-    for (int b = 0; b < NV; b++)
-        if (cuda_create_variant((int)b, &gpus[b], &err)) {
-            check(err.msg, NAN, 0);
-            return;
-        }
     rg_backend_limits lim = {.max_tokens = 64, .k_max = 64, .n_out_max = 64, .n_head = n_head,
                              .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = longest + 64};
-    if (cpu->reserve(cpu, &lim, pool, &err)) {
+    if (cpu->reserve(cpu, &lim, pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
         check(err.msg, NAN, 0);
         return;
     }
-    for (int b = 0; b < NV; b++)
-        if (gpus[b]->reserve(gpus[b], &lim, pool, &err)) {
-            check(err.msg, NAN, 0);
-            return;
-        }
     /* fill in rounds of up to 16 tokens a sequence, so the sequences' blocks interleave in the pool */
     rg_kv_seq s[4] = {0};
     int64_t done[4] = {0};
@@ -1001,56 +952,45 @@ static void test_attention_decode(rg_dtype kv_type, int64_t n_head, int64_t n_he
         rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
         for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
         cpu->begin_step(cpu, &st);
+        gpu->begin_step(gpu, &st);
         float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
+        float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
         cpu->kv_store(cpu, 0, k, v);
-        for (int b = 0; b < NV; b++) {
-            rg_backend *gpu = gpus[b];
-            gpu->begin_step(gpu, &st);
-            float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
-            gpu->kv_store(gpu, 0, dk, dv);
-            gpu->free(gpu, dk), gpu->free(gpu, dv);
-        }
+        gpu->kv_store(gpu, 0, dk, dv);
         free(k), free(v);
+        gpu->free(gpu, dk), gpu->free(gpu, dv);
     }
     /* ALiBi slopes as models use them: 2^(-8 (h + 1) / n_head) */
-    float *slopes = NULL;
+    float *slopes = NULL, *d_slopes = NULL;
     if (alibi) {
         slopes = malloc((size_t)n_head * sizeof *slopes);
         for (int64_t h = 0; h < n_head; h++) slopes[h] = exp2f(-8.0f * (float)(h + 1) / (float)n_head);
+        d_slopes = dev_copy(gpu, slopes, n_head);
     }
-    for (int b = 0; b < NV; b++) {
-        rg_backend *gpu = gpus[b];
-        float *d_slopes = alibi ? dev_copy(gpu, slopes, n_head) : NULL;
-        char shape[128];
-        snprintf(shape, sizeof shape, "kv %s, %lld/%lld heads, hd %lld%s%s", rg_dtype_name(kv_type), (long long)n_head,
-                 (long long)n_head_kv, (long long)hd, alibi ? ", alibi" : "", decode_variants[b].label);
-        /* f32 softmax and sums in another order: 1e-5 */
-        int64_t n_diff = 0;
-        for (int sq = 0; sq < n_seq; sq++) nctx[sq] = (int32_t)ctx[sq], tables[sq] = s[sq].blocks;
-        snprintf(what, sizeof what, "decode attention batch %d, %s", n_seq, shape);
-        check(what, decode_step_err(cpu, gpu, n_seq, nctx, tables, n_head, hd, slopes, d_slopes, &n_diff), 1e-5);
-        double worst = 0;
-        for (int sq = 0; sq < n_seq; sq++) {
-            double e = decode_step_err(cpu, gpu, 1, nctx + sq, tables + sq, n_head, hd, slopes, d_slopes, &n_diff);
-            worst = worse(worst, e);
-        }
-        snprintf(what, sizeof what, "decode attention one at a time, %s", shape);
-        check(what, worst, 1e-5);
-        int run = longest < 3 ? (int)longest : 3, longest_seq = 0;
-        for (int sq = 0; sq < n_seq; sq++) longest_seq = ctx[sq] == longest ? sq : longest_seq;
-        for (int i = 0; i < run; i++) nctx[i] = (int32_t)(longest - run + 1 + i), tables[i] = s[longest_seq].blocks;
-        snprintf(what, sizeof what, "decode attention run of %d tokens, %s", run, shape);
-        check(what, decode_step_err(cpu, gpu, run, nctx, tables, n_head, hd, slopes, d_slopes, &n_diff), 1e-5);
-        /* the count of elements of a repeated call that differ: tolerance 0 */
-        snprintf(what, sizeof what, "decode attention repeated (bits differ), %s", shape);
-        check(what, (double)n_diff, 0);
-        if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
-        if (d_slopes) gpu->free(gpu, d_slopes);
+    char shape[96];
+    snprintf(shape, sizeof shape, "kv %s, %lld/%lld heads, hd %lld%s", rg_dtype_name(kv_type), (long long)n_head,
+             (long long)n_head_kv, (long long)hd, alibi ? ", alibi" : "");
+    /* f32 softmax and sums in another order: 1e-5 */
+    for (int sq = 0; sq < n_seq; sq++) nctx[sq] = (int32_t)ctx[sq], tables[sq] = s[sq].blocks;
+    snprintf(what, sizeof what, "decode attention batch %d, %s", n_seq, shape);
+    check(what, decode_step_err(cpu, gpu, n_seq, nctx, tables, n_head, hd, slopes, d_slopes), 1e-5);
+    double worst = 0;
+    for (int sq = 0; sq < n_seq; sq++) {
+        double e = decode_step_err(cpu, gpu, 1, nctx + sq, tables + sq, n_head, hd, slopes, d_slopes);
+        worst = worse(worst, e);
     }
+    snprintf(what, sizeof what, "decode attention one at a time, %s", shape);
+    check(what, worst, 1e-5);
+    int run = longest < 3 ? (int)longest : 3, longest_seq = 0;
+    for (int sq = 0; sq < n_seq; sq++) longest_seq = ctx[sq] == longest ? sq : longest_seq;
+    for (int i = 0; i < run; i++) nctx[i] = (int32_t)(longest - run + 1 + i), tables[i] = s[longest_seq].blocks;
+    snprintf(what, sizeof what, "decode attention run of %d tokens, %s", run, shape);
+    check(what, decode_step_err(cpu, gpu, run, nctx, tables, n_head, hd, slopes, d_slopes), 1e-5);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    if (d_slopes) gpu->free(gpu, d_slopes);
     free(slopes);
     for (int sq = 0; sq < n_seq; sq++) rg_kv_seq_free(pool, &s[sq]);
-    for (int b = 0; b < NV; b++) gpus[b]->destroy(gpus[b]);
-    cpu->destroy(cpu);
+    gpu->destroy(gpu), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
 }
@@ -1276,15 +1216,19 @@ int main(void) {
     rg_kv_pool *pool;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = 14336, .n_out_max = 5121, .n_head = 9, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    /* gpu_mapped: the same backend with matmul_q.cu's short- and long-row
-     * mappings on (opt-in until measured on a GPU; read at creation) */
+    /* the same backend with other mappings (levers read at creation): gpu_mapped
+     * adds matmul_q.cu's long-row mapping (opt-in) to the default short-row one;
+     * gpu_plain has neither and the f32 GEMV instead of the tensor-core one */
     rg_backend *gpu_mapped;
-    setenv("RIDGE_CUDA_GEMV_Q_SHORT", "1", 1), setenv("RIDGE_CUDA_GEMV_Q_U2", "1", 1);
+    setenv("RIDGE_CUDA_GEMV_Q_U2", "1", 1);
     rg_status mapped_st = rg_backend_cuda_create(0, &gpu_mapped, &err);
-    unsetenv("RIDGE_CUDA_GEMV_Q_SHORT"), unsetenv("RIDGE_CUDA_GEMV_Q_U2");
-    gpu_plain = gpu;
-    if (mapped_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
-        gpu_mapped->reserve(gpu_mapped, &lim, pool, &err) || cpu->reserve(cpu, &lim, pool, &err)) {
+    unsetenv("RIDGE_CUDA_GEMV_Q_U2");
+    setenv("RIDGE_CUDA_GEMV_Q_SHORT", "0", 1), setenv("RIDGE_CUDA_GEMV_MMA", "0", 1);
+    rg_status plain_st = rg_backend_cuda_create(0, &gpu_plain, &err);
+    unsetenv("RIDGE_CUDA_GEMV_Q_SHORT"), unsetenv("RIDGE_CUDA_GEMV_MMA");
+    if (mapped_st || plain_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
+        gpu_mapped->reserve(gpu_mapped, &lim, pool, &err) || gpu_plain->reserve(gpu_plain, &lim, pool, &err) ||
+        cpu->reserve(cpu, &lim, pool, &err)) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
         return 1;
     }
@@ -1304,26 +1248,21 @@ int main(void) {
         for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
             if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 ? 32 : 256) == 0)
                 test_gemv_paths(gpu_mapped, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
-    /* the tensor-core GEMV of 2..16 tokens (opt-in): the weight and fused-op checks again, and against the f32 GEMV */
-    rg_backend *gpu_mma;
-    setenv("RIDGE_CUDA_GEMV_MMA", "1", 1);
-    if (rg_backend_cuda_create(0, &gpu_mma, &err) || gpu_mma->reserve(gpu_mma, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
-    } else {
-        printf("-- RIDGE_CUDA_GEMV_MMA=1 (tensor-core GEMV for 2..16 tokens of bf16/f16 weights) --\n");
-        test_weight_type(gpu_mma, RG_BF16);
-        test_weight_type(gpu_mma, RG_F16);
-        test_fused_matmuls(gpu_mma, RG_BF16);
-        test_gemv_mma_shapes(gpu_mma, gpu);
-        test_fused_qkv_rope(RG_BF16, RG_BF16, 64, true); /* creates its own backend: the variable is still set */
-        if (gpu_mma->sync(gpu_mma, &err)) check(err.msg, NAN, 0);
-        gpu_mma->destroy(gpu_mma);
-        printf("-- end of RIDGE_CUDA_GEMV_MMA=1 --\n");
-    }
+    /* the tensor-core GEMV of 2..16 tokens (the default) against the f32 GEMV, and
+     * the f32 GEMV's own checks (RIDGE_CUDA_GEMV_MMA=0) */
+    test_gemv_mma_shapes(gpu, gpu_plain);
+    printf("-- RIDGE_CUDA_GEMV_MMA=0 RIDGE_CUDA_GEMV_Q_SHORT=0 (f32 GEMV for 2..16 tokens, plain mappings) --\n");
+    test_weight_type(gpu_plain, RG_BF16);
+    test_weight_type(gpu_plain, RG_F16);
+    test_fused_matmuls(gpu_plain, RG_BF16);
+    setenv("RIDGE_CUDA_GEMV_MMA", "0", 1);
+    test_fused_qkv_rope(RG_BF16, RG_BF16, 64, true); /* creates its own backend: the variable is still set */
     unsetenv("RIDGE_CUDA_GEMV_MMA");
+    printf("-- end of RIDGE_CUDA_GEMV_MMA=0 --\n");
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     if (gpu_mapped->sync(gpu_mapped, &err)) check(err.msg, NAN, 0);
-    gpu->destroy(gpu), gpu_mapped->destroy(gpu_mapped), cpu->destroy(cpu);
+    if (gpu_plain->sync(gpu_plain, &err)) check(err.msg, NAN, 0);
+    gpu->destroy(gpu), gpu_mapped->destroy(gpu_mapped), gpu_plain->destroy(gpu_plain), cpu->destroy(cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
     test_attention(NULL, RG_F32, 8, 2, 64, 300);
@@ -1347,8 +1286,6 @@ int main(void) {
     test_attention_decode(RG_BF16, 4, 4, 128, false, 3, ctx_mid);  /* MHA: group 1 */
     test_attention_decode(RG_BF16, 12, 4, 64, true, 3, ctx_mid);   /* group 3, padded to 4 */
     test_attention_decode(RG_F16, 8, 4, 256, false, 3, ctx_mid);   /* hd 256, group 2 */
-    test_attention_decode(RG_F16, 4, 4, 64, true, 3, ctx_mid);     /* group 1, hd 64: the merge's fewest columns */
-    test_attention_decode(RG_BF16, 12, 2, 64, false, 3, ctx_mid);  /* group 6, padded to 8 */
     test_attention_decode(RG_BF16, 12, 2, 96, false, 3, ctx_mid);  /* general kernel: hd 96, group 6 */
     test_attention_decode(RG_F32, 32, 8, 128, true, 3, ctx_mid);   /* general kernel, many splits */
     test_attention_prefill(RG_F16, 32, 8, 128, 16);

@@ -4,9 +4,7 @@
  * GPU; each block keeps a running max, running sum and rescaled accumulator
  * (online softmax) over the positions it reads through the block table, for all
  * the query heads that share its KV head (GQA: each K/V row is loaded once for
- * the whole group). A second kernel merges the splits, or, with
- * RIDGE_CUDA_ATTN_FUSED_MERGE=1 (opt-in until measured on a GPU), the fast
- * kernel's last block of each (token, KV head) does.
+ * the whole group). A second kernel merges the splits.
  *
  * Two split kernels: f16/bf16 KV with head_dim 64/128/256 and groups up to 8
  * run the register-streaming decode kernel (attn_decode.cu); everything else
@@ -208,10 +206,10 @@ static size_t attn_smem(int64_t G, int64_t hd) {
 static bool is_pow2(int64_t v) { return v > 0 && !(v & (v - 1)); }
 
 /* The decode kernel for the attached pool's KV and this head layout, or NULL:
- * the general kernel runs (info then holds its tile and no merge of its own). */
-static attn_kernel decode_kernel(const cuda_backend *c, int64_t group, int64_t head_dim, attn_decode_info *info) {
-    attn_kernel k = is_pow2(c->kvc.block_size) ? rg_cuda_attn_decode_kernel(c->kvc.dtype, head_dim, group, info) : NULL;
-    if (!k) info->positions = TILE, info->merge_splits = 0;
+ * the general kernel runs. *unit: positions per step of the kernel that runs. */
+static attn_kernel decode_kernel(const cuda_backend *c, int64_t group, int64_t head_dim, int64_t *unit) {
+    attn_kernel k = is_pow2(c->kvc.block_size) ? rg_cuda_attn_decode_kernel(c->kvc.dtype, head_dim, group, unit) : NULL;
+    if (!k) *unit = TILE;
     return k;
 }
 
@@ -223,8 +221,8 @@ bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv,
         return false;
     /* how many blocks of the split kernel this layout runs fit on an SM: the
      * split count is chosen to fill them once */
-    attn_decode_info info;
-    attn_kernel k = decode_kernel(c, n_head / n_head_kv, head_dim, &info);
+    int64_t unit;
+    attn_kernel k = decode_kernel(c, n_head / n_head_kv, head_dim, &unit);
     int per_sm = 0;
     cudaError_t e = k ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, RG_CUDA_ATTN_DECODE_THREADS, 0)
                       : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_split_kernel<float>, ATTN_THREADS, smem);
@@ -247,16 +245,14 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     for (a.log2_bs = 0; ((int64_t)1 << a.log2_bs) < a.bs; a.log2_bs++) {}
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale = q->scale;
-    int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim;
-    attn_decode_info info;
-    attn_kernel fast = decode_kernel(c, G, hd, &info);
-    /* splits: one wave of the blocks that fit on the GPU (or RIDGE_CUDA_ATTN_SPLITS),
-     * within the steps the longest context allowed has and the partials scratch;
-     * independent of this step's contexts, so a captured step replays at any of them */
-    int64_t n_units = (c->max_table_blocks * a.bs + info.positions - 1) / info.positions;
+    int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim, unit;
+    attn_kernel fast = decode_kernel(c, G, hd, &unit);
+    /* splits: one wave of the blocks that fit on the GPU, within the steps the
+     * longest context allowed has and the partials scratch; independent of this
+     * step's contexts, so a captured step replays at any of them */
+    int64_t n_units = (c->max_table_blocks * a.bs + unit - 1) / unit;
     int64_t cap = c->attn_entries / (n_tok * a.n_head);
-    int64_t n_split =
-        c->attn_splits ? c->attn_splits : (int64_t)c->n_sm * c->attn_blocks_per_sm / (n_tok * a.n_head_kv);
+    int64_t n_split = (int64_t)c->n_sm * c->attn_blocks_per_sm / (n_tok * a.n_head_kv);
     if (n_split > n_units) n_split = n_units;
     if (n_split > cap) n_split = cap;
     if (n_split > MAX_SPLIT) n_split = MAX_SPLIT;
@@ -266,11 +262,8 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
         return;
     }
     a.n_split = n_split;
-    a.o_part = c->attn_o, a.ml = c->attn_ml, a.out = q->out;
-    /* the decode kernel writes the output itself with one split (normalized in
-     * place) or where its last blocks can hold the split weights to merge */
-    bool fused = fast && n_split > 1 && c->attn_fused_merge && n_split <= info.merge_splits;
-    a.tickets = fused ? c->attn_tickets : NULL;
+    a.o_part = c->attn_o, a.ml = c->attn_ml;
+    a.out = fast && n_split == 1 ? q->out : NULL; /* one split: the decode kernel normalizes in place */
     dim3 grid((unsigned)a.n_split, (unsigned)a.n_head_kv, (unsigned)n_tok);
     if (fast) {
         rg_cuda_launch(c, fast, grid, dim3(RG_CUDA_ATTN_DECODE_THREADS), 0, a);
@@ -280,7 +273,7 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
         else if (c->kvc.dtype == RG_F16) attn_split_kernel<__half><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
         else attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
     }
-    if (!RG_CUDA_LAUNCHED(c, "attention") || (fast && n_split == 1) || fused) return;
+    if (!RG_CUDA_LAUNCHED(c, "attention") || a.out) return;
     /* the decode kernel's maxima are in log2 units, the general kernel's natural */
     rg_cuda_launch(c, attn_merge_kernel, dim3((unsigned)a.n_head, (unsigned)n_tok), dim3(MERGE_THREADS),
                    merge_smem(n_split, hd), (const float *)c->attn_o, (const float2 *)c->attn_ml, a.n_head, a.n_split,

@@ -2,8 +2,7 @@
  * the general tiled kernel and the split merge; attn_decode.cu: the fast kernel
  * for 16-bit KV). Both cut each (token, KV head)'s context into n_split
  * splits, one block each, and leave per split an unnormalized accumulator and
- * its (max, sum) for the merge. The fast kernel writes the final output itself
- * when n_split is 1, and merges in its last block when given tickets. */
+ * its (max, sum) for the merge, or the final output when n_split is 1. */
 #ifndef RG_BACKEND_CUDA_ATTENTION_CUH
 #define RG_BACKEND_CUDA_ATTENTION_CUH
 
@@ -20,8 +19,7 @@ struct attn_params {
     float scale;
     float *o_part; /* [n_tok][n_head][n_split][head_dim], unnormalized */
     float2 *ml;    /* [n_tok][n_head][n_split] (max, sum) */
-    float *out;    /* [n_tok][n_head][head_dim]: written by the fast kernel when n_split is 1 or tickets is set */
-    int *tickets;  /* [n_tok][n_head_kv], zero: the fast kernel's last block of each merges (NULL: a separate merge) */
+    float *out;    /* non-NULL: n_split is 1 and the kernel writes the output itself */
 };
 
 typedef void (*attn_kernel)(attn_params);
@@ -29,15 +27,11 @@ typedef void (*attn_kernel)(attn_params);
 /* Threads per block of the decode kernel. */
 #define RG_CUDA_ATTN_DECODE_THREADS 128
 
-struct attn_decode_info {
-    int64_t positions;    /* positions one warp reads per step: the unit in which the context is cut */
-    int64_t merge_splits; /* the most splits the kernel merges itself (their weights fill its shared memory) */
-};
-
 /* The decode kernel for this KV type, head_dim and query group (heads per KV
  * head), or NULL where it has no instance (f32 KV, other head dims, groups over
- * 8): those run the general kernel. Fills *info for the kernel returned.
+ * 8): those run the general kernel. *positions: how many positions one warp
+ * reads per step, the unit in which the context is cut into splits.
  * The kernel writes split maxima in log2 units (merge with to_log2 = 1). */
-attn_kernel rg_cuda_attn_decode_kernel(rg_dtype kv, int64_t head_dim, int64_t group, attn_decode_info *info);
+attn_kernel rg_cuda_attn_decode_kernel(rg_dtype kv, int64_t head_dim, int64_t group, int64_t *positions);
 
 #endif

@@ -312,10 +312,6 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->attn_entries < 4096 * lim->n_head) c->attn_entries = 4096 * lim->n_head;
     c->attn_o = (float *)cuda_alloc(be, (size_t)c->attn_entries * (size_t)lim->head_dim * 4);
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
-    /* the merging decode kernel's counters start at zero, and each launch leaves them there */
-    size_t ticket_bytes = (size_t)lim->max_tokens * (size_t)c->kvc.n_head_kv * sizeof(int);
-    c->attn_tickets = (int *)cuda_alloc(be, ticket_bytes);
-    if (c->attn_tickets) rg_cuda_check(c, cudaMemsetAsync(c->attn_tickets, 0, ticket_bytes, c->stream), "reserve");
     /* pinned landing buffer for downloads: the logits rows of a whole step (the
      * forward pass brings back at most 64 at a time), so that a serving step's
      * sampled logits cross in one DMA and one wait instead of one per 8 rows */
@@ -324,7 +320,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
     if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o || !c->attn_ml ||
-        !c->attn_tickets || !c->d_argmax)
+        !c->d_argmax)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
     return c->status ? rg_fail(err, c->status, "%s", c->msg) : RG_OK;
@@ -431,7 +427,6 @@ static void cuda_destroy(rg_backend *be) {
     if (c->h_out) cudaFreeHost(c->h_out);
     free(c->row_src), free(c->row_ctx);
     cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->attn_o), cudaFree(c->attn_ml);
-    cudaFree(c->attn_tickets);
     cudaFree(c->d_argmax);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -459,25 +454,14 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->n_sm = prop.multiProcessorCount;
     const char *pdl = getenv("RIDGE_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
-    /* matmul_q.cu's short- and long-row mappings: opt-in (=1) until a GPU run has
-     * checked and measured them (written and compiled without one) */
+    /* matmul_q.cu's short-row mapping (RIDGE_CUDA_GEMV_Q_SHORT=0: the plain one), and
+     * the long-row one, opt-in (RIDGE_CUDA_GEMV_Q_U2=1): measured neutral to slower */
     const char *gq_short = getenv("RIDGE_CUDA_GEMV_Q_SHORT"), *gq_u2 = getenv("RIDGE_CUDA_GEMV_Q_U2");
-    c->gemv_q_short = gq_short && !strcmp(gq_short, "1");
+    c->gemv_q_short = !(gq_short && !strcmp(gq_short, "0"));
     c->gemv_q_u2 = gq_u2 && !strcmp(gq_u2, "1");
-    /* matmul.cu's tensor-core GEMV for 2..16 tokens: opt-in likewise */
+    /* matmul.cu's tensor-core GEMV for 2..16 tokens of 16-bit weights (RIDGE_CUDA_GEMV_MMA=0: the f32 GEMV) */
     const char *g_mma = getenv("RIDGE_CUDA_GEMV_MMA");
-    c->gemv_mma = g_mma && !strcmp(g_mma, "1");
-    /* A/B levers of the decode attention, read once here:
-     *   RIDGE_CUDA_ATTN_FUSED_MERGE=1  the last split block merges the splits
-     *                                  (opt-in until a GPU run has checked and
-     *                                  measured it; default: a merge kernel)
-     *   RIDGE_CUDA_ATTN_SPLITS=N       cut each context into N splits (still
-     *                                  capped by the context and the scratch)
-     *                                  instead of one wave of blocks */
-    const char *fused = getenv("RIDGE_CUDA_ATTN_FUSED_MERGE"), *splits = getenv("RIDGE_CUDA_ATTN_SPLITS");
-    c->attn_fused_merge = fused && !strcmp(fused, "1");
-    c->attn_splits = splits ? strtoll(splits, NULL, 10) : 0;
-    if (c->attn_splits < 0) c->attn_splits = 0;
+    c->gemv_mma = !(g_mma && !strcmp(g_mma, "0"));
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(&c->be);

@@ -35,7 +35,7 @@ typedef struct cuda_backend {
     int device, n_sm;
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
-    bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=1) */
+    bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -64,10 +64,7 @@ typedef struct cuda_backend {
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
     int64_t attn_entries;
-    int *attn_tickets;            /* split blocks done per (token, KV head): max_tokens * n_head_kv, zero at rest */
     int attn_blocks_per_sm;       /* attention split blocks resident per SM (the split count fills one wave) */
-    bool attn_fused_merge;        /* the decode kernel merges its splits (RIDGE_CUDA_ATTN_FUSED_MERGE=1; default: a merge kernel) */
-    int64_t attn_splits;          /* RIDGE_CUDA_ATTN_SPLITS: a fixed split count for A/B runs (0: one wave) */
     /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
     cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;

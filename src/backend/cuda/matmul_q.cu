@@ -215,8 +215,9 @@ template <int T> __device__ __forceinline__ wplanes row_view(wplanes w, int64_t 
  * Either way a thread sums the same units of a row in the same order as the
  * plain mapping, and the rows it does not take stay 0 in the epilogue's
  * block-wide sum: the results are bit-identical (tests/gpu/test_cuda_ops.c
- * compares them with the plain mapping). Both are opt-in (RIDGE_CUDA_GEMV_Q_SHORT=1,
- * RIDGE_CUDA_GEMV_Q_U2=1) until a GPU run has checked and measured them. */
+ * compares them with the plain mapping). Measured on the H100 (docs/BENCHMARKS.md):
+ * G = 2 is the default (RIDGE_CUDA_GEMV_Q_SHORT=0: the plain mapping); U = 2
+ * measured neutral to slower and is opt-in (RIDGE_CUDA_GEMV_Q_U2=1). */
 template <int T, int NT, int R, int MODE, int G, int U>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_dp4a_kernel(gemv_job job, const int8_t *__restrict__ xq, const act_meta *__restrict__ xm, int64_t n_tok) {
@@ -298,8 +299,8 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
     }
 }
 
-/* The thread mapping by row length (gemv_dp4a_kernel): units = k / 32; the plain
- * one unless RIDGE_CUDA_GEMV_Q_SHORT=1 / RIDGE_CUDA_GEMV_Q_U2=1. */
+/* The thread mapping by row length (gemv_dp4a_kernel): units = k / 32; G = 2 for
+ * short rows unless RIDGE_CUDA_GEMV_Q_SHORT=0, U = 2 only with RIDGE_CUDA_GEMV_Q_U2=1. */
 template <int T, int R, int MODE>
 static void launch_map(cuda_backend *c, const gemv_job &job, int n_mat, const int8_t *q, const act_meta *meta,
                        int64_t n_tok) {
