@@ -185,6 +185,65 @@ static void test_top_k_large(void **state) {
     }
 }
 
+/* No top-k cut over a 3,001-entry vocabulary: the whole-row draw (no cuts at
+ * all), top-p and min-p prefixes found without sorting the row. Five leading
+ * logits 4..0 over a floor of 2,996 at -3: every token's draw count within 5
+ * sigma of the chain computed here in double; tokens cut must never appear. */
+static void test_cuts_whole_vocab(void **state) {
+    enum { NV = 3001, DRAWS = 40000 };
+    static float logits[NV], work[NV];
+    static double want[NV];
+    static long count[NV];
+    for (int i = 0; i < NV; i++) logits[i] = i < 5 ? (float)(4 - i) : -3.0f;
+    const struct {
+        const char *what;
+        float top_p, min_p;
+    } cases[] = {{"whole row", 1.0f, 0.0f}, {"top-p 0.7", 0.7f, 0.0f}, {"min-p 0.2", 1.0f, 0.2f}};
+    for (int c = 0; c < 3; c++) {
+        /* the chain in double: softmax, then the sorted prefix the cuts keep (ids in order here) */
+        double z = 0, cum = 0;
+        for (int i = 0; i < NV; i++) z += exp((double)logits[i]);
+        int keep = NV;
+        for (int i = 0; i < NV && cases[c].top_p < 1.0f; i++)
+            if ((cum += exp((double)logits[i]) / z) >= cases[c].top_p) {
+                keep = i + 1;
+                break;
+            }
+        for (int i = 1; i < keep && cases[c].min_p > 0; i++)
+            if (exp((double)logits[i] - logits[0]) < cases[c].min_p) keep = i;
+        double kz = 0;
+        for (int i = 0; i < keep; i++) kz += exp((double)logits[i]);
+        for (int i = 0; i < NV; i++) want[i] = i < keep ? exp((double)logits[i]) / kz : 0;
+        rg_sampling_params p = plain(1.0f);
+        p.top_p = cases[c].top_p, p.min_p = cases[c].min_p;
+        rg_sampler *s;
+        rg_err err = {0};
+        assert_int_equal(rg_sampler_create(&p, NV, &s, &err), RG_OK);
+        memset(count, 0, sizeof count);
+        for (int d = 0; d < DRAWS; d++) {
+            memcpy(work, logits, sizeof work);
+            int32_t t = rg_sampler_sample(s, work, NULL, 0);
+            assert_true(t >= 0 && t < NV);
+            count[t]++;
+        }
+        rg_sampler_free(s);
+        long tail = 0;
+        double tail_want = 0;
+        for (int i = 5; i < NV; i++) tail += count[i], tail_want += want[i];
+        printf("  %-10s kept %d: draws %ld %ld %ld %ld %ld, tail %ld (expected %.0f)\n", cases[c].what, keep, count[0],
+               count[1], count[2], count[3], count[4], tail, DRAWS * tail_want);
+        for (int i = 0; i < NV; i++) {
+            if (want[i] == 0 && count[i]) fail_msg("%s: token %d drawn %ld times, must never be", cases[c].what, i, count[i]);
+            double mean = DRAWS * want[i], sd = sqrt(DRAWS * want[i] * (1 - want[i]));
+            if (i < 5 && fabs((double)count[i] - mean) > 5 * sd + 1e-9)
+                fail_msg("%s: token %d drawn %ld times, expected %.1f +- %.1f", cases[c].what, i, count[i], mean, 5 * sd);
+        }
+        double tsd = sqrt(DRAWS * tail_want * (1 - tail_want));
+        if (fabs((double)tail - DRAWS * tail_want) > 5 * tsd + 1e-9)
+            fail_msg("%s: the 2,996 floor tokens drawn %ld times, expected %.1f", cases[c].what, tail, DRAWS * tail_want);
+    }
+}
+
 static void test_top_p(void **state) {
     /* softmax(base): 0.450 0.273 0.166 0.074 0.037 0.002 -> cumulative 0.450
      * 0.723 0.889 ...; top-p 0.8 keeps the smallest prefix reaching 0.8: 3 tokens */
@@ -266,6 +325,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),      cmocka_unit_test(test_temperature), cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_k_large),
+        cmocka_unit_test(test_cuts_whole_vocab),
         cmocka_unit_test(test_top_p),       cmocka_unit_test(test_min_p),       cmocka_unit_test(test_penalties_exact),
         cmocka_unit_test(test_seeded),      cmocka_unit_test(test_bad_params),  cmocka_unit_test(test_is_greedy),
     };

@@ -47,6 +47,7 @@ typedef struct loadgen {
     double rate;
     range prompt_len, output_len;
     uint64_t seed;
+    double temperature; /* sent with every request: 0 = greedy (the server may then argmax on the device) */
     int32_t *prefix;
     req_result *res;
 } loadgen;
@@ -174,7 +175,7 @@ static void *run_request(void *arg) {
     for (int i = 0; i < j->n_prompt; i++)
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(j->prompt[i]));
     cJSON_AddNumberToObject(body, "max_tokens", j->n_out);
-    cJSON_AddNumberToObject(body, "temperature", 0);
+    cJSON_AddNumberToObject(body, "temperature", lg->temperature);
     cJSON_AddTrueToObject(body, "ignore_eos");
     cJSON_AddTrueToObject(body, "stream");
     cJSON_AddTrueToObject(cJSON_AddObjectToObject(body, "stream_options"), "include_usage");
@@ -246,7 +247,8 @@ static void usage(FILE *f) {
                "                      --prompt-len lognormal:161:1:1024 --output-len lognormal:338:1:1024\n"
                "  --shared-prefix P   the first P prompt tokens are the same in every request (default 0)\n"
                "  --vocab V           prompt token ids are drawn from [100, V) (default 20000)\n"
-               "  --seed S            (default 1)\n");
+               "  --seed S            (default 1)\n"
+               "  --temperature T     sampling temperature of every request (default 0: greedy)\n");
 }
 
 int cmd_loadgen(int argc, char **argv) {
@@ -278,6 +280,8 @@ int cmd_loadgen(int argc, char **argv) {
             ok = (lg.vocab = atoi(v)) > 100;
         else if (v && !strcmp(a, "--seed"))
             lg.seed = strtoull(v, NULL, 10);
+        else if (v && !strcmp(a, "--temperature"))
+            ok = (lg.temperature = atof(v)) >= 0 && lg.temperature <= 100;
         else {
             fprintf(stderr, "ridge loadgen: %s '%s'\n", v ? "unknown option" : "unknown option or missing value for",
                     a);

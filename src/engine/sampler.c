@@ -141,38 +141,81 @@ static int32_t select_top_k(rg_sampler *s, const float *logits, int32_t k) {
     return k;
 }
 
+/* A uniform draw in [0, total). */
+static double draw(rg_sampler *s, double total) {
+    return (double)(next_u64(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+}
+
+/* No top-k, top-p or min-p cut (the OpenAI API's defaults): a draw from the
+ * softmax of the whole row in one pass over it, no sort. */
+static int32_t sample_whole_row(rg_sampler *s, const float *logits) {
+    const int32_t n = s->n_vocab;
+    const float t = s->p.temperature;
+    float max = logits[0];
+    for (int32_t i = 1; i < n; i++) max = logits[i] > max ? logits[i] : max;
+    double total = 0;
+    for (int32_t i = 0; i < n; i++) total += s->cands[i].p = expf((logits[i] - max) / t);
+    double r = draw(s, total);
+    int32_t last = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (s->cands[i].p > 0) last = i;
+        if ((r -= s->cands[i].p) < 0) return i;
+    }
+    return last; /* rounding left r >= 0: the last token with weight */
+}
+
 int32_t rg_sampler_sample(rg_sampler *s, float *logits, const int32_t *history, int64_t n_history) {
     const rg_sampling_params *p = &s->p;
     apply_penalties(s, logits, history, n_history);
     if (p->temperature <= 0) return rg_argmax(logits, s->n_vocab, NULL);
+    const bool whole = !(p->top_k > 0 && p->top_k < s->n_vocab); /* no top-k cut */
+    if (whole && p->top_p >= 1.0f && p->min_p <= 0) return sample_whole_row(s, logits);
 
-    int32_t n = select_top_k(s, logits, p->top_k > 0 && p->top_k < s->n_vocab ? p->top_k : s->n_vocab);
-    float max = s->cands[0].logit;
-    double sum = 0;
-    for (int32_t i = 0; i < n; i++) {
-        s->cands[i].p = expf((s->cands[i].logit - max) / p->temperature);
-        sum += s->cands[i].p;
-    }
-    for (int32_t i = 0; i < n; i++) s->cands[i].p = (float)(s->cands[i].p / sum);
-    if (p->top_p < 1.0f) {
-        double cum = 0;
+    /* Top-p and min-p keep a prefix of the candidates sorted by logit. Without a
+     * top-k cut, the k best are selected (a heap: one pass over the row) with k
+     * doubling until the prefix ends inside them, so a 128k vocabulary is not
+     * sorted whole; probabilities are then over the whole row (zsum). */
+    int32_t k = whole ? 64 : p->top_k, n;
+    double zsum = 0; /* sum of the whole row's weights, when whole */
+    for (;;) {
+        if (k > s->n_vocab) k = s->n_vocab;
+        n = select_top_k(s, logits, k);
+        const float max = s->cands[0].logit;
+        if (whole && zsum == 0)
+            for (int32_t i = 0; i < s->n_vocab; i++) zsum += expf((logits[i] - max) / p->temperature);
+        double sum = zsum;
         for (int32_t i = 0; i < n; i++) {
-            cum += s->cands[i].p;
-            if (cum >= p->top_p) {
-                n = i + 1;
-                break;
+            s->cands[i].p = expf((s->cands[i].logit - max) / p->temperature);
+            if (!whole) sum += s->cands[i].p;
+        }
+        for (int32_t i = 0; i < n; i++) s->cands[i].p = (float)(s->cands[i].p / sum);
+        /* the kept prefix: the shorter of the two cuts; it is final once a cut
+         * falls inside the n candidates (or they are the whole row, or top-k cut them) */
+        bool exact = !whole || n == s->n_vocab;
+        int32_t n_cut = n;
+        if (p->top_p < 1.0f) {
+            double cum = 0;
+            for (int32_t i = 0; i < n; i++) {
+                cum += s->cands[i].p;
+                if (cum >= p->top_p) {
+                    n_cut = i + 1, exact = true;
+                    break;
+                }
             }
         }
-    }
-    if (p->min_p > 0) {
-        float floor = p->min_p * s->cands[0].p;
-        int32_t keep = 1;
-        while (keep < n && s->cands[keep].p >= floor) keep++;
-        n = keep;
+        if (p->min_p > 0) {
+            const float floor = p->min_p * s->cands[0].p;
+            int32_t keep = 1;
+            while (keep < n && s->cands[keep].p >= floor) keep++;
+            if (keep < n) n_cut = keep < n_cut ? keep : n_cut, exact = true;
+        }
+        n = n_cut;
+        if (exact) break;
+        k *= 2; /* the prefix may reach past the k best: take more */
     }
     double total = 0;
     for (int32_t i = 0; i < n; i++) total += s->cands[i].p;
-    double r = (double)(next_u64(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    double r = draw(s, total);
     for (int32_t i = 0; i < n; i++) {
         r -= s->cands[i].p;
         if (r < 0) return s->cands[i].id;
