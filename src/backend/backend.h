@@ -70,6 +70,10 @@ struct rg_backend {
     void (*free)(rg_backend *be, void *p);
     void (*upload)(rg_backend *be, void *dst, const void *src, size_t bytes);
     void (*download)(rg_backend *be, void *dst, const void *src, size_t bytes); /* waits for the data */
+    /* Optional (NULL: malloc/free): host memory that download fills fastest (CUDA:
+     * pinned, so a download lands in one DMA with no staging copy). */
+    void *(*host_alloc)(rg_backend *be, size_t bytes);
+    void (*host_free)(rg_backend *be, void *p);
     void (*copy)(rg_backend *be, void *dst, const void *src, size_t bytes);     /* within backend memory */
     /* Wait for queued work; the first failure so far (RG_OK if none). err may be NULL. */
     rg_status (*sync)(rg_backend *be, rg_err *err);

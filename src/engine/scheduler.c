@@ -115,7 +115,7 @@ rg_status rg_sched_create(rg_ctx *ctx, const rg_sched_params *p, rg_scheduler **
     s->b_req = malloc((size_t)S * sizeof *s->b_req);
     s->b_sample = malloc((size_t)S * sizeof *s->b_sample);
     s->b_chunk = malloc((size_t)S * sizeof *s->b_chunk);
-    s->logits = malloc((size_t)(S * s->n_vocab) * sizeof *s->logits);
+    s->logits = rg_ctx_alloc_logits(ctx, S); /* pinned on CUDA: sampled steps' rows land in one DMA */
     rg_threadpool *pool = rg_ctx_cpu_pool(ctx);
     s->scratch_rows = pool ? rg_threadpool_size(pool) : 1;
     s->scratch = malloc((size_t)s->scratch_rows * (size_t)s->n_vocab * sizeof *s->scratch);
@@ -715,6 +715,7 @@ void rg_sched_free(rg_scheduler *s) {
     free(s->running);
     free(s->b_tok), free(s->b_pos), free(s->b_seq), free(s->b_want);
     free(s->b_kv), free(s->b_req), free(s->b_sample), free(s->b_chunk);
-    free(s->logits), free(s->scratch), free(s->greedy_ids), free(s->tasks);
+    rg_ctx_free_logits(s->ctx, s->logits);
+    free(s->scratch), free(s->greedy_ids), free(s->tasks);
     free(s);
 }

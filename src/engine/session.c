@@ -8,7 +8,7 @@ rg_status rg_session_init(rg_session *s, rg_ctx *ctx, bool cache, rg_err *err) {
     memset(s, 0, sizeof *s);
     s->ctx = ctx;
     s->cache = cache;
-    s->logits = malloc((size_t)rg_ctx_model(ctx)->hp.n_vocab * sizeof *s->logits);
+    s->logits = rg_ctx_alloc_logits(ctx, 1);
     if (!s->logits) return rg_fail(err, RG_E_NOMEM, "out of memory");
     return RG_OK;
 }
@@ -16,7 +16,7 @@ rg_status rg_session_init(rg_session *s, rg_ctx *ctx, bool cache, rg_err *err) {
 void rg_session_free(rg_session *s) {
     if (s->ctx) rg_kv_seq_free(rg_ctx_kv(s->ctx), &s->seq);
     free(s->history);
-    free(s->logits);
+    if (s->ctx) rg_ctx_free_logits(s->ctx, s->logits);
     memset(s, 0, sizeof *s);
 }
 

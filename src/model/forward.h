@@ -56,6 +56,13 @@ rg_kv_pool *rg_ctx_kv(rg_ctx *c);
 const rg_model *rg_ctx_model(const rg_ctx *c);
 int64_t rg_ctx_n_ctx(const rg_ctx *c);
 rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c);
+
+/* Host memory for n_rows logits rows, to pass to rg_forward as `logits`: from the
+ * backend's host_alloc where it has one (pinned on CUDA: the rows arrive in one
+ * DMA, no staging copy), else malloc. NULL when out of memory. Free it with
+ * rg_ctx_free_logits before c is freed. */
+float *rg_ctx_alloc_logits(rg_ctx *c, int64_t n_rows);
+void rg_ctx_free_logits(rg_ctx *c, float *logits);
 rg_backend_kind rg_ctx_backend(const rg_ctx *c);
 
 /* Report every op rg_forward runs to fn (NULL: stop), on the calling thread after

@@ -57,9 +57,35 @@ static void cuda_upload(rg_backend *be, void *dst, const void *src, size_t bytes
         rg_cuda_check(c, cudaStreamSynchronize(c->stream), "upload");
 }
 
+static void *cuda_host_alloc(rg_backend *be, size_t bytes) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes) != cudaSuccess) p = NULL, cudaGetLastError(); /* NULL: the caller reports it */
+    return p;
+}
+
+static void cuda_host_free(rg_backend *be, void *p) {
+    if (p) rg_cuda_check(cuda_of(be), cudaFreeHost(p), "cudaFreeHost");
+}
+
+/* dst is page-locked host memory (cuda_host_alloc's): the DMA lands there directly */
+static bool is_pinned(const void *p) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
 static void cuda_download(rg_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
     if (!bytes) return;
+    if (is_pinned(dst)) {
+        if (rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download"))
+            rg_cuda_check(c, cudaStreamSynchronize(c->stream), "download");
+        if (c->status) memset(dst, 0, bytes);
+        return;
+    }
     /* through the pinned buffer when there is one (a pageable copy is staged by the
      * driver, slower for the logits a decode step returns), else directly */
     for (size_t off = 0; off < bytes && !c->status;) {
@@ -473,6 +499,9 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.free = cuda_free;
     c->be.upload = cuda_upload;
     c->be.download = cuda_download;
+    /* RIDGE_CUDA_HOST_ALLOC=0: logits buffers from malloc (downloads staged through h_out) */
+    const char *host_alloc = getenv("RIDGE_CUDA_HOST_ALLOC");
+    if (!(host_alloc && !strcmp(host_alloc, "0"))) c->be.host_alloc = cuda_host_alloc, c->be.host_free = cuda_host_free;
     c->be.copy = cuda_copy;
     c->be.sync = sync_status;
     c->be.load_weight = cuda_load_weight;
