@@ -132,6 +132,12 @@ struct rg_backend {
     /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue. */
     bool (*matmul_swiglu)(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
                           float *out);
+    /* out = rmsnorm(x, w, eps) as rmsnorm computes it, and, where the backend can,
+     * next's input form prepared from it in the same pass (CUDA: the int8
+     * activations of a quantized GEMV), used by the next matmul-family op on out
+     * if nothing writes out in between. next: the weight that reads out next. */
+    bool (*rmsnorm_prepare)(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
+                            float *out, const rg_weight *next);
     /* rope(q), rope(k), then kv_store(layer, k, v) in one pass (k is rotated in place too). */
     bool (*rope_kv_store)(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);

@@ -340,6 +340,17 @@ static void add_positions(rg_ctx *c, const int32_t *pos, int64_t n_tok) {
  * unfused sequence). */
 static bool fused(const rg_ctx *c) { return c->fuse && !c->observer; }
 
+/* out = rmsnorm(x): with the input form of `next` (the weight that reads out
+ * next) prepared in the same op where the backend does that. */
+static void rmsnorm_for(rg_ctx *c, const char *name, int32_t layer, const float *x, const float *weight,
+                        int64_t n_tok, float *out, const rg_weight *next) {
+    rg_backend *be = c->be;
+    if (fused(c) && be->rmsnorm_prepare &&
+        be->rmsnorm_prepare(be, x, weight, c->m->hp.n_embd, n_tok, (float)c->m->hp.rms_eps, out, next))
+        return;
+    rmsnorm(c, name, layer, x, weight, n_tok, out);
+}
+
 /* x += W·in: one op where the backend fuses the residual add into the matmul. */
 static void matmul_residual(rg_ctx *c, const char *name, const char *add_name, int32_t layer, const rg_weight *w,
                             const float *in, int64_t n_tok) {
@@ -388,7 +399,7 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;
-        rmsnorm(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb);
+        rmsnorm_for(c, "attn_norm", L, c->x, l->attn_norm, n, c->xb, &l->wq);
         bool rope = m->pos_encoding == RG_POS_ROPE;
         const rg_weight *const wqkv[3] = {&l->wq, &l->wk, &l->wv};
         const float *const bqkv[3] = {l->bq, l->bk, l->bv};
@@ -420,7 +431,7 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         }
         matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n);
 
-        rmsnorm(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb);
+        rmsnorm_for(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb, &l->w_gate);
         if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
             /* both products in one op where the backend shares their input pass (prefill on CUDA) */
             if (!fused(c) || !be->matmul_multi ||

@@ -308,6 +308,101 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
     }
 }
 
+/* rmsnorm_prepare (RIDGE_CUDA_NORM_QUANT=1: rmsnorm and the int8 activations in
+ * one kernel) then the quantized GEMVs on its output, against rmsnorm then the
+ * same GEMVs quantizing for themselves: the normalized rows and every product
+ * bit for bit (the same scale, values and quantization rules), for QKV
+ * (matmul_multi) and gate/up (matmul_swiglu), 1..16 tokens. Then a plain rmsnorm
+ * into the same buffer must drop what was prepared (the next GEMV re-quantizes). */
+static void test_norm_quant(rg_dtype t) {
+    char what[200];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
+    rg_kv_pool *pool;
+    rg_backend *gpu;
+    const int64_t k = 2048, n_outs[3] = {300, 64, 64}, n_ff = 200;
+    rg_backend_limits lim = {.max_tokens = 16, .k_max = k, .n_out_max = 512, .n_head = 1, .n_head_kv = 1,
+                             .head_dim = 64, .max_ctx = 64};
+    setenv("RIDGE_CUDA_NORM_QUANT", "1", 1);
+    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
+    unsetenv("RIDGE_CUDA_NORM_QUANT");
+    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_weight w[5];
+    void *hw[5] = {0};
+    const int64_t outs[5] = {n_outs[0], n_outs[1], n_outs[2], n_ff, n_ff};
+    for (int i = 0; i < 5; i++)
+        if (!random_weight(gpu, t, k, outs[i], &w[i], &hw[i])) return;
+    const rg_weight *const qkv[3] = {&w[0], &w[1], &w[2]};
+    float *g = randn(k, 0.3f);
+    for (int64_t i = 0; i < k; i++) g[i] += 1.0f;
+    float *dg = dev_copy(gpu, g, k);
+    double worst_x = 0, worst_y = 0, worst_inv = 0;
+    int compared = 0;
+    bool handled = true;
+    const int64_t toks[] = {1, 3, 8, 16};
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        const int64_t n = toks[ti];
+        float *x = randn(n * k, 2.0f), *x2 = randn(n * k, 1.0f);
+        float *dx = dev_copy(gpu, x, n * k), *dx2 = dev_copy(gpu, x2, n * k);
+        float *xb_ref = dev_poisoned(gpu, n * k), *xb = dev_poisoned(gpu, n * k);
+        float *yr[4], *yg[4];
+        for (int i = 0; i < 4; i++) {
+            const int64_t no = i < 3 ? outs[i] : n_ff;
+            yr[i] = dev_poisoned(gpu, n * no), yg[i] = dev_poisoned(gpu, n * no);
+        }
+        /* reference: rmsnorm, then the GEMVs quantize for themselves */
+        gpu->rmsnorm(gpu, dx, dg, k, n, 1e-5f, xb_ref);
+        gpu->matmul_multi(gpu, 3, qkv, NULL, xb_ref, n, yr);
+        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb_ref, n, yr[3]);
+        /* prepared: QKV consumes the prepared activations; gate/up after a second prepare */
+        handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[0]);
+        gpu->matmul_multi(gpu, 3, qkv, NULL, xb, n, yg);
+        handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[3]);
+        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb, n, yg[3]);
+        float *a = download(gpu, xb_ref, n * k), *b = download(gpu, xb, n * k);
+        worst_x = worse(worst_x, rel_err_f(b, a, n * k));
+        free(a), free(b);
+        for (int i = 0; i < 4; i++) {
+            const int64_t no = i < 3 ? outs[i] : n_ff;
+            float *r = download(gpu, yr[i], n * no), *q = download(gpu, yg[i], n * no);
+            worst_y = worse(worst_y, rel_err_f(q, r, n * no));
+            free(r), free(q);
+        }
+        /* invalidation: prepare from x, then a plain rmsnorm of x2 into the same buffer */
+        gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb_ref);
+        gpu->matmul_multi(gpu, 3, qkv, NULL, xb_ref, n, yr);
+        handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[0]);
+        gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb);
+        gpu->matmul_multi(gpu, 3, qkv, NULL, xb, n, yg);
+        for (int i = 0; i < 3; i++) {
+            float *r = download(gpu, yr[i], n * outs[i]), *q = download(gpu, yg[i], n * outs[i]);
+            worst_inv = worse(worst_inv, rel_err_f(q, r, n * outs[i]));
+            free(r), free(q);
+        }
+        compared++;
+        for (int i = 0; i < 4; i++) gpu->free(gpu, yr[i]), gpu->free(gpu, yg[i]);
+        gpu->free(gpu, dx), gpu->free(gpu, dx2), gpu->free(gpu, xb_ref), gpu->free(gpu, xb);
+        free(x), free(x2);
+    }
+    const char *name = rg_dtype_name(t);
+    snprintf(what, sizeof what, "rmsnorm_prepare %s: taken for 1..16 tokens", name);
+    check(what, handled ? 0 : NAN, 0);
+    snprintf(what, sizeof what, "rmsnorm_prepare %s: normalized rows vs rmsnorm", name);
+    check(what, compared ? worst_x : NAN, 0);
+    snprintf(what, sizeof what, "rmsnorm_prepare %s: QKV and gate/up products vs self-quantizing GEMVs", name);
+    check(what, compared ? worst_y : NAN, 0);
+    snprintf(what, sizeof what, "rmsnorm_prepare %s: a later rmsnorm into the buffer drops the prepared form", name);
+    check(what, compared ? worst_inv : NAN, 0);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    for (int i = 0; i < 5; i++) gpu->unload_weight(gpu, &w[i]), free(hw[i]);
+    gpu->free(gpu, dg), free(g);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
 /* The GEMV of quantized weights quantizes x to int8 on the GPU (Q8_0 per 32 for
  * Q8_0/Q4_0 weights, Q8_K per 256 for Q4_K/Q6_K) and must round exactly as the
  * CPU reference quantizer: one activation a step off moves its token's outputs
@@ -1272,6 +1367,9 @@ int main(void) {
     test_fused_rope_kv(RG_F32, false, 64);
     test_fused_rope_kv(RG_BF16, true, 64);
     test_fused_rope_kv(RG_F16, false, 32);
+    const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
+    for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
+        test_norm_quant(norm_quant_types[i]);
     test_fused_qkv_rope(RG_BF16, RG_BF16, 64, false);
     test_fused_qkv_rope(RG_F16, RG_F16, 32, true); /* partial rotation */
     test_fused_qkv_rope(RG_F32, RG_F32, 64, true);

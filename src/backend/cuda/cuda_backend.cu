@@ -53,6 +53,7 @@ static void cuda_upload(rg_backend *be, void *dst, const void *src, size_t bytes
      * and from pageable memory it may return before its DMA has landed — kernels
      * queued right after read stale data (test_cuda_ops' argmax rows did). The
      * wait keeps upload synchronous: the host buffer may be reused at once. */
+    c->xq_src = NULL; /* it may overwrite the prepared activations' source */
     if (bytes && rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "upload"))
         rg_cuda_check(c, cudaStreamSynchronize(c->stream), "upload");
 }
@@ -102,6 +103,7 @@ static void cuda_download(rg_backend *be, void *dst, const void *src, size_t byt
 
 static void cuda_copy(rg_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
+    c->xq_src = NULL; /* dst may be the prepared activations' source */
     if (bytes) rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream), "copy");
 }
 
@@ -378,6 +380,7 @@ static void cuda_begin_step(rg_backend *be, const rg_step *s) {
         memcpy(tab + r * W, c->row_src[r], (size_t)((c->row_ctx[r] + c->kvc.block_size - 1) / c->kvc.block_size) * 4);
     c->n_tok = n;
     c->ctx_max = s->ctx_max;
+    c->xq_src = NULL;
     c->ids_used = 0;
     /* one copy: pos, n_ctx, row are contiguous, then the used table rows */
     rg_cuda_check(c, cudaMemcpyAsync(c->d_pos, h, (size_t)(3 * T + n_rows * W) * 4, cudaMemcpyHostToDevice, c->stream),
@@ -485,6 +488,10 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     const char *gq_short = getenv("RIDGE_CUDA_GEMV_Q_SHORT"), *gq_u2 = getenv("RIDGE_CUDA_GEMV_Q_U2");
     c->gemv_q_short = !(gq_short && !strcmp(gq_short, "0"));
     c->gemv_q_u2 = gq_u2 && !strcmp(gq_u2, "1");
+    /* matmul_q.cu's rmsnorm with the int8 activations in the same kernel: opt-in
+     * (RIDGE_CUDA_NORM_QUANT=1) until a GPU run has checked and measured it */
+    const char *norm_quant = getenv("RIDGE_CUDA_NORM_QUANT");
+    c->norm_quant = norm_quant && !strcmp(norm_quant, "1");
     /* matmul.cu's tensor-core GEMV for 2..16 tokens of 16-bit weights (RIDGE_CUDA_GEMV_MMA=0: the f32 GEMV) */
     const char *g_mma = getenv("RIDGE_CUDA_GEMV_MMA");
     c->gemv_mma = !(g_mma && !strcmp(g_mma, "0"));
@@ -525,6 +532,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.matmul_add = rg_cuda_matmul_add;
     c->be.matmul_swiglu = rg_cuda_matmul_swiglu;
     c->be.rope_kv_store = rg_cuda_rope_kv_store;
+    c->be.rmsnorm_prepare = rg_cuda_rmsnorm_prepare;
     /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
     const char *qkv_rope = getenv("RIDGE_CUDA_QKV_ROPE");
     if (!(qkv_rope && !strcmp(qkv_rope, "0"))) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;

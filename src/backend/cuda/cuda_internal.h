@@ -36,6 +36,12 @@ typedef struct cuda_backend {
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
+    bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=1, opt-in) */
+    /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
+     * by rmsnorm_prepare for the next quantized GEMV on it; NULL: none */
+    const float *xq_src;
+    int xq_fmt;
+    int64_t xq_ntok, xq_k;
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -109,6 +115,8 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
                            float *out);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
+bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
+                             float *out, const rg_weight *next);
 bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
                                const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
                                int64_t head_dim, const rg_rope_params *p);

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/rmsnorm.cuh"
 #include "backend/cuda/rope.cuh"
 
 /* ---- get_rows: out[i] = dequantize(W[ids[i]]), 8 elements a thread */
@@ -45,39 +46,14 @@ void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, in
  * issued four at a time per thread, so the row arrives in about one memory
  * latency instead of one latency per element a thread owns. */
 
-#define RMS_THREADS 256
 __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps,
                                                               float *out) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
     const float *xr = x + blockIdx.x * n;
     float *o = out + blockIdx.x * n;
-    double sum = 0;
     const bool vec = (n & 3) == 0;
-    if (vec) {
-        const float4 *x4 = (const float4 *)xr;
-        const int64_t n4 = n / 4;
-        for (int64_t i = threadIdx.x; i < n4; i += 4 * RMS_THREADS) {
-            float4 v[4];
-#pragma unroll
-            for (int u = 0; u < 4; u++)
-                v[u] = i + u * RMS_THREADS < n4 ? x4[i + u * RMS_THREADS] : make_float4(0, 0, 0, 0);
-#pragma unroll
-            for (int u = 0; u < 4; u++)
-                sum += ((double)(v[u].x * v[u].x) + (double)(v[u].y * v[u].y)) +
-                       ((double)(v[u].z * v[u].z) + (double)(v[u].w * v[u].w));
-        }
-    } else {
-        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) sum += (double)(xr[i] * xr[i]);
-    }
-    __shared__ double part[RMS_THREADS / 32];
-    for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x / 32] = sum;
-    __syncthreads();
-    double total = 0;
-#pragma unroll
-    for (int i = 0; i < RMS_THREADS / 32; i++) total += part[i];
-    float scale = 1.0f / sqrtf((float)(total / (double)n) + eps);
+    const float scale = rmsnorm_scale(xr, n, eps);
     if (vec) {
         const float4 *x4 = (const float4 *)xr, *w4 = (const float4 *)w;
         float4 *o4 = (float4 *)o;
@@ -93,6 +69,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, co
 void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
                      float *out) {
     cuda_backend *c = cuda_of(be);
+    c->xq_src = NULL; /* out may be the prepared activations' source */
     if (n_tok <= 0) return;
     rg_cuda_launch(c, rmsnorm_kernel, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, weight, n, eps, out);
     RG_CUDA_LAUNCHED(c, "rmsnorm");

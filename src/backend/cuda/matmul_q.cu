@@ -27,6 +27,7 @@
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/rmsnorm.cuh"
 
 /* Per 32 activations: the scale and the sums of q over elements 0..15 and 16..31. */
 struct act_meta {
@@ -97,6 +98,74 @@ template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t
     }
     q[b0 + act_pos<PERM>(j)] = (int8_t)qi;
     act_meta_store(qi, d, meta + (b0 + j) / 32);
+}
+
+/* The int8 activation forms: per 32 with Q8_0's rule, in place (Q8_0 weights) or
+ * permuted (Q4_0), and per 256 with Q8_K's rule, permuted (Q4_K, Q6_K). */
+enum { ACT_Q8_0 = 1, ACT_Q8_0_PERM, ACT_Q8_K_PERM };
+template <int T> constexpr int act_fmt_of() {
+    return T == RG_Q8_0 ? ACT_Q8_0 : T == RG_Q4_0 ? ACT_Q8_0_PERM : ACT_Q8_K_PERM;
+}
+
+/* rmsnorm and the int8 activations in one kernel (rg_cuda_rmsnorm_prepare): a
+ * block of RMS_THREADS per token row takes the rmsnorm kernel's scale
+ * (rmsnorm.cuh) and normalized values (written to out, as rmsnorm writes them),
+ * then quantizes them as act_q8_0_int8_kernel / act_q8_k_int8_kernel do: a
+ * warp per 32-element unit (lane = element), or per 256-element block (8 units,
+ * the first element of largest magnitude found by a (|v|, index) warp reduction).
+ * The layout is theirs: q [n_tok][k], then act_meta [n_tok][k / 32]. */
+template <int FMT>
+__global__ void __launch_bounds__(RMS_THREADS) rmsnorm_int8_kernel(const float *x, const float *w, int64_t k, float eps,
+                                                                   float *out, int8_t *q, act_meta *meta) {
+    RG_PDL_TRIGGER();
+    RG_PDL_WAIT();
+    constexpr bool PERM = FMT != ACT_Q8_0;
+    constexpr int WARPS_ = RMS_THREADS / 32;
+    const int64_t t = blockIdx.x;
+    const float *xr = x + t * k;
+    float *o = out + t * k;
+    int8_t *qr = q + t * k;
+    act_meta *mr = meta + t * (k / 32);
+    const float scale = rmsnorm_scale(xr, k, eps);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if constexpr (FMT != ACT_Q8_K_PERM) {
+        for (int64_t u = warp; u < k / 32; u += WARPS_) {
+            const int64_t i = 32 * u + lane;
+            const float v = (xr[i] * scale) * w[i];
+            o[i] = v;
+            float amax = fabsf(v);
+            for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+            const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+            const int qi = (int)roundf(__fmul_rn(v, id));
+            qr[32 * u + act_pos<PERM>(lane)] = (int8_t)qi;
+            act_meta_store(qi, __half2float(__float2half_rn(d)), mr + u);
+        }
+    } else {
+        for (int64_t b = warp; b < k / 256; b += WARPS_) {
+            float v[8], best = -1.0f, bv = 0.0f;
+            int bi = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) { /* element 32 j + lane of the block; j rising keeps the first of ties */
+                const int64_t i = 256 * b + 32 * j + lane;
+                v[j] = (xr[i] * scale) * w[i];
+                o[i] = v[j];
+                const float a = fabsf(v[j]);
+                if (a > best) best = a, bi = 32 * j + lane, bv = v[j];
+            }
+            for (int off = 16; off; off >>= 1) {
+                const float ob = __shfl_xor_sync(0xffffffffu, best, off), ov = __shfl_xor_sync(0xffffffffu, bv, off);
+                const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+                if (ob > best || (ob == best && oi < bi)) best = ob, bi = oi, bv = ov;
+            }
+            const float iscale = best != 0 ? -127.0f / bv : 0.0f, d = best != 0 ? 1.0f / iscale : 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int qi = best != 0 ? (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v[j]))) : 0;
+                qr[256 * b + 32 * j + act_pos<PERM>(lane)] = (int8_t)qi;
+                act_meta_store(qi, d, mr + 8 * b + j);
+            }
+        }
+    }
 }
 
 /* ---- weights: one row's 32-element unit as 8 words of 4 bytes (w[e] pairs
@@ -325,10 +394,15 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     const int64_t k = job.w[0].k, n = n_tok * k;
     int8_t *q = (int8_t *)c->xq;
     act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
-    if (T == RG_Q8_0 || T == RG_Q4_0)
-        rg_cuda_launch(c, act_q8_0_int8_kernel<wi<T>::perm>, dim3(rg_cuda_blocks(n, 256)), dim3(256), 0, x, n, q, meta);
-    else rg_cuda_launch(c, act_q8_k_int8_kernel<wi<T>::perm>, dim3((unsigned)(n / 256)), dim3(256), 0, x, q, meta);
-    if (!RG_CUDA_LAUNCHED(c, "activation quantization (int8)")) return;
+    const bool prepared = c->xq_src == x && c->xq_fmt == act_fmt_of<T>() && c->xq_ntok == n_tok && c->xq_k == k;
+    c->xq_src = NULL; /* consumed, or overwritten below */
+    if (!prepared) { /* else rg_cuda_rmsnorm_prepare wrote them with x */
+        if (T == RG_Q8_0 || T == RG_Q4_0)
+            rg_cuda_launch(c, act_q8_0_int8_kernel<wi<T>::perm>, dim3(rg_cuda_blocks(n, 256)), dim3(256), 0, x, n, q,
+                           meta);
+        else rg_cuda_launch(c, act_q8_k_int8_kernel<wi<T>::perm>, dim3((unsigned)(n / 256)), dim3(256), 0, x, q, meta);
+        if (!RG_CUDA_LAUNCHED(c, "activation quantization (int8)")) return;
+    }
     if (mode == GEMV_STORE) launch_mode<T, GEMV_STORE>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_ADD) launch_mode<T, GEMV_ADD>(c, job, n_mat, q, meta, n_tok);
     else if (mode == GEMV_QKV_ROPE) launch_mode<T, GEMV_QKV_ROPE>(c, job, n_mat, q, meta, n_tok);
@@ -346,4 +420,28 @@ bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat
     case RG_Q6_K: launch_type<RG_Q6_K>(c, mode, job, n_mat, x, n_tok); return true;
     default: return false;
     }
+}
+
+/* out = rmsnorm(x) and, for a quantized `next` of the integer GEMV, its int8
+ * activations in the same kernel (rmsnorm_int8_kernel), kept for the next GEMV
+ * on out (launch_type). Opt-in: RIDGE_CUDA_NORM_QUANT=1. */
+bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
+                             float *out, const rg_weight *next) {
+    cuda_backend *c = cuda_of(be);
+    if (!c->norm_quant || !next || next->k != n || n_tok < 1 || n_tok > GEMV_MAX_TOK || c->status) return false;
+    const int fmt = next->type == RG_Q8_0   ? ACT_Q8_0
+                    : next->type == RG_Q4_0 ? ACT_Q8_0_PERM
+                    : next->type == RG_Q4_K || next->type == RG_Q6_K ? ACT_Q8_K_PERM
+                                                                      : 0;
+    if (!fmt || n % (fmt == ACT_Q8_K_PERM ? 256 : 32)) return false;
+    int8_t *q = (int8_t *)c->xq;
+    act_meta *meta = (act_meta *)(q + n_tok * n);
+    const dim3 grid((unsigned)n_tok), block(RMS_THREADS);
+    if (fmt == ACT_Q8_0) rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_0>, grid, block, 0, x, w, n, eps, out, q, meta);
+    else if (fmt == ACT_Q8_0_PERM)
+        rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_0_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
+    else rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_K_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
+    if (!RG_CUDA_LAUNCHED(c, "rmsnorm + int8 activations")) return true;
+    c->xq_src = out, c->xq_fmt = fmt, c->xq_ntok = n_tok, c->xq_k = n;
+    return true;
 }
