@@ -17,6 +17,8 @@
 
 #include "kv/prefix_cache.h"
 
+/* One token to draw this step: sample i of request r from logits row `row`, or,
+ * on a greedy step (row NULL), take token = the row's device argmax. */
 typedef struct sample_task {
     rg_request *r;
     int32_t i;
@@ -65,8 +67,6 @@ struct rg_scheduler {
     int scratch_rows;
 };
 
-/* One token to draw this step: sample i of request r from logits row `row`, or,
- * on a greedy step (row NULL), take token = the row's device argmax. */
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
