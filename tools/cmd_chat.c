@@ -115,15 +115,20 @@ static int generate_reply(rg_session *s, const rg_model *m, rg_sampler *sampler,
     rg_detok_stream stream = {0};
     rg_err err = {0};
     int rc = 0;
+    /* greedy: after the first token (from the prompt's logits) each next one is the
+     * argmax taken where the logits are (rg_session_feed_greedy) */
+    const bool greedy = rg_sampler_is_greedy(sampler);
+    int32_t next = -1;
     for (*n_gen = 0; *n_gen < n_predict && !rc; ++*n_gen) {
-        int32_t tok = rg_sampler_sample(sampler, s->logits, s->history, s->n_history);
+        int32_t tok = greedy && next >= 0 ? next : rg_sampler_sample(sampler, s->logits, s->history, s->n_history);
         if (rg_token_is_eog(m->tok, tok)) break;
         int64_t pn = rg_detok_stream_push(m->tok, &stream, tok, piece, sizeof piece);
         if (pn > (int64_t)sizeof piece - 1) pn = (int64_t)sizeof piece - 1; /* a piece longer than 1 KiB: cut */
         if (pn > 0 && !text_append(&text, &len, &cap, piece, (size_t)pn)) rc = RG_EXIT_BAD_INPUT;
         fwrite(piece, 1, pn > 0 ? (size_t)pn : 0, stdout);
         fflush(stdout);
-        if (!rc && rg_session_feed(s, &tok, 1, &err)) rc = cli_report("decode", &err);
+        if (!rc && (greedy ? rg_session_feed_greedy(s, &tok, 1, &next, &err) : rg_session_feed(s, &tok, 1, &err)))
+            rc = cli_report("decode", &err);
     }
     int64_t pn = rg_detok_stream_flush(&stream, piece, sizeof piece);
     if (pn > (int64_t)sizeof piece - 1) pn = (int64_t)sizeof piece - 1;
