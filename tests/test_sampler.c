@@ -32,21 +32,29 @@ static rg_sampling_params plain(float temp) {
     return p;
 }
 
+/* count[t] = how many of `draws` tokens a sampler made with p drew as t, each
+ * draw from a fresh copy of logits[n] (the sampler may edit its row). */
+static void draw_counts(const rg_sampling_params *p, const float *logits, int n, int draws, long *count) {
+    rg_sampler *s;
+    rg_err err = {0};
+    assert_int_equal(rg_sampler_create(p, n, &s, &err), RG_OK);
+    float *work = malloc((size_t)n * sizeof *work);
+    memset(count, 0, (size_t)n * sizeof *count);
+    for (int d = 0; d < draws; d++) {
+        memcpy(work, logits, (size_t)n * sizeof *work);
+        int32_t t = rg_sampler_sample(s, work, NULL, 0);
+        assert_true(t >= 0 && t < n);
+        count[t]++;
+    }
+    free(work);
+    rg_sampler_free(s);
+}
+
 /* Draw N_DRAWS tokens with p and check the counts against want[] (probabilities;
  * 0 = must never appear). */
 static void check_distribution(const char *what, const rg_sampling_params *p, const double *want) {
-    rg_sampler *s;
-    rg_err err = {0};
-    assert_int_equal(rg_sampler_create(p, V, &s, &err), RG_OK);
-    long count[V] = {0};
-    float logits[V];
-    for (int i = 0; i < N_DRAWS; i++) {
-        memcpy(logits, base_logits, sizeof logits);
-        int32_t t = rg_sampler_sample(s, logits, NULL, 0);
-        assert_true(t >= 0 && t < V);
-        count[t]++;
-    }
-    rg_sampler_free(s);
+    long count[V];
+    draw_counts(p, base_logits, V, N_DRAWS, count);
     for (int t = 0; t < V; t++) {
         double mean = N_DRAWS * want[t], sd = sqrt(N_DRAWS * want[t] * (1 - want[t]));
         printf("  %-22s token %d: %6ld draws, expected %8.1f\n", what, t, count[t], mean);
@@ -154,7 +162,7 @@ static int cmp_desc_then_id(const void *a, const void *b, void *l) {
 }
 static void test_top_k_large(void **state) {
     enum { NV = 3001, K = 40, DRAWS = 20000 };
-    static float logits[NV], work[NV];
+    static float logits[NV];
     static int32_t order[NV];
     for (int pattern = 0; pattern < 2; pattern++) {
         uint64_t r = rg_test_seed();
@@ -167,21 +175,13 @@ static void test_top_k_large(void **state) {
         for (int i = 0; i < K; i++) in_top[order[i]] = true;
         rg_sampling_params p = plain(1.0f);
         p.top_k = K;
-        rg_sampler *s;
-        rg_err err = {0};
-        assert_int_equal(rg_sampler_create(&p, NV, &s, &err), RG_OK);
         static long count[NV];
-        memset(count, 0, sizeof count);
-        for (int d = 0; d < DRAWS; d++) {
-            memcpy(work, logits, sizeof work);
-            int32_t t = rg_sampler_sample(s, work, NULL, 0);
-            assert_true(t >= 0 && t < NV);
-            if (!in_top[t]) fail_msg("pattern %d: drew %d (logit %g), outside the top %d", pattern, t, logits[t], K);
-            count[t]++;
-        }
+        draw_counts(&p, logits, NV, DRAWS, count);
+        for (int t = 0; t < NV; t++)
+            if (count[t] && !in_top[t])
+                fail_msg("pattern %d: drew %d (logit %g), outside the top %d", pattern, t, logits[t], K);
         for (int i = 0; i < K; i++)
             if (!count[order[i]]) fail_msg("pattern %d: top-%d token %d never drawn", pattern, K, order[i]);
-        rg_sampler_free(s);
     }
 }
 
@@ -191,7 +191,7 @@ static void test_top_k_large(void **state) {
  * sigma of the chain computed here in double; tokens cut must never appear. */
 static void test_cuts_whole_vocab(void **state) {
     enum { NV = 3001, DRAWS = 40000 };
-    static float logits[NV], work[NV];
+    static float logits[NV];
     static double want[NV];
     static long count[NV];
     for (int i = 0; i < NV; i++) logits[i] = i < 5 ? (float)(4 - i) : -3.0f;
@@ -216,17 +216,7 @@ static void test_cuts_whole_vocab(void **state) {
         for (int i = 0; i < NV; i++) want[i] = i < keep ? exp((double)logits[i]) / kz : 0;
         rg_sampling_params p = plain(1.0f);
         p.top_p = cases[c].top_p, p.min_p = cases[c].min_p;
-        rg_sampler *s;
-        rg_err err = {0};
-        assert_int_equal(rg_sampler_create(&p, NV, &s, &err), RG_OK);
-        memset(count, 0, sizeof count);
-        for (int d = 0; d < DRAWS; d++) {
-            memcpy(work, logits, sizeof work);
-            int32_t t = rg_sampler_sample(s, work, NULL, 0);
-            assert_true(t >= 0 && t < NV);
-            count[t]++;
-        }
-        rg_sampler_free(s);
+        draw_counts(&p, logits, NV, DRAWS, count);
         long tail = 0;
         double tail_want = 0;
         for (int i = 5; i < NV; i++) tail += count[i], tail_want += want[i];

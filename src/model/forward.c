@@ -257,6 +257,7 @@ rg_kv_pool *rg_ctx_kv(rg_ctx *c) { return c->kv; }
 const rg_model *rg_ctx_model(const rg_ctx *c) { return c->m; }
 int64_t rg_ctx_n_ctx(const rg_ctx *c) { return c->n_ctx; }
 rg_threadpool *rg_ctx_cpu_pool(rg_ctx *c) { return c->pool; }
+rg_backend_kind rg_ctx_backend(const rg_ctx *c) { return c->backend; }
 
 float *rg_ctx_alloc_logits(rg_ctx *c, int64_t n_rows) {
     size_t bytes = (size_t)(n_rows > 0 ? n_rows : 1) * (size_t)c->m->hp.n_vocab * sizeof(float);
@@ -268,7 +269,6 @@ void rg_ctx_free_logits(rg_ctx *c, float *logits) {
     if (c->be->host_free) c->be->host_free(c->be, logits);
     else free(logits);
 }
-rg_backend_kind rg_ctx_backend(const rg_ctx *c) { return c->backend; }
 
 static double now_s(void) {
     struct timespec ts;

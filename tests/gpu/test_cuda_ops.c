@@ -76,6 +76,22 @@ static float *download(rg_backend *be, const float *d, int64_t n) {
     return h;
 }
 
+/* n rows of k activations as the GPU's integer GEMV sees them: quantized to aq
+ * (Q8_0 or Q8_K) and back with the reference quantizer; a copy for RG_F32. malloc'd. */
+static float *act_round_trip(rg_dtype aq, const float *x, int64_t n, int64_t k) {
+    float *xa = malloc((size_t)(n * k) * sizeof *xa);
+    memcpy(xa, x, (size_t)(n * k) * sizeof *xa);
+    if (aq == RG_F32) return xa;
+    rg_err err = {0};
+    void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
+    for (int64_t tt = 0; tt < n; tt++) {
+        rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
+        rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
+    }
+    free(blocks);
+    return xa;
+}
+
 static float round_to(rg_dtype t, float v) {
     if (t == RG_F16) return rg_f16_to_f32(rg_f32_to_f16(v));
     if (t == RG_BF16) return rg_bf16_to_f32(rg_f32_to_bf16(v));
@@ -138,16 +154,7 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
         /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants */
         rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 ? RG_Q8_0
                                         : dev.type == RG_Q4_K || dev.type == RG_Q6_K ? RG_Q8_K : RG_F32;
-        float *xa = malloc((size_t)(n * k) * sizeof *xa);
-        memcpy(xa, x, (size_t)(n * k) * sizeof *xa);
-        if (aq != RG_F32) {
-            void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
-            for (int64_t tt = 0; tt < n; tt++) {
-                rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
-                rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
-            }
-            free(blocks);
-        }
+        float *xa = act_round_trip(aq, x, n, k);
         double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
         for (int64_t tt = 0; tt < n; tt++)
             for (int64_t r = 0; r < n_out; r++) {
@@ -436,13 +443,7 @@ static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
         for (int64_t i = 0; i < 1024; i++) x[k + i] = ((float)(i % 101 - 50) + 0.5f) / 2; /* token 1 */
         for (int64_t b = 0; b < 1024; b += 32) x[k + b] = 63.5f;
         for (int64_t i = 0; i < k; i++) x[2 * k + i] *= 1e-3f; /* token 2 */
-        float *xa = malloc((size_t)(n * k) * sizeof *xa);
-        void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
-        for (int64_t tt = 0; tt < n; tt++) {
-            rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
-            rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
-        }
-        free(blocks);
+        float *xa = act_round_trip(aq, x, n, k);
         double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
         for (int64_t tt = 0; tt < n; tt++)
             for (int64_t r = 0; r < n_out; r++) {
@@ -513,13 +514,7 @@ static void test_gemv_paths(rg_backend *gpu, rg_backend *plain, rg_dtype t, int6
     for (size_t ti = 0; ok && ti < sizeof toks / sizeof *toks; ti++) {
         const int64_t n = toks[ti];
         float *x = randn(n * k, 1.0f), *bias = randn(n_q, 0.5f), *resid = randn(n * n_q, 1.0f);
-        float *xa = malloc((size_t)(n * k) * sizeof *xa);
-        void *blocks = malloc((size_t)rg_dtype_row_bytes(aq, k));
-        for (int64_t tt = 0; tt < n; tt++) {
-            rg_quantize_ref(aq, x + tt * k, blocks, k, &err);
-            rg_dequantize_ref(aq, blocks, xa + tt * k, k, &err);
-        }
-        free(blocks);
+        float *xa = act_round_trip(aq, x, n, k);
         double *dot[NW];
         for (int j = 0; j < NW; j++) {
             dot[j] = malloc((size_t)(n * n_outs[j]) * sizeof *dot[j]);

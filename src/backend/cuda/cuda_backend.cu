@@ -42,6 +42,12 @@ static void *cuda_alloc(rg_backend *be, size_t bytes) {
     return p;
 }
 
+/* An A/B lever: "0" turns it off, "1" on, anything else (or unset) leaves the default. */
+static bool lever(const char *name, bool dflt) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, "0") ? false : v && !strcmp(v, "1") ? true : dflt;
+}
+
 static void cuda_free(rg_backend *be, void *p) {
     if (p) rg_cuda_check(cuda_of(be), cudaFree(p), "cudaFree");
 }
@@ -340,10 +346,9 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->attn_entries < 4096 * lim->n_head) c->attn_entries = 4096 * lim->n_head;
     c->attn_o = (float *)cuda_alloc(be, (size_t)c->attn_entries * (size_t)lim->head_dim * 4);
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
-    /* pinned landing buffer for downloads: the logits rows of a whole step (the
-     * forward pass brings back at most 64 at a time), so that a serving step's
-     * sampled logits cross in one DMA and one wait instead of one per 8 rows */
-    c->h_out_bytes = (size_t)(lim->max_tokens < 64 ? lim->max_tokens : 64) * (size_t)lim->n_out_max * 4;
+    /* pinned landing buffer for downloads into pageable memory: 8 rows of the widest
+     * output (logits buffers from host_alloc are pinned and skip it) */
+    c->h_out_bytes = (size_t)8 * (size_t)lim->n_out_max * 4;
     if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
@@ -481,20 +486,14 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
         return rg_fail(err, RG_E_IO, "cuda: device %d: %s", device, cudaGetErrorString(e));
     }
     c->n_sm = prop.multiProcessorCount;
-    const char *pdl = getenv("RIDGE_CUDA_PDL");
-    c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
-    /* matmul_q.cu's short-row mapping (RIDGE_CUDA_GEMV_Q_SHORT=0: the plain one), and
-     * the long-row one, opt-in (RIDGE_CUDA_GEMV_Q_U2=1): measured neutral to slower */
-    const char *gq_short = getenv("RIDGE_CUDA_GEMV_Q_SHORT"), *gq_u2 = getenv("RIDGE_CUDA_GEMV_Q_U2");
-    c->gemv_q_short = !(gq_short && !strcmp(gq_short, "0"));
-    c->gemv_q_u2 = gq_u2 && !strcmp(gq_u2, "1");
-    /* matmul_q.cu's rmsnorm with the int8 activations in the same kernel: opt-in
-     * (RIDGE_CUDA_NORM_QUANT=1) until a GPU run has checked and measured it */
-    const char *norm_quant = getenv("RIDGE_CUDA_NORM_QUANT");
-    c->norm_quant = norm_quant && !strcmp(norm_quant, "1");
-    /* matmul.cu's tensor-core GEMV for 2..16 tokens of 16-bit weights (RIDGE_CUDA_GEMV_MMA=0: the f32 GEMV) */
-    const char *g_mma = getenv("RIDGE_CUDA_GEMV_MMA");
-    c->gemv_mma = !(g_mma && !strcmp(g_mma, "0"));
+    /* the levers (docs/ARCHITECTURE.md, "CUDA levers"); opt-in ones: the quantized
+     * GEMV's long-row mapping (measured neutral to slower) and rmsnorm writing the
+     * int8 activations (not yet run on a GPU) */
+    c->pdl = prop.major >= 9 && lever("RIDGE_CUDA_PDL", true);
+    c->gemv_q_short = lever("RIDGE_CUDA_GEMV_Q_SHORT", true);
+    c->gemv_q_u2 = lever("RIDGE_CUDA_GEMV_Q_U2", false);
+    c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", false);
+    c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(&c->be);
@@ -507,8 +506,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.upload = cuda_upload;
     c->be.download = cuda_download;
     /* RIDGE_CUDA_HOST_ALLOC=0: logits buffers from malloc (downloads staged through h_out) */
-    const char *host_alloc = getenv("RIDGE_CUDA_HOST_ALLOC");
-    if (!(host_alloc && !strcmp(host_alloc, "0"))) c->be.host_alloc = cuda_host_alloc, c->be.host_free = cuda_host_free;
+    if (lever("RIDGE_CUDA_HOST_ALLOC", true)) c->be.host_alloc = cuda_host_alloc, c->be.host_free = cuda_host_free;
     c->be.copy = cuda_copy;
     c->be.sync = sync_status;
     c->be.load_weight = cuda_load_weight;
@@ -534,8 +532,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.rope_kv_store = rg_cuda_rope_kv_store;
     c->be.rmsnorm_prepare = rg_cuda_rmsnorm_prepare;
     /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
-    const char *qkv_rope = getenv("RIDGE_CUDA_QKV_ROPE");
-    if (!(qkv_rope && !strcmp(qkv_rope, "0"))) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;
+    if (lever("RIDGE_CUDA_QKV_ROPE", true)) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;
     c->be.argmax_rows = rg_cuda_argmax_rows;
     *out = &c->be;
     return RG_OK;

@@ -150,22 +150,26 @@ void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float
  * step: q pairs are rotated in place; k pairs are rotated in place and stored;
  * v pairs are stored. Pairs beyond n_rot (partial rotation) pass through. The
  * rotation is rope_kernel's arithmetic, the store kv_store_kernel's. */
+rope_kv_layout rg_cuda_rope_layout(const cuda_backend *c, int64_t layer, int64_t head_dim, const rg_rope_params *p) {
+    return rope_kv_layout{c->d_pos, c->d_row, c->d_tables, p->freq_factors,
+                          c->kv_data + (size_t)layer * c->kv_layer_bytes, c->max_table_blocks, c->kvc.block_size,
+                          head_dim, p->n_rot, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
+                          powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, (int)c->kvc.dtype};
+}
+
 struct rope_kv_args {
     float *q, *k;
     const float *v;
-    uint8_t *layer_base;
-    const int32_t *pos, *row, *tables;
-    const float *ff;
-    int64_t n_tok, n_head, n_head_kv, head_dim, n_rot, table_w, bs;
-    size_t unit_bytes, kv_bytes, head_bytes;
-    float theta_scale, freq_scale;
+    rope_kv_layout l;
+    int64_t n_tok, n_head, n_head_kv;
     bool neox;
 };
 
 template <typename E> __global__ void rope_kv_store_kernel(rope_kv_args a) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
-    const int64_t pairs = a.head_dim / 2, heads = a.n_head + 2 * a.n_head_kv, half = a.n_rot / 2;
+    const rope_kv_layout &l = a.l;
+    const int64_t pairs = l.head_dim / 2, heads = a.n_head + 2 * a.n_head_kv, half = l.n_rot / 2;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= a.n_tok * heads * pairs) return;
     const int64_t p = i % pairs, h = (i / pairs) % heads, t = i / (pairs * heads);
@@ -173,22 +177,20 @@ template <typename E> __global__ void rope_kv_store_kernel(rope_kv_args a) {
     const int64_t hk = is_q ? 0 : is_v ? h - a.n_head - a.n_head_kv : h - a.n_head;
     int64_t i0, i1;
     if (p < half) i0 = a.neox ? p : 2 * p, i1 = a.neox ? p + half : 2 * p + 1;
-    else i0 = a.n_rot + 2 * (p - half), i1 = i0 + 1;
-    float *row = is_q ? a.q + (t * a.n_head + h) * a.head_dim
-                      : (float *)(is_v ? a.v : a.k) + (t * a.n_head_kv + hk) * a.head_dim;
+    else i0 = l.n_rot + 2 * (p - half), i1 = i0 + 1;
+    float *row = is_q ? a.q + (t * a.n_head + h) * l.head_dim
+                      : (float *)(is_v ? a.v : a.k) + (t * a.n_head_kv + hk) * l.head_dim;
     float x0 = row[i0], x1 = row[i1];
-    const int32_t pos = a.pos[t];
+    const int32_t pos = l.pos[t];
     if (!is_v && p < half) {
         float cs, sn;
-        rope_cs(pos, p, a.theta_scale, a.freq_scale, a.ff, cs, sn);
+        rope_cs(pos, p, l.theta_scale, l.freq_scale, l.ff, cs, sn);
         float r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
         x0 = r0, x1 = r1;
         row[i0] = x0, row[i1] = x1;
     }
     if (is_q) return;
-    int32_t block = a.tables[a.row[t] * a.table_w + pos / a.bs];
-    uint8_t *unit = a.layer_base + (size_t)block * a.unit_bytes + hk * a.head_bytes + (is_v ? a.kv_bytes : 0);
-    E *dst = (E *)unit + (size_t)(pos % a.bs) * a.head_dim;
+    E *dst = (E *)kv_row(l, t, pos, hk, is_v);
     dst[i0] = to_elem<E>(x0);
     dst[i1] = to_elem<E>(x1);
 }
@@ -201,10 +203,7 @@ bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, co
         return false; /* the unfused ops report it */
     int64_t n = c->n_tok * (n_head + 2 * n_head_kv) * (head_dim / 2);
     if (n <= 0) return true;
-    rope_kv_args a = {q, k, v, c->kv_data + (size_t)layer * c->kv_layer_bytes, c->d_pos, c->d_row, c->d_tables,
-                      p->freq_factors, c->n_tok, n_head, n_head_kv, head_dim, p->n_rot, c->max_table_blocks,
-                      c->kvc.block_size, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
-                      powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, p->neox};
+    rope_kv_args a = {q, k, v, rg_cuda_rope_layout(c, layer, head_dim, p), c->n_tok, n_head, n_head_kv, p->neox};
     unsigned blocks = rg_cuda_blocks(n, 256);
     if (c->kvc.dtype == RG_F32) rg_cuda_launch(c, rope_kv_store_kernel<float>, dim3(blocks), dim3(256), 0, a);
     else if (c->kvc.dtype == RG_F16) rg_cuda_launch(c, rope_kv_store_kernel<__half>, dim3(blocks), dim3(256), 0, a);

@@ -27,24 +27,14 @@
  *                sums and the rope_kv_store launch disappears. */
 enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU, GEMV_QKV_ROPE };
 
-/* What GEMV_QKV_ROPE needs of the step and the KV pool (rope_kv_args' fields). */
-struct gemv_rope {
-    const int32_t *pos, *row, *tables;
-    const float *ff;
-    uint8_t *layer_base;
-    int64_t table_w, bs, head_dim, n_rot;
-    size_t unit_bytes, kv_bytes, head_bytes;
-    float theta_scale, freq_scale;
-    int kv_type;  /* RG_F32, RG_F16 or RG_BF16 */
-    int64_t tok0; /* the launch's first token within the step (launches cover 8 tokens) */
-};
 
 struct gemv_job {
     wplanes w[3];
     const float *bias[3];
     float *y[3];
     unsigned blk_end[3];
-    gemv_rope rope; /* GEMV_QKV_ROPE only */
+    rope_kv_layout rope; /* GEMV_QKV_ROPE only: the step and the KV pool */
+    int64_t rope_tok0;   /* the launch's first token within the step (launches cover 8 tokens) */
 };
 
 /* This block's matrix (by blk_end) and first row. */
@@ -88,8 +78,8 @@ __device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r
             *dst = v / (1.0f + expf(-v)) * u;
         } else if (MODE == GEMV_QKV_ROPE) {
             v += bias ? bias[r0 + i] : 0.0f;
-            const gemv_rope &rp = job.rope;
-            const int64_t r = r0 + i, head = r / rp.head_dim, j = r % rp.head_dim, tg = rp.tok0 + t;
+            const rope_kv_layout &rp = job.rope;
+            const int64_t r = r0 + i, head = r / rp.head_dim, j = r % rp.head_dim, tg = job.rope_tok0 + t;
             const int32_t pos = rp.pos[tg];
             if (m < 2 && j < rp.n_rot) { /* rotate with the pair's other row (i ^ 1, in this block) */
                 const int ip = i ^ 1;
@@ -103,13 +93,10 @@ __device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r
             }
             *dst = v;
             if (m > 0) { /* k or v into the cache */
-                const int32_t block = rp.tables[rp.row[tg] * rp.table_w + pos / rp.bs];
-                uint8_t *unit = rp.layer_base + (size_t)block * rp.unit_bytes + head * rp.head_bytes +
-                                (m == 2 ? rp.kv_bytes : 0);
-                const size_t e = (size_t)(pos % rp.bs) * rp.head_dim + j;
-                if (rp.kv_type == RG_F32) ((float *)unit)[e] = v;
-                else if (rp.kv_type == RG_F16) ((__half *)unit)[e] = __float2half_rn(v);
-                else ((__nv_bfloat16 *)unit)[e] = __float2bfloat16_rn(v);
+                uint8_t *kr = kv_row(rp, tg, pos, head, m == 2);
+                if (rp.kv_type == RG_F32) ((float *)kr)[j] = v;
+                else if (rp.kv_type == RG_F16) ((__half *)kr)[j] = __float2half_rn(v);
+                else ((__nv_bfloat16 *)kr)[j] = __float2bfloat16_rn(v);
             }
         } else {
             v += bias ? bias[r0 + i] : 0.0f;

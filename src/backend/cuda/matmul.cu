@@ -125,7 +125,7 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
         int64_t nt = n_tok - t0 < 8 ? n_tok - t0 : 8;
         const float *xt = x + t0 * k;
         gemv_job jt = job;
-        jt.rope.tok0 = t0;
+        jt.rope_tok0 = t0;
         for (int i = 0; i < n_mat; i++)
             if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
@@ -363,7 +363,7 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y, const gemv_rope *rope = NULL) {
+                 int64_t n_tok, float *const *y, const rope_kv_layout *rope = NULL) {
     gemv_job job = {};
     if (rope) job.rope = *rope;
     for (int i = 0; i < n_mat; i++) {
@@ -394,23 +394,22 @@ static void add_bias(cuda_backend *c, float *y, const float *bias, int64_t n_tok
     RG_CUDA_LAUNCHED(c, "bias");
 }
 
+/* n (1..3) matrices one GEMV launch can serve: the same type and input width. */
+static bool one_input(int n, const rg_weight *const *w) {
+    if (n < 1 || n > 3) return false;
+    for (int i = 1; i < n; i++)
+        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
+    return true;
+}
+
 void rg_cuda_matmul(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y) {
-    cuda_backend *c = cuda_of(be);
-    if (n_tok <= 0 || c->status) return;
-    if (n_tok > GEMV_MAX_TOK) {
-        matmul_cublas(c, w, x, n_tok, y, false);
-        if (bias && !c->status) add_bias(c, y, bias, n_tok, w->n_out);
-        return;
-    }
-    gemv<GEMV_STORE>(c, 1, &w, &bias, x, n_tok, &y);
+    rg_cuda_matmul_multi(be, 1, &w, &bias, x, n_tok, &y); /* one matrix is always served */
 }
 
 bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, const float *const *bias, const float *x,
                           int64_t n_tok, float *const *y) {
     cuda_backend *c = cuda_of(be);
-    if (n < 1 || n > 3) return false;
-    for (int i = 1; i < n; i++)
-        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
+    if (!one_input(n, w)) return false;
     if (n_tok <= 0 || c->status) return true;
     if (n_tok <= GEMV_MAX_TOK) {
         gemv<GEMV_STORE>(c, n, w, bias, x, n_tok, y);
@@ -461,14 +460,10 @@ bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *c
     cuda_backend *c = cuda_of(be);
     if (n_tok > GEMV_MAX_TOK || p->neox || p->n_rot > head_dim || p->n_rot % 2 || head_dim % 2 ||
         n_head_kv != c->kvc.n_head_kv || head_dim != c->kvc.head_dim || w[0]->n_out != n_head * head_dim ||
-        w[1]->n_out != n_head_kv * head_dim || w[2]->n_out != n_head_kv * head_dim)
+        w[1]->n_out != n_head_kv * head_dim || w[2]->n_out != n_head_kv * head_dim || !one_input(3, w))
         return false;
-    for (int i = 1; i < 3; i++)
-        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k) return false;
     if (n_tok <= 0 || c->status) return true;
-    gemv_rope r = {c->d_pos, c->d_row, c->d_tables, p->freq_factors, c->kv_data + (size_t)layer * c->kv_layer_bytes,
-                   c->max_table_blocks, c->kvc.block_size, head_dim, p->n_rot, c->kv_unit_bytes, c->kv_kv_bytes,
-                   c->kv_head_bytes, powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, (int)c->kvc.dtype, 0};
+    const rope_kv_layout r = rg_cuda_rope_layout(c, layer, head_dim, p);
     gemv<GEMV_QKV_ROPE>(c, 3, w, bias, x, n_tok, y, &r);
     return true;
 }

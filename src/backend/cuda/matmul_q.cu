@@ -51,21 +51,26 @@ __device__ __forceinline__ void act_meta_store(int q, float d, act_meta *m) {
     if ((threadIdx.x & 31) == 0) *m = act_meta{d, (int16_t)s, (int16_t)s1};
 }
 
-/* Q8_0 per 32 (one warp): d = amax/127, q = roundf(x * (1/d)) (half away from
- * zero, the product rounded on its own as on the CPU), d kept as its f16 value.
- * n is a multiple of 32, so warps are wholly in or out. */
+/* Q8_0 per 32, one warp a unit (lane = element v): d = amax/127, q = roundf(v *
+ * (1/d)) (half away from zero, the product rounded on its own as on the CPU), d
+ * kept as its f16 value; the unit's 32 int8 go to unit_q, its act_meta to m. */
+template <bool PERM> __device__ __forceinline__ void q8_0_unit(float v, int lane, int8_t *unit_q, act_meta *m) {
+    float amax = fabsf(v);
+    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const int qi = (int)roundf(__fmul_rn(v, id));
+    unit_q[act_pos<PERM>(lane)] = (int8_t)qi;
+    act_meta_store(qi, __half2float(__float2half_rn(d)), m);
+}
+
+/* n is a multiple of 32, so warps are wholly in or out. */
 template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_t n, int8_t *q, act_meta *meta) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT(); /* x is the previous kernel's output; q and meta, what the last GEMV read */
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int lane = threadIdx.x & 31;
     if (i - lane >= n) return;
-    float v = x[i], amax = fabsf(v);
-    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    int qi = (int)roundf(__fmul_rn(v, id));
-    q[i - lane + act_pos<PERM>(lane)] = (int8_t)qi;
-    act_meta_store(qi, __half2float(__float2half_rn(d)), meta + i / 32);
+    q8_0_unit<PERM>(x[i], lane, q + i - lane, meta + i / 32);
 }
 
 /* Q8_K per 256 (one block): max = the first element of largest |x|, iscale =
@@ -133,12 +138,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_int8_kernel(const float *
             const int64_t i = 32 * u + lane;
             const float v = (xr[i] * scale) * w[i];
             o[i] = v;
-            float amax = fabsf(v);
-            for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-            const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-            const int qi = (int)roundf(__fmul_rn(v, id));
-            qr[32 * u + act_pos<PERM>(lane)] = (int8_t)qi;
-            act_meta_store(qi, __half2float(__float2half_rn(d)), mr + u);
+            q8_0_unit<PERM>(v, lane, qr + 32 * u, mr + u);
         }
     } else {
         for (int64_t b = warp; b < k / 256; b += WARPS_) {
@@ -358,7 +358,7 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
         const int8_t *qt = q + t0 * k;
         const act_meta *mt = meta + t0 * (k / 32);
         gemv_job jt = job;
-        jt.rope.tok0 = t0;
+        jt.rope_tok0 = t0;
         for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         const dim3 grid(blocks), block(GEMV_THREADS);
         if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE, G, U>, grid, block, 0, jt, qt, mt, nt);

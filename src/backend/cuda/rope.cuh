@@ -6,6 +6,31 @@
 
 #include <stdint.h>
 
+#include "backend/cuda/cuda_internal.h"
+
+/* What a kernel that rotates q and k and stores K/V needs of the step and the
+ * KV pool: positions and block tables (device copies), one layer of the pool,
+ * the RoPE constants. rg_cuda_rope_layout fills it (elementwise.cu); the RoPE +
+ * KV store kernel and the QKV GEMV's epilogue read it. */
+struct rope_kv_layout {
+    const int32_t *pos, *row, *tables;
+    const float *ff;
+    uint8_t *layer_base;
+    int64_t table_w, bs, head_dim, n_rot;
+    size_t unit_bytes, kv_bytes, head_bytes;
+    float theta_scale, freq_scale;
+    int kv_type; /* RG_F32, RG_F16 or RG_BF16 */
+};
+rope_kv_layout rg_cuda_rope_layout(const cuda_backend *c, int64_t layer, int64_t head_dim, const rg_rope_params *p);
+
+/* Where token t's K (or V) row of KV head `head` lies in the pool: its first element. */
+__device__ __forceinline__ uint8_t *kv_row(const rope_kv_layout &l, int64_t t, int32_t pos, int64_t head, bool is_v) {
+    const int32_t block = l.tables[l.row[t] * l.table_w + pos / l.bs];
+    const int elem = l.kv_type == RG_F32 ? 4 : 2;
+    return l.layer_base + (size_t)block * l.unit_bytes + head * l.head_bytes + (is_v ? l.kv_bytes : 0) +
+           (size_t)(pos % l.bs) * l.head_dim * elem;
+}
+
 /* The rotation angle of pair p at position pos, by ggml's recurrence
  * (backend/cpu/norm_rope_act.c does the same): theta_p = pos * theta_scale^p
  * by repeated multiplication in float. */
