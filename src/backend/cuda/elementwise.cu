@@ -113,35 +113,37 @@ template <> __device__ __forceinline__ float to_elem<float>(float f) { return f;
 template <> __device__ __forceinline__ __half to_elem<__half>(float f) { return __float2half_rn(f); }
 template <> __device__ __forceinline__ __nv_bfloat16 to_elem<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
 
+/* The pool and step layout the K/V stores (kv_store, rope_kv_store, the QKV GEMV
+ * epilogue) address through; p NULL: no RoPE. */
+rope_kv_layout rg_cuda_rope_layout(const cuda_backend *c, int64_t layer, int64_t head_dim, const rg_rope_params *p) {
+    return rope_kv_layout{c->d_pos, c->d_row, c->d_tables, p ? p->freq_factors : NULL,
+                          c->kv_data + (size_t)layer * c->kv_layer_bytes, c->max_table_blocks, c->kvc.block_size,
+                          head_dim, p ? p->n_rot : 0, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
+                          p ? powf(p->freq_base, -2.0f / (float)p->n_rot) : 0.0f, p ? p->freq_scale : 0.0f,
+                          (int)c->kvc.dtype};
+}
+
+/* grid (blocks over the KV heads' elements, n_tok) */
 template <typename E>
-__global__ void kv_store_kernel(uint8_t *layer_base, const float *k, const float *v, const int32_t *pos,
-                                const int32_t *row, const int32_t *tables, int64_t table_w, int64_t n_head_kv,
-                                int64_t head_dim, int64_t bs, size_t unit_bytes, size_t kv_bytes, size_t head_bytes) {
-    int64_t t = blockIdx.y, n = n_head_kv * head_dim;
+__global__ void kv_store_kernel(rope_kv_layout l, const float *k, const float *v, int64_t n_head_kv) {
+    const int64_t t = blockIdx.y, n = n_head_kv * l.head_dim;
+    const int32_t p = l.pos[t];
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t h = i / head_dim, d = i % head_dim;
-        int32_t p = pos[t];
-        int32_t block = tables[row[t] * table_w + p / bs];
-        uint8_t *unit = layer_base + (size_t)block * unit_bytes + h * head_bytes;
-        size_t off = ((size_t)(p % bs) * head_dim + d) * sizeof(E);
-        *(E *)(unit + off) = to_elem<E>(k[t * n + i]);
-        *(E *)(unit + kv_bytes + off) = to_elem<E>(v[t * n + i]);
+        const int64_t h = i / l.head_dim, d = i % l.head_dim;
+        ((E *)kv_row(l, t, p, h, false))[d] = to_elem<E>(k[t * n + i]);
+        ((E *)kv_row(l, t, p, h, true))[d] = to_elem<E>(v[t * n + i]);
     }
 }
 
 void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float *v) {
     cuda_backend *c = cuda_of(be);
     if (c->n_tok <= 0) return;
-    uint8_t *base = c->kv_data + (size_t)layer * c->kv_layer_bytes;
-    int64_t n = c->kvc.n_head_kv * c->kvc.head_dim;
-    dim3 grid(rg_cuda_blocks(n, 256), (unsigned)c->n_tok);
-#define KV_ARGS                                                                                                      \
-    base, k, v, c->d_pos, c->d_row, c->d_tables, c->max_table_blocks, c->kvc.n_head_kv, c->kvc.head_dim,             \
-        c->kvc.block_size, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes
-    if (c->kvc.dtype == RG_F32) kv_store_kernel<float><<<grid, 256, 0, c->stream>>>(KV_ARGS);
-    else if (c->kvc.dtype == RG_F16) kv_store_kernel<__half><<<grid, 256, 0, c->stream>>>(KV_ARGS);
-    else kv_store_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(KV_ARGS);
-#undef KV_ARGS
+    const rope_kv_layout l = rg_cuda_rope_layout(c, layer, c->kvc.head_dim, NULL);
+    const int64_t n_kv = c->kvc.n_head_kv;
+    dim3 grid(rg_cuda_blocks(n_kv * c->kvc.head_dim, 256), (unsigned)c->n_tok);
+    if (c->kvc.dtype == RG_F32) kv_store_kernel<float><<<grid, 256, 0, c->stream>>>(l, k, v, n_kv);
+    else if (c->kvc.dtype == RG_F16) kv_store_kernel<__half><<<grid, 256, 0, c->stream>>>(l, k, v, n_kv);
+    else kv_store_kernel<__nv_bfloat16><<<grid, 256, 0, c->stream>>>(l, k, v, n_kv);
     RG_CUDA_LAUNCHED(c, "kv_store");
 }
 
@@ -150,13 +152,6 @@ void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float
  * step: q pairs are rotated in place; k pairs are rotated in place and stored;
  * v pairs are stored. Pairs beyond n_rot (partial rotation) pass through. The
  * rotation is rope_kernel's arithmetic, the store kv_store_kernel's. */
-rope_kv_layout rg_cuda_rope_layout(const cuda_backend *c, int64_t layer, int64_t head_dim, const rg_rope_params *p) {
-    return rope_kv_layout{c->d_pos, c->d_row, c->d_tables, p->freq_factors,
-                          c->kv_data + (size_t)layer * c->kv_layer_bytes, c->max_table_blocks, c->kvc.block_size,
-                          head_dim, p->n_rot, c->kv_unit_bytes, c->kv_kv_bytes, c->kv_head_bytes,
-                          powf(p->freq_base, -2.0f / (float)p->n_rot), p->freq_scale, (int)c->kvc.dtype};
-}
-
 struct rope_kv_args {
     float *q, *k;
     const float *v;

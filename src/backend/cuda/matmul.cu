@@ -229,7 +229,8 @@ __global__ void __launch_bounds__(MMA_WARPS * 32) gemv_mma_kernel(gemv_job job, 
                 if (tok < n_tok) {
                     const float4 *xp = (const float4 *)(x + tok * k + 32 * c + 8 * q);
                     const float4 a = __ldg(xp), b = __ldg(xp + 1);
-                    xs[0] = a.x, xs[1] = a.y, xs[2] = a.z, xs[3] = a.w, xs[4] = b.x, xs[5] = b.y, xs[6] = b.z, xs[7] = b.w;
+                    xs[0] = a.x, xs[1] = a.y, xs[2] = a.z, xs[3] = a.w;
+                    xs[4] = b.x, xs[5] = b.y, xs[6] = b.z, xs[7] = b.w;
                 }
                 const uint32_t b00 = pack16x2<T>(xs[0], xs[1]), b01 = pack16x2<T>(xs[2], xs[3]);
                 const uint32_t b10 = pack16x2<T>(xs[4], xs[5]), b11 = pack16x2<T>(xs[6], xs[7]);
@@ -260,8 +261,9 @@ __global__ void __launch_bounds__(MMA_WARPS * 32) gemv_mma_kernel(gemv_job job, 
 template <int T, int MODE>
 static void launch_gemv_mma(cuda_backend *c, gemv_job job, int n_mat, const float *x, int64_t n_tok) {
     const unsigned blocks = gemv_grid<16, MODE>(job, n_mat);
-    if (n_tok <= 8) rg_cuda_launch(c, gemv_mma_kernel<T, 8, MODE>, dim3(blocks), dim3(MMA_WARPS * 32), 0, job, x, n_tok);
-    else rg_cuda_launch(c, gemv_mma_kernel<T, 16, MODE>, dim3(blocks), dim3(MMA_WARPS * 32), 0, job, x, n_tok);
+    const dim3 grid(blocks), block(MMA_WARPS * 32);
+    if (n_tok <= 8) rg_cuda_launch(c, gemv_mma_kernel<T, 8, MODE>, grid, block, 0, job, x, n_tok);
+    else rg_cuda_launch(c, gemv_mma_kernel<T, 16, MODE>, grid, block, 0, job, x, n_tok);
 }
 
 /* ---- the cuBLAS path */

@@ -8,10 +8,10 @@
 
 #include "backend/cuda/cuda_internal.h"
 
-/* What a kernel that rotates q and k and stores K/V needs of the step and the
+/* What a kernel that stores K/V (and rotates q and k) needs of the step and the
  * KV pool: positions and block tables (device copies), one layer of the pool,
- * the RoPE constants. rg_cuda_rope_layout fills it (elementwise.cu); the RoPE +
- * KV store kernel and the QKV GEMV's epilogue read it. */
+ * the RoPE constants. rg_cuda_rope_layout fills it (elementwise.cu); the K/V
+ * store and RoPE + K/V store kernels and the QKV GEMV's epilogue read it. */
 struct rope_kv_layout {
     const int32_t *pos, *row, *tables;
     const float *ff;
@@ -21,6 +21,7 @@ struct rope_kv_layout {
     float theta_scale, freq_scale;
     int kv_type; /* RG_F32, RG_F16 or RG_BF16 */
 };
+/* p NULL: the K/V store alone (no RoPE constants). */
 rope_kv_layout rg_cuda_rope_layout(const cuda_backend *c, int64_t layer, int64_t head_dim, const rg_rope_params *p);
 
 /* Where token t's K (or V) row of KV head `head` lies in the pool: its first element. */
