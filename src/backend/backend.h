@@ -58,6 +58,10 @@ typedef struct rg_backend_attn {
     float scale;
     rg_attn_kind kind;            /* backends without a naive kernel run their only one */
     const float *alibi_slopes;    /* backend memory, per query head, or NULL */
+    /* Optional (NULL: none): the weight of the matmul that reads out next, so
+     * that the backend may write that matmul's input form alongside out (as
+     * rmsnorm_prepare does); out is written either way. */
+    const rg_weight *next;
 } rg_backend_attn;
 
 typedef struct rg_backend rg_backend;
@@ -138,6 +142,12 @@ struct rg_backend {
      * if nothing writes out in between. next: the weight that reads out next. */
     bool (*rmsnorm_prepare)(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
                             float *out, const rg_weight *next);
+    /* swiglu(gate, up, n, out) written straight in the input form of the next
+     * matmul-family op on out, whose weight is next (CUDA: the 16-bit cuBLAS
+     * input of a prefill product), in place of out's floats: out is left
+     * unwritten, so only that op may read it. */
+    bool (*swiglu_into)(rg_backend *be, const float *gate, const float *up, int64_t n, float *out,
+                        const rg_weight *next);
     /* rope(q), rope(k), then kv_store(layer, k, v) in one pass (k is rotated in place too). */
     bool (*rope_kv_store)(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);

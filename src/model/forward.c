@@ -422,7 +422,8 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                                                  .out = c->att,
                                                  .scale = 1.0f / sqrtf((float)hp->head_dim),
                                                  .kind = c->attn,
-                                                 .alibi_slopes = c->alibi_slopes});
+                                                 .alibi_slopes = c->alibi_slopes,
+                                                 .next = fused(c) ? &l->wo : NULL});
             op_end(c, &(rg_op_event){.kind = RG_OP_ATTENTION, .name = "attention", .layer = L, .n_tok = n,
                                      .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
                                      .kv_type = kvc->dtype, .ctx_sum = ctx_sum, .ctx_max = ctx_max,
@@ -441,7 +442,8 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                 matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
             }
             OP_BEGIN(c);
-            be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
+            if (!fused(c) || !be->swiglu_into || !be->swiglu_into(be, c->gate, c->up, n * hp->n_ff, c->gate, &l->w_down))
+                be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
             op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,
                                      .n = n * hp->n_ff},
                    op_t0_);

@@ -55,20 +55,7 @@ grep -vE "^skipped" "$O/eval.txt" | tail -n 20
 declare -a rows
 if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
   echo "== ceilings =="
-  python3 - <<'PY' | tee "$O/ceilings.txt"
-import torch, time
-n = 1 << 30
-a = torch.empty(n, dtype=torch.uint8, device="cuda"); b = torch.empty_like(a)
-for _ in range(3): b.copy_(a)
-torch.cuda.synchronize(); e0 = torch.cuda.Event(enable_timing=True); e1 = torch.cuda.Event(enable_timing=True)
-e0.record(); [b.copy_(a) for _ in range(10)]; e1.record(); torch.cuda.synchronize()
-print("copy_GBps %.1f" % (2 * n * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e9))
-m = 8192
-x = torch.randn(m, m, dtype=torch.bfloat16, device="cuda"); y = torch.randn(m, m, dtype=torch.bfloat16, device="cuda")
-for _ in range(3): x @ y
-torch.cuda.synchronize(); e0.record(); [x @ y for _ in range(10)]; e1.record(); torch.cuda.synchronize()
-print("gemm_TFLOPs %.1f" % (2 * m**3 * 10 / (e0.elapsed_time(e1) * 1e-3) / 1e12))
-PY
+  python3 tests/gpu/ceilings.py | tee "$O/ceilings.txt"
   if [ "${RIDGE_GPU_KERNELS:-1}" != 0 ]; then
     echo "== bench_cuda (kernels) =="
     "$B/bench/bench_cuda" 2>&1 | tee "$O/bench_cuda.txt"
@@ -103,7 +90,7 @@ PY
       # one lever each: the QKV+RoPE fusion off; the quantized GEMV's short-row
       # mapping off, its long-row one on (opt-in); rmsnorm writing the int8
       # activations (opt-in, written without a GPU)
-      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=1; do
+      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=0; do
         [ "$type" = bf16 ] && [ "${lever#GEMV}" != "$lever" ] && continue
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \

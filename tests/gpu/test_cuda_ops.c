@@ -268,6 +268,7 @@ static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out,
     bool ok = true;
     for (int64_t r = 0; r < n_out && ok; r++) {
         if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
+        else if (t == RG_F16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
         else ok = !rg_quantize_ref(t, wf + r * k, wq + r * row, k, &err);
     }
     rg_weight host = {.type = t, .k = k, .n_out = n_out, .data = wq};
@@ -315,7 +316,7 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
     }
 }
 
-/* rmsnorm_prepare (RIDGE_CUDA_NORM_QUANT=1: rmsnorm and the int8 activations in
+/* rmsnorm_prepare (the default, RIDGE_CUDA_NORM_QUANT=0 off: rmsnorm and the int8 activations in
  * one kernel) then the quantized GEMVs on its output, against rmsnorm then the
  * same GEMVs quantizing for themselves: the normalized rows and every product
  * bit for bit (the same scale, values and quantization rules), for QKV
@@ -330,10 +331,7 @@ static void test_norm_quant(rg_dtype t) {
     const int64_t k = 2048, n_outs[3] = {300, 64, 64}, n_ff = 200;
     rg_backend_limits lim = {.max_tokens = 16, .k_max = k, .n_out_max = 512, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    setenv("RIDGE_CUDA_NORM_QUANT", "1", 1);
-    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
-    unsetenv("RIDGE_CUDA_NORM_QUANT");
-    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+    if (rg_backend_cuda_create(0, &gpu, &err) || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
         check(err.msg, NAN, 0);
         return;
     }
@@ -419,6 +417,104 @@ static void test_norm_quant(rg_dtype t) {
  * holding values at exact .5 ties (Q8_0 rounds them away from zero, Q8_K to
  * even); tiny values (f16-subnormal Q8_0 scales); then random rows. k = 8192:
  * two 32-element units per thread of a block. */
+/* The cuBLAS input forms written by the ops that produce a prefill product's
+ * input (rmsnorm_prepare, swiglu_into; attention's `next` is checked in
+ * prefill_step), in place of the conversion pass: the products bit for bit
+ * against the same ops unprepared (the same values rounded the same way), and
+ * the normalized rows rmsnorm_prepare writes too. A plain op into the prepared
+ * buffer drops the form, and a product consumes it (a second product on the
+ * same input converts again). 17..40 tokens: the cuBLAS path. */
+static void test_prefill_inputs(rg_dtype t) {
+    char what[200];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
+    rg_kv_pool *pool;
+    rg_backend *gpu;
+    const int64_t k = 512, n_ff = 768, n_out = 320;
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
+                             .head_dim = 64, .max_ctx = 64};
+    if (rg_backend_cuda_create(0, &gpu, &err) || rg_kv_pool_create(&kc, &pool, &err) ||
+        gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_weight wq, wd; /* a k -> n_out product after the norm, an n_ff -> k one after SwiGLU */
+    void *hq = NULL, *hd = NULL;
+    if (!random_weight(gpu, t, k, n_out, &wq, &hq) || !random_weight(gpu, t, n_ff, k, &wd, &hd)) return;
+    float *g = randn(k, 0.3f);
+    for (int64_t i = 0; i < k; i++) g[i] += 1.0f;
+    float *dg = dev_copy(gpu, g, k);
+    double worst_x = 0, worst_norm = 0, worst_again = 0, worst_inv = 0, worst_swiglu = 0;
+    bool handled = true;
+    const int64_t toks[] = {17, 40};
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        const int64_t n = toks[ti];
+        float *x = randn(n * k, 2.0f), *x2 = randn(n * k, 1.0f);
+        float *dx = dev_copy(gpu, x, n * k), *dx2 = dev_copy(gpu, x2, n * k);
+        float *xb_ref = dev_poisoned(gpu, n * k), *xb = dev_poisoned(gpu, n * k);
+        float *yr = dev_poisoned(gpu, n * n_out), *yp = dev_poisoned(gpu, n * n_out), *y2 = dev_poisoned(gpu, n * n_out);
+        /* rmsnorm_prepare then the product, against rmsnorm then the product */
+        gpu->rmsnorm(gpu, dx, dg, k, n, 1e-5f, xb_ref);
+        gpu->matmul(gpu, &wq, NULL, xb_ref, n, yr);
+        handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &wq);
+        gpu->matmul(gpu, &wq, NULL, xb, n, yp);
+        gpu->matmul(gpu, &wq, NULL, xb, n, y2); /* the form was consumed: converts xb again */
+        float *a = download(gpu, xb_ref, n * k), *b = download(gpu, xb, n * k);
+        worst_norm = worse(worst_norm, rel_err_f(b, a, n * k));
+        free(a), free(b);
+        float *r = download(gpu, yr, n * n_out), *p = download(gpu, yp, n * n_out), *p2 = download(gpu, y2, n * n_out);
+        worst_x = worse(worst_x, rel_err_f(p, r, n * n_out));
+        worst_again = worse(worst_again, rel_err_f(p2, r, n * n_out));
+        free(r), free(p), free(p2);
+        /* invalidation: prepared from x, then a plain rmsnorm of x2 into the same buffer */
+        gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb_ref);
+        gpu->matmul(gpu, &wq, NULL, xb_ref, n, yr);
+        handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &wq);
+        gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb);
+        gpu->matmul(gpu, &wq, NULL, xb, n, yp);
+        r = download(gpu, yr, n * n_out), p = download(gpu, yp, n * n_out);
+        worst_inv = worse(worst_inv, rel_err_f(p, r, n * n_out));
+        free(r), free(p);
+        /* swiglu_into then the residual product (matmul_add), against swiglu then matmul_add */
+        float *hg = randn(n * n_ff, 2.0f), *hu = randn(n * n_ff, 1.0f), *res = randn(n * k, 1.0f);
+        float *dgate = dev_copy(gpu, hg, n * n_ff), *dup = dev_copy(gpu, hu, n * n_ff);
+        float *s_ref = dev_poisoned(gpu, n * n_ff), *s_in = dev_poisoned(gpu, n * n_ff);
+        float *res_ref = dev_copy(gpu, res, n * k), *res_p = dev_copy(gpu, res, n * k);
+        gpu->swiglu(gpu, dgate, dup, n * n_ff, s_ref);
+        gpu->matmul_add(gpu, &wd, NULL, s_ref, n, res_ref);
+        handled = handled && gpu->swiglu_into(gpu, dgate, dup, n * n_ff, s_in, &wd);
+        gpu->matmul_add(gpu, &wd, NULL, s_in, n, res_p);
+        r = download(gpu, res_ref, n * k), p = download(gpu, res_p, n * k);
+        worst_swiglu = worse(worst_swiglu, rel_err_f(p, r, n * k));
+        free(r), free(p), free(hg), free(hu), free(res);
+        gpu->free(gpu, dgate), gpu->free(gpu, dup), gpu->free(gpu, s_ref), gpu->free(gpu, s_in);
+        gpu->free(gpu, res_ref), gpu->free(gpu, res_p);
+        gpu->free(gpu, dx), gpu->free(gpu, dx2), gpu->free(gpu, xb_ref), gpu->free(gpu, xb);
+        gpu->free(gpu, yr), gpu->free(gpu, yp), gpu->free(gpu, y2);
+        free(x), free(x2);
+    }
+    /* decode-sized steps are not the cuBLAS path: swiglu_into declines */
+    handled = handled && !gpu->swiglu_into(gpu, dg, dg, 16 * n_ff, NULL, &wd);
+    const char *name = rg_dtype_name(t);
+    snprintf(what, sizeof what, "prefill inputs %s: taken for 17..40 tokens, declined for 16", name);
+    check(what, handled ? 0 : NAN, 0);
+    snprintf(what, sizeof what, "prefill inputs %s: rmsnorm_prepare's rows vs rmsnorm", name);
+    check(what, worst_norm, 0);
+    snprintf(what, sizeof what, "prefill inputs %s: product after rmsnorm_prepare vs after rmsnorm", name);
+    check(what, worst_x, 0);
+    snprintf(what, sizeof what, "prefill inputs %s: a second product on the same input (converted again)", name);
+    check(what, worst_again, 0);
+    snprintf(what, sizeof what, "prefill inputs %s: a later rmsnorm into the buffer drops the prepared form", name);
+    check(what, worst_inv, 0);
+    snprintf(what, sizeof what, "prefill inputs %s: swiglu_into + matmul_add vs swiglu + matmul_add", name);
+    check(what, worst_swiglu, 0);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    gpu->unload_weight(gpu, &wq), gpu->unload_weight(gpu, &wd), free(hq), free(hd);
+    gpu->free(gpu, dg), free(g);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
 static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 8192, n_out = 37;
     const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 ? RG_Q8_0 : RG_Q8_K;
@@ -651,13 +747,13 @@ static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
     const int64_t n_head = 8, n_head_kv = 2, hd = 64, n_q = n_head * hd, n_kv = n_head_kv * hd;
     char what[160];
     rg_err err = {0};
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 8,
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 240,
                        .dtype = kv_type};
     rg_kv_pool *pool;
     rg_backend *cpu, *gpu;
     rg_threadpool *tp = rg_threadpool_create(0);
-    rg_backend_limits lim = {.max_tokens = 64, .k_max = 64, .n_out_max = 64, .n_head = n_head,
-                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 128};
+    rg_backend_limits lim = {.max_tokens = 2100, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 3600};
     if (rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &cpu, &err) ||
         rg_backend_cuda_create(0, &gpu, &err) || cpu->reserve(cpu, &lim, pool, &err) ||
         gpu->reserve(gpu, &lim, pool, &err)) {
@@ -669,14 +765,18 @@ static void test_fused_rope_kv(rg_dtype kv_type, bool neox, int64_t n_rot) {
     rg_rope_params p = {.n_rot = n_rot, .freq_base = 10000.0f, .freq_scale = 1.0f, .neox = neox};
     int64_t done = 0;
     double worst_q = 0, worst_k = 0, worst_o = 0;
-    for (int step = 0; step < 2; step++) {
-        int64_t n = step == 0 ? 40 : 3; /* a prefill, then decode tokens */
+    /* a prefill, decode tokens, then prefills long enough that a thread of the
+     * kernel walks several heads (1100 tokens: two shares of the 12 heads; 2100:
+     * one share) */
+    const int64_t steps[] = {40, 3, 1100, 2100};
+    for (int step = 0; step < 4; step++) {
+        int64_t n = steps[step];
         if (rg_kv_seq_reserve(pool, &s, done + n, &err)) {
             check(err.msg, NAN, 0);
             return;
         }
-        int32_t pos[64], nctx[64];
-        const int32_t *tables[64];
+        static int32_t pos[2100], nctx[2100];
+        static const int32_t *tables[2100];
         for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(done + i), nctx[i] = pos[i] + 1, tables[i] = s.blocks;
         rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = (int32_t)(done + n)};
         cpu->begin_step(cpu, &st);
@@ -1108,11 +1208,13 @@ static double row_max_err(const float *got, const float *ref, int64_t n_rows, in
 typedef struct prefill_case {
     rg_backend *cpu, *gpu;
     int64_t n_head, n_head_kv, hd;
+    rg_weight wo;      /* an o-proj: the GPU attention is told it reads out next (rg_backend_attn.next) */
+    double worst_next; /* its product on the form attention wrote vs on out converted */
 } prefill_case;
 
 /* One step of n tokens on both backends: random K/V stored at each token's
  * position, then (if attend) attention of random queries; the row error. */
-static double prefill_step(const prefill_case *pc, int64_t n, const int32_t *pos, const int32_t *nctx,
+static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, const int32_t *nctx,
                            const int32_t *const *tables, bool attend) {
     rg_step st = {.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 0};
     for (int64_t i = 0; i < n; i++) st.ctx_max = nctx[i] > st.ctx_max ? nctx[i] : st.ctx_max;
@@ -1131,10 +1233,18 @@ static double prefill_step(const prefill_case *pc, int64_t n, const int32_t *pos
         rg_backend_attn a = {.layer = 0, .n_head = pc->n_head, .q = q, .out = out_ref,
                              .scale = 1.0f / sqrtf((float)pc->hd), .kind = RG_ATTN_FLASH};
         cpu->attention(cpu, &a);
-        a.q = dq, a.out = dout;
+        a.q = dq, a.out = dout, a.next = &pc->wo;
         gpu->attention(gpu, &a);
         float *out_gpu = download(gpu, dout, n * n_q);
         e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
+        /* the o-proj on what attention wrote for it, then again (converting out) */
+        const int64_t no = pc->wo.n_out;
+        float *y1 = dev_poisoned(gpu, n * no), *y2 = dev_poisoned(gpu, n * no);
+        gpu->matmul(gpu, &pc->wo, NULL, dout, n, y1);
+        gpu->matmul(gpu, &pc->wo, NULL, dout, n, y2);
+        float *h1 = download(gpu, y1, n * no), *h2 = download(gpu, y2, n * no);
+        pc->worst_next = worse(pc->worst_next, rel_err_f(h1, h2, n * no));
+        free(h1), free(h2), gpu->free(gpu, y1), gpu->free(gpu, y2);
         free(q), free(out_ref), free(out_gpu);
         gpu->free(gpu, dq), gpu->free(gpu, dout);
     }
@@ -1172,12 +1282,14 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
         check(err.msg, NAN, 0);
         return;
     }
-    rg_backend_limits lim = {.max_tokens = 512, .k_max = 64, .n_out_max = 64, .n_head = n_head,
+    rg_backend_limits lim = {.max_tokens = 512, .k_max = n_head * hd, .n_out_max = 64, .n_head = n_head,
                              .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 512};
     if (pc.cpu->reserve(pc.cpu, &lim, pool, &err) || pc.gpu->reserve(pc.gpu, &lim, pool, &err)) {
         check(err.msg, NAN, 0);
         return;
     }
+    void *h_wo = NULL;
+    if (!random_weight(pc.gpu, kv_type == RG_F16 ? RG_F16 : RG_BF16, n_head * hd, 64, &pc.wo, &h_wo)) return;
     /* Tolerance, per row: max |err| / max |out| <= 2e-2 (bf16 KV), 5e-3 (f16 KV).
      * The GPU rounds Q and the probabilities P to the KV type for the tensor cores
      * (the CPU reference keeps both in f32): a relative rounding of 2^-9 (bf16) or
@@ -1231,6 +1343,10 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
         check(what, isnan(e0) || isnan(e1) ? NAN : (e0 > e1 ? e0 : e1), tol);
         rg_kv_seq_free(pool, &A), rg_kv_seq_free(pool, &B), rg_kv_seq_free(pool, &C);
     }
+    snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: o-proj on the form written by attention (next)",
+             tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
+    check(what, pc.worst_next, 0);
+    pc.gpu->unload_weight(pc.gpu, &pc.wo), free(h_wo);
     if (pc.gpu->sync(pc.gpu, &err)) check(err.msg, NAN, 0);
     pc.gpu->destroy(pc.gpu), pc.cpu->destroy(pc.cpu);
     rg_kv_pool_free(pool);
@@ -1365,6 +1481,9 @@ int main(void) {
     const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
         test_norm_quant(norm_quant_types[i]);
+    const rg_dtype prefill_input_types[] = {RG_BF16, RG_F16, RG_Q4_0, RG_Q4_K};
+    for (size_t i = 0; i < sizeof prefill_input_types / sizeof *prefill_input_types; i++)
+        test_prefill_inputs(prefill_input_types[i]);
     test_fused_qkv_rope(RG_BF16, RG_BF16, 64, false);
     test_fused_qkv_rope(RG_F16, RG_F16, 32, true); /* partial rotation */
     test_fused_qkv_rope(RG_F32, RG_F32, 64, true);

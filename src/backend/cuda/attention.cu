@@ -233,6 +233,7 @@ bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv,
 
 void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     cuda_backend *c = cuda_of(be);
+    rg_cuda_forget_prepared(c);
     int64_t n_tok = c->n_tok;
     if (n_tok <= 0 || c->status) return;
     attn_params a;

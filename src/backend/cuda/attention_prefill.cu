@@ -39,6 +39,8 @@
 struct prefill_params {
     const float *q;
     float *out;
+    void *out16; /* or NULL: out also rounded to 16 bits (out16_f16: f16, else bf16) for the o-proj's cuBLAS input */
+    bool out16_f16;
     const uint8_t *layer_base;
     const int32_t *row, *tables, *n_ctx;
     int64_t n_tok, table_w, n_head;
@@ -299,6 +301,19 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
         if (out_lo) *(float2 *)(out_lo + d) = make_float2(o[n][0] * l[0], o[n][1] * l[0]);
         if (out_hi) *(float2 *)(out_hi + d) = make_float2(o[n][2] * l[1], o[n][3] * l[1]);
     }
+    if (a.out16) { /* the same values rounded as the conversion pass would round them, at the same offsets */
+        uint32_t *o16 = (uint32_t *)a.out16;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            const int d = 8 * n + 2 * tq;
+            if (out_lo)
+                o16[(out_lo - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(o[n][0] * l[0], o[n][1] * l[0])
+                                                            : pack2<__nv_bfloat16>(o[n][0] * l[0], o[n][1] * l[0]);
+            if (out_hi)
+                o16[(out_hi - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(o[n][2] * l[1], o[n][3] * l[1])
+                                                            : pack2<__nv_bfloat16>(o[n][2] * l[1], o[n][3] * l[1]);
+        }
+    }
 }
 
 static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * (size_t)hd * 2; }
@@ -340,6 +355,11 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
 
     prefill_params a;
     a.q = q->q, a.out = q->out;
+    /* the o-proj's cuBLAS input written here too (rg_backend_attn.next) */
+    const bool fits = c->prefill_inputs && q->next && q->next->k == q->n_head * hd && n_tok * q->next->k <= c->x16_elems;
+    const rg_dtype t16 = fits ? rg_cuda_x16_type(q->next) : RG_F32;
+    a.out16 = t16 != RG_F32 ? c->x16 : NULL, a.out16_f16 = t16 == RG_F16;
+    rg_cuda_forget_prepared(c);
     a.layer_base = c->kv_data + (size_t)q->layer * c->kv_layer_bytes;
     a.row = c->d_row, a.tables = c->d_tables, a.n_ctx = c->d_n_ctx;
     a.n_tok = n_tok, a.table_w = c->max_table_blocks, a.n_head = q->n_head;
@@ -359,7 +379,8 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
         else
             attn_prefill_kernel<__nv_bfloat16, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
     }
-    RG_CUDA_LAUNCHED(c, "prefill attention");
+    if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
+        c->x16_src = q->out, c->x16_n = n_tok * q->n_head * hd, c->x16_type = t16;
     return true;
 }
 

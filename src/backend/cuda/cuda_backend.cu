@@ -59,7 +59,7 @@ static void cuda_upload(rg_backend *be, void *dst, const void *src, size_t bytes
      * and from pageable memory it may return before its DMA has landed — kernels
      * queued right after read stale data (test_cuda_ops' argmax rows did). The
      * wait keeps upload synchronous: the host buffer may be reused at once. */
-    c->xq_src = NULL; /* it may overwrite the prepared activations' source */
+    rg_cuda_forget_prepared(c); /* it may overwrite a prepared input's source */
     if (bytes && rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "upload"))
         rg_cuda_check(c, cudaStreamSynchronize(c->stream), "upload");
 }
@@ -109,7 +109,7 @@ static void cuda_download(rg_backend *be, void *dst, const void *src, size_t byt
 
 static void cuda_copy(rg_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
-    c->xq_src = NULL; /* dst may be the prepared activations' source */
+    rg_cuda_forget_prepared(c); /* dst may be a prepared input's source */
     if (bytes) rg_cuda_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream), "copy");
 }
 
@@ -334,7 +334,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
         c->d_ids = c->d_tables + lim->max_tokens * c->max_table_blocks;
     }
     /* cuBLAS operands: activations as 16-bit, and a tile of dequantized weight rows */
-    c->x16 = cuda_alloc(be, (size_t)lim->max_tokens * (size_t)lim->k_max * 2);
+    c->x16_elems = lim->max_tokens * lim->k_max;
+    c->x16 = cuda_alloc(be, (size_t)c->x16_elems * 2);
     size_t full = (size_t)lim->n_out_max * (size_t)lim->k_max * 2;
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
     c->w16 = cuda_alloc(be, c->w16_bytes);
@@ -385,7 +386,7 @@ static void cuda_begin_step(rg_backend *be, const rg_step *s) {
         memcpy(tab + r * W, c->row_src[r], (size_t)((c->row_ctx[r] + c->kvc.block_size - 1) / c->kvc.block_size) * 4);
     c->n_tok = n;
     c->ctx_max = s->ctx_max;
-    c->xq_src = NULL;
+    rg_cuda_forget_prepared(c);
     c->ids_used = 0;
     /* one copy: pos, n_ctx, row are contiguous, then the used table rows */
     rg_cuda_check(c, cudaMemcpyAsync(c->d_pos, h, (size_t)(3 * T + n_rows * W) * 4, cudaMemcpyHostToDevice, c->stream),
@@ -486,13 +487,13 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
         return rg_fail(err, RG_E_IO, "cuda: device %d: %s", device, cudaGetErrorString(e));
     }
     c->n_sm = prop.multiProcessorCount;
-    /* the levers (docs/ARCHITECTURE.md, "CUDA levers"); opt-in ones: the quantized
-     * GEMV's long-row mapping (measured neutral to slower) and rmsnorm writing the
-     * int8 activations (not yet run on a GPU) */
+    /* the levers (docs/ARCHITECTURE.md, "CUDA levers"); opt-in: the quantized
+     * GEMV's long-row mapping (measured neutral to slower) */
     c->pdl = prop.major >= 9 && lever("RIDGE_CUDA_PDL", true);
     c->gemv_q_short = lever("RIDGE_CUDA_GEMV_Q_SHORT", true);
     c->gemv_q_u2 = lever("RIDGE_CUDA_GEMV_Q_U2", false);
-    c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", false);
+    c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", true);
+    c->prefill_inputs = lever("RIDGE_CUDA_PREFILL_INPUTS", true);
     c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {
@@ -531,6 +532,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->be.matmul_swiglu = rg_cuda_matmul_swiglu;
     c->be.rope_kv_store = rg_cuda_rope_kv_store;
     c->be.rmsnorm_prepare = rg_cuda_rmsnorm_prepare;
+    c->be.swiglu_into = rg_cuda_swiglu_into;
     /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
     if (lever("RIDGE_CUDA_QKV_ROPE", true)) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;
     c->be.argmax_rows = rg_cuda_argmax_rows;

@@ -36,12 +36,20 @@ typedef struct cuda_backend {
     bool pdl;                     /* launch decode kernels with programmatic dependent launch */
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
-    bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=1, opt-in) */
+    bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
+    bool prefill_inputs;          /* producers write the cuBLAS input form (x16_src; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
      * by rmsnorm_prepare for the next quantized GEMV on it; NULL: none */
     const float *xq_src;
     int xq_fmt;
     int64_t xq_ntok, xq_k;
+    /* x16 holds the cuBLAS input form (x16_type: RG_BF16 or RG_F16) of the first
+     * x16_n elements of x16_src, written by the op that produced x16_src
+     * (rmsnorm_prepare, swiglu_into, prefill attention given a `next`) in place of
+     * the conversion pass the next cuBLAS product on it would run; NULL: none */
+    const float *x16_src;
+    int64_t x16_n;
+    rg_dtype x16_type;
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -64,6 +72,7 @@ typedef struct cuda_backend {
     int32_t *d_argmax;            /* argmax_rows' ids: max_tokens */
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
+    int64_t x16_elems;            /* its capacity in elements */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
     size_t w16_bytes;
@@ -76,6 +85,16 @@ typedef struct cuda_backend {
 } cuda_backend;
 
 static inline cuda_backend *cuda_of(rg_backend *be) { return (cuda_backend *)be; }
+
+/* Prepared input forms (xq, x16) are dropped by anything that may write their
+ * source: a plain op's output, an upload, a copy, a new step. */
+static inline void rg_cuda_forget_prepared(cuda_backend *c) { c->xq_src = NULL, c->x16_src = NULL; }
+
+/* The 16-bit form cuBLAS reads next to w (matmul.cu): f16 for f16 weights, bf16
+ * for the rest (quantized weights are dequantized to bf16); RG_F32: none (sgemm). */
+static inline rg_dtype rg_cuda_x16_type(const rg_weight *w) {
+    return w->type == RG_F32 ? RG_F32 : w->type == RG_F16 ? RG_F16 : RG_BF16;
+}
 
 /* Record the first failure; later ones are dropped (the first is the cause). */
 void rg_cuda_fail(cuda_backend *c, const char *what, const char *detail);
@@ -117,6 +136,11 @@ bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, co
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
 bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
                              float *out, const rg_weight *next);
+/* rmsnorm_prepare's int8 case (matmul_q.cu): out and next's int8 activations */
+bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
+                          float *out, const rg_weight *next);
+bool rg_cuda_swiglu_into(rg_backend *be, const float *gate, const float *up, int64_t n, float *out,
+                         const rg_weight *next);
 bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
                                const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
                                int64_t head_dim, const rg_rope_params *p);

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/rmsnorm.cuh"
 #include "backend/cuda/rope.cuh"
 
@@ -29,6 +30,7 @@ __global__ void get_rows_kernel(wplanes w, const int32_t *ids, int64_t n, float 
 
 void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, int64_t n, float *out) {
     cuda_backend *c = cuda_of(be);
+    rg_cuda_forget_prepared(c);
     if (n <= 0) return;
     const int32_t *d_ids = rg_cuda_stage_ids(c, ids, n);
     if (!d_ids) return;
@@ -44,14 +46,35 @@ void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, in
 /* ---- rmsnorm: one block per row; sum of squares in double like the CPU.
  * A decode step's row is one block on one SM: its loads are 16 bytes wide and
  * issued four at a time per thread, so the row arrives in about one memory
- * latency instead of one latency per element a thread owns. */
+ * latency instead of one latency per element a thread owns. O16 (RG_BF16,
+ * RG_F16; RG_F32: none): the normalized row also rounded to that type into
+ * out16, the cuBLAS input form of the matmul that reads out next (rmsnorm_prepare
+ * at prefill sizes), rounded as to_16bit_kernel rounds it. */
 
+template <int O16> __device__ __forceinline__ void store16(void *out16, int64_t i, float v) {
+    if constexpr (O16 == RG_BF16) ((__nv_bfloat16 *)out16)[i] = __float2bfloat16_rn(v);
+    else if constexpr (O16 == RG_F16) ((__half *)out16)[i] = __float2half_rn(v);
+}
+
+/* 4 consecutive values at element i (a multiple of 4): one 8-byte store */
+template <int O16> __device__ __forceinline__ void store16x4(void *out16, int64_t i, float4 v) {
+    if constexpr (O16 == RG_BF16) {
+        __nv_bfloat162 p[2] = {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+        *(uint2 *)((__nv_bfloat16 *)out16 + i) = *(const uint2 *)p;
+    } else if constexpr (O16 == RG_F16) {
+        __half2 p[2] = {__floats2half2_rn(v.x, v.y), __floats2half2_rn(v.z, v.w)};
+        *(uint2 *)((__half *)out16 + i) = *(const uint2 *)p;
+    }
+}
+
+template <int O16>
 __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps,
-                                                              float *out) {
+                                                              float *out, void *out16) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
     const float *xr = x + blockIdx.x * n;
     float *o = out + blockIdx.x * n;
+    const int64_t o16 = (int64_t)blockIdx.x * n; /* the row's first element in out16 */
     const bool vec = (n & 3) == 0;
     const float scale = rmsnorm_scale(xr, n, eps);
     if (vec) {
@@ -59,20 +82,47 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, co
         float4 *o4 = (float4 *)o;
         for (int64_t i = threadIdx.x; i < n / 4; i += RMS_THREADS) {
             float4 a = x4[i], b = __ldg(w4 + i);
-            o4[i] = make_float4((a.x * scale) * b.x, (a.y * scale) * b.y, (a.z * scale) * b.z, (a.w * scale) * b.w);
+            const float4 v =
+                make_float4((a.x * scale) * b.x, (a.y * scale) * b.y, (a.z * scale) * b.z, (a.w * scale) * b.w);
+            o4[i] = v;
+            store16x4<O16>(out16, o16 + 4 * i, v);
         }
     } else {
-        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) o[i] = (xr[i] * scale) * w[i];
+        for (int64_t i = threadIdx.x; i < n; i += RMS_THREADS) {
+            o[i] = (xr[i] * scale) * w[i];
+            store16<O16>(out16, o16 + i, o[i]);
+        }
     }
 }
 
 void rg_cuda_rmsnorm(rg_backend *be, const float *x, const float *weight, int64_t n, int64_t n_tok, float eps,
                      float *out) {
     cuda_backend *c = cuda_of(be);
-    c->xq_src = NULL; /* out may be the prepared activations' source */
+    rg_cuda_forget_prepared(c); /* out may be a prepared input's source */
     if (n_tok <= 0) return;
-    rg_cuda_launch(c, rmsnorm_kernel, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, weight, n, eps, out);
+    rg_cuda_launch(c, rmsnorm_kernel<RG_F32>, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, weight, n, eps, out,
+                   (void *)NULL);
     RG_CUDA_LAUNCHED(c, "rmsnorm");
+}
+
+/* out = rmsnorm(x), and next's input form from the same pass: the int8
+ * activations of a quantized GEMV (matmul_q.cu, opt-in) for decode-sized steps,
+ * the 16-bit cuBLAS input (x16) for larger ones. */
+bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
+                             float *out, const rg_weight *next) {
+    cuda_backend *c = cuda_of(be);
+    if (n_tok <= GEMV_MAX_TOK) return rg_cuda_rmsnorm_int8(c, x, w, n, n_tok, eps, out, next);
+    const rg_dtype t = next ? rg_cuda_x16_type(next) : RG_F32;
+    if (t == RG_F32 || !c->prefill_inputs || next->k != n || n_tok * n > c->x16_elems || c->status) return false;
+    rg_cuda_forget_prepared(c);
+    if (t == RG_BF16)
+        rg_cuda_launch(c, rmsnorm_kernel<RG_BF16>, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, w, n, eps, out,
+                       c->x16);
+    else
+        rg_cuda_launch(c, rmsnorm_kernel<RG_F16>, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, w, n, eps, out,
+                       c->x16);
+    if (RG_CUDA_LAUNCHED(c, "rmsnorm (+ 16-bit input)")) c->x16_src = out, c->x16_n = n_tok * n, c->x16_type = t;
+    return true;
 }
 
 /* ---- RoPE: one thread per (token, head, pair) */
@@ -94,6 +144,7 @@ __global__ void rope_kernel(float *x, const int32_t *pos, int64_t n_tok, int64_t
 
 void rg_cuda_rope(rg_backend *be, float *x, int64_t n_head, int64_t head_dim, const rg_rope_params *p) {
     cuda_backend *c = cuda_of(be);
+    rg_cuda_forget_prepared(c);
     int64_t n = c->n_tok * n_head * (p->n_rot / 2);
     if (n <= 0) return;
     if (p->n_rot > head_dim || p->n_rot % 2) {
@@ -148,10 +199,15 @@ void rg_cuda_kv_store(rg_backend *be, int64_t layer, const float *k, const float
 }
 
 /* ---- RoPE of q and k and the K/V store in one launch (rg_cuda_rope_kv_store).
- * One thread per (token, head, element pair) over the q, k and v heads of the
- * step: q pairs are rotated in place; k pairs are rotated in place and stored;
- * v pairs are stored. Pairs beyond n_rot (partial rotation) pass through. The
- * rotation is rope_kernel's arithmetic, the store kv_store_kernel's. */
+ * One thread per (token, element pair) and share of the q, k and v heads,
+ * walking its heads: the pair's angle (rope_cs: up to head_dim/2
+ * multiplications, a cosf and a sinf) is computed once per share instead of
+ * once per head (a 2048-token prefill of the 8B shape: one share of 48 heads;
+ * a decode step: a share per head, as many threads as before), and a warp's
+ * pairs are consecutive, so each head row is read and written in whole pieces. q pairs are rotated in
+ * place; k pairs are rotated in place and stored; v pairs are stored. Pairs
+ * beyond n_rot (partial rotation) pass through. The rotation is rope_kernel's
+ * arithmetic, the store kv_store_kernel's. */
 struct rope_kv_args {
     float *q, *k;
     const float *v;
@@ -164,30 +220,35 @@ template <typename E> __global__ void rope_kv_store_kernel(rope_kv_args a) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
     const rope_kv_layout &l = a.l;
-    const int64_t pairs = l.head_dim / 2, heads = a.n_head + 2 * a.n_head_kv, half = l.n_rot / 2;
+    const int64_t pairs = l.head_dim / 2, half = l.n_rot / 2, heads = a.n_head + 2 * a.n_head_kv;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= a.n_tok * heads * pairs) return;
-    const int64_t p = i % pairs, h = (i / pairs) % heads, t = i / (pairs * heads);
-    const bool is_q = h < a.n_head, is_v = h >= a.n_head + a.n_head_kv;
-    const int64_t hk = is_q ? 0 : is_v ? h - a.n_head - a.n_head_kv : h - a.n_head;
+    if (i >= a.n_tok * pairs) return;
+    const int64_t p = i % pairs, t = i / pairs;
+    /* this thread's heads: the blockIdx.y-th of gridDim.y equal shares of q, k, v */
+    const int64_t per = (heads + gridDim.y - 1) / gridDim.y, h0 = blockIdx.y * per;
+    const int64_t h1 = h0 + per < heads ? h0 + per : heads;
     int64_t i0, i1;
     if (p < half) i0 = a.neox ? p : 2 * p, i1 = a.neox ? p + half : 2 * p + 1;
     else i0 = l.n_rot + 2 * (p - half), i1 = i0 + 1;
-    float *row = is_q ? a.q + (t * a.n_head + h) * l.head_dim
-                      : (float *)(is_v ? a.v : a.k) + (t * a.n_head_kv + hk) * l.head_dim;
-    float x0 = row[i0], x1 = row[i1];
     const int32_t pos = l.pos[t];
-    if (!is_v && p < half) {
-        float cs, sn;
-        rope_cs(pos, p, l.theta_scale, l.freq_scale, l.ff, cs, sn);
-        float r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
-        x0 = r0, x1 = r1;
-        row[i0] = x0, row[i1] = x1;
+    float cs = 1.0f, sn = 0.0f;
+    if (p < half && h0 < a.n_head + a.n_head_kv) rope_cs(pos, p, l.theta_scale, l.freq_scale, l.ff, cs, sn);
+    for (int64_t h = h0; h < h1; h++) {
+        const bool is_q = h < a.n_head, is_v = h >= a.n_head + a.n_head_kv;
+        const int64_t hk = is_q ? 0 : is_v ? h - a.n_head - a.n_head_kv : h - a.n_head;
+        float *row = is_q ? a.q + (t * a.n_head + h) * l.head_dim
+                          : (float *)(is_v ? a.v : a.k) + (t * a.n_head_kv + hk) * l.head_dim;
+        float x0 = row[i0], x1 = row[i1];
+        if (!is_v && p < half) {
+            const float r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
+            x0 = r0, x1 = r1;
+            row[i0] = x0, row[i1] = x1;
+        }
+        if (is_q) continue;
+        E *dst = (E *)kv_row(l, t, pos, hk, is_v);
+        dst[i0] = to_elem<E>(x0);
+        dst[i1] = to_elem<E>(x1);
     }
-    if (is_q) return;
-    E *dst = (E *)kv_row(l, t, pos, hk, is_v);
-    dst[i0] = to_elem<E>(x0);
-    dst[i1] = to_elem<E>(x1);
 }
 
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
@@ -196,30 +257,72 @@ bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, co
     if (p->n_rot > head_dim || p->n_rot % 2 || head_dim % 2 || n_head_kv != c->kvc.n_head_kv ||
         head_dim != c->kvc.head_dim)
         return false; /* the unfused ops report it */
-    int64_t n = c->n_tok * (n_head + 2 * n_head_kv) * (head_dim / 2);
+    int64_t n = c->n_tok * (head_dim / 2);
     if (n <= 0) return true;
     rope_kv_args a = {q, k, v, rg_cuda_rope_layout(c, layer, head_dim, p), c->n_tok, n_head, n_head_kv, p->neox};
-    unsigned blocks = rg_cuda_blocks(n, 256);
-    if (c->kvc.dtype == RG_F32) rg_cuda_launch(c, rope_kv_store_kernel<float>, dim3(blocks), dim3(256), 0, a);
-    else if (c->kvc.dtype == RG_F16) rg_cuda_launch(c, rope_kv_store_kernel<__half>, dim3(blocks), dim3(256), 0, a);
-    else rg_cuda_launch(c, rope_kv_store_kernel<__nv_bfloat16>, dim3(blocks), dim3(256), 0, a);
+    /* heads split over grid.y until ~64k threads run (decode: a thread per head and pair) */
+    const int64_t heads = n_head + 2 * n_head_kv, want = (65536 + n - 1) / n;
+    const dim3 grid(rg_cuda_blocks(n, 256), (unsigned)(want < heads ? want : heads));
+    if (c->kvc.dtype == RG_F32) rg_cuda_launch(c, rope_kv_store_kernel<float>, grid, dim3(256), 0, a);
+    else if (c->kvc.dtype == RG_F16) rg_cuda_launch(c, rope_kv_store_kernel<__half>, grid, dim3(256), 0, a);
+    else rg_cuda_launch(c, rope_kv_store_kernel<__nv_bfloat16>, grid, dim3(256), 0, a);
     RG_CUDA_LAUNCHED(c, "rope_kv_store");
     return true;
 }
 
 /* ---- SwiGLU, residual add, sinusoidal positions */
 
-__global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* Four elements a thread (16-byte loads) where n and the buffers allow, else one.
+ * O16: as rmsnorm_kernel's, written in place of out (swiglu_into). */
+template <int O16> __global__ void swiglu_kernel(const float *g, const float *u, int64_t n, float *out, void *out16) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const bool vec = (n & 3) == 0 && (((uintptr_t)g | (uintptr_t)u | (uintptr_t)out) & 15) == 0;
+    if (vec) {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 4; i += stride) {
+            const float4 a = __ldg((const float4 *)g + i), b = __ldg((const float4 *)u + i);
+            const float4 v = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+            if constexpr (O16 == RG_F32) ((float4 *)out)[i] = v;
+            else store16x4<O16>(out16, 4 * i, v);
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+            const float v = silu_mul(g[i], u[i]);
+            if constexpr (O16 == RG_F32) out[i] = v;
+            else store16<O16>(out16, i, v);
+        }
+    }
+}
+
+static unsigned elementwise_blocks(int64_t n) {
+    const unsigned b = rg_cuda_blocks((n + 3) / 4, 256);
+    return b < 65535 ? b : 65535;
 }
 
 void rg_cuda_swiglu(rg_backend *be, const float *gate, const float *up, int64_t n, float *out) {
     cuda_backend *c = cuda_of(be);
+    rg_cuda_forget_prepared(c);
     if (n <= 0) return;
-    unsigned blocks = rg_cuda_blocks(n, 256);
-    swiglu_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(gate, up, n, out);
+    swiglu_kernel<RG_F32><<<elementwise_blocks(n), 256, 0, c->stream>>>(gate, up, n, out, NULL);
     RG_CUDA_LAUNCHED(c, "swiglu");
+}
+
+/* swiglu straight into the cuBLAS input form of the next product (backend.h:
+ * out itself is not written) where that product runs on cuBLAS: more tokens than
+ * the GEMV takes, 16-bit or quantized weights. Per element of the f32 path it
+ * reads 8 bytes and writes 2, where swiglu + the conversion read 12 and write 6. */
+bool rg_cuda_swiglu_into(rg_backend *be, const float *gate, const float *up, int64_t n, float *out,
+                         const rg_weight *next) {
+    cuda_backend *c = cuda_of(be);
+    const rg_dtype t = next ? rg_cuda_x16_type(next) : RG_F32;
+    if (t == RG_F32 || !c->prefill_inputs || next->k <= 0 || n % next->k || n / next->k <= GEMV_MAX_TOK || n > c->x16_elems || c->status)
+        return false;
+    rg_cuda_forget_prepared(c);
+    if (t == RG_BF16) swiglu_kernel<RG_BF16><<<elementwise_blocks(n), 256, 0, c->stream>>>(gate, up, n, out, c->x16);
+    else swiglu_kernel<RG_F16><<<elementwise_blocks(n), 256, 0, c->stream>>>(gate, up, n, out, c->x16);
+    if (RG_CUDA_LAUNCHED(c, "swiglu (into the 16-bit input)")) c->x16_src = out, c->x16_n = n, c->x16_type = t;
+    return true;
 }
 
 __global__ void add_kernel(float *y, const float *x, int64_t n) {
@@ -229,6 +332,7 @@ __global__ void add_kernel(float *y, const float *x, int64_t n) {
 
 void rg_cuda_add(rg_backend *be, float *y, const float *x, int64_t n) {
     cuda_backend *c = cuda_of(be);
+    rg_cuda_forget_prepared(c);
     if (n <= 0) return;
     unsigned blocks = rg_cuda_blocks(n, 256);
     add_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(y, x, n);

@@ -37,6 +37,7 @@ struct gemv_job {
     int64_t rope_tok0;   /* the launch's first token within the step (launches cover 8 tokens) */
 };
 
+
 /* This block's matrix (by blk_end) and first row. */
 template <int MODE, int R>
 __device__ __forceinline__ int gemv_block_matrix(const gemv_job &job, int64_t &r0) {

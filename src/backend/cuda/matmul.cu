@@ -268,14 +268,23 @@ static void launch_gemv_mma(cuda_backend *c, gemv_job job, int n_mat, const floa
 
 /* ---- the cuBLAS path */
 
-template <typename E> __global__ void to_16bit_kernel(const float *x, int64_t n, E *out);
-template <> __global__ void to_16bit_kernel<__half>(const float *x, int64_t n, __half *out) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = __float2half_rn(x[i]);
-}
-template <> __global__ void to_16bit_kernel<__nv_bfloat16>(const float *x, int64_t n, __nv_bfloat16 *out) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = __float2bfloat16_rn(x[i]);
+template <typename E> __device__ __forceinline__ E to16(float v);
+template <> __device__ __forceinline__ __half to16<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 to16<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+/* Four elements a thread (a 16-byte load, an 8-byte store) where x is 16-byte
+ * aligned and n a multiple of 4, else one. */
+template <typename E> __global__ void to_16bit_kernel(const float *x, int64_t n, E *out) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    if ((n & 3) == 0 && ((uintptr_t)x & 15) == 0) {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 4; i += stride) {
+            const float4 v = __ldg((const float4 *)x + i);
+            __align__(8) E h[4] = {to16<E>(v.x), to16<E>(v.y), to16<E>(v.z), to16<E>(v.w)};
+            *(uint2 *)(out + 4 * i) = *(const uint2 *)h;
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = to16<E>(x[i]);
+    }
 }
 
 /* rows [r0, r0 + nr) of W dequantized to bf16, 8 elements a thread (one 16-byte store) */
@@ -305,9 +314,13 @@ static bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
 }
 
 /* x rounded to the cuBLAS input type of w (bf16, or f16 for f16 weights) into
- * c->x16; one pass that the products of several matrices over the same x share. */
+ * c->x16; one pass that the products of several matrices over the same x share.
+ * None where the op that wrote x left that form in x16 (c->x16_src). */
 static void cublas_input(cuda_backend *c, const rg_weight *w, const float *x, int64_t n) {
-    unsigned blocks = rg_cuda_blocks(n, 256);
+    const bool prepared = c->x16_src == x && c->x16_n == n && c->x16_type == rg_cuda_x16_type(w);
+    c->x16_src = NULL; /* consumed, or overwritten below */
+    if (prepared) return;
+    unsigned blocks = rg_cuda_blocks((n + 3) / 4, 256);
     if (blocks > 65535) blocks = 65535;
     if (w->type == RG_F16) to_16bit_kernel<__half><<<blocks, 256, 0, c->stream>>>(x, n, (__half *)c->x16);
     else to_16bit_kernel<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(x, n, (__nv_bfloat16 *)c->x16);
