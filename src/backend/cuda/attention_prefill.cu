@@ -128,9 +128,9 @@ __device__ __forceinline__ void load_kv_tile(E *ks, E *vs, const prefill_params 
  * PF_STAGES x (K, V) x [PF_BN][HD] elements (96 KiB at hd 128, 48 KiB at hd 64).
  * Registers (ptxas): ~205 at hd 128 (one block of 8 warps per SM); at hd 64
  * capped at 128 for two blocks per SM (no spills on sm_90a, 12 bytes on sm_80;
- * uncapped it takes ~147) — whether two blocks beat one is unmeasured. */
-template <typename E, int HD>
-__global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_kernel(prefill_params a) {
+ * uncapped it takes ~147). */
+template <typename E, int HD, int MINB>
+__global__ void __launch_bounds__(PF_THREADS, MINB) attn_prefill_kernel(prefill_params a) {
     extern __shared__ uint4 pf_smem[];
     __shared__ int32_t row_s[PF_BM], ctx_s[PF_BM];
     constexpr int STAGE = 2 * PF_BN * HD; /* elements: K [PF_BN][HD], then V */
@@ -318,23 +318,25 @@ __global__ void __launch_bounds__(PF_THREADS, HD <= 64 ? 2 : 1) attn_prefill_ker
 
 static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * (size_t)hd * 2; }
 
-bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
+/* The kernel instances: blocks per SM asked of the compiler (MINB) is 2 for
+ * head dim 64, 1 for 128 (up to 255 registers a thread). Two blocks of head dim
+ * 128 (128 registers, 356 bytes spilled) measured 11-20% slower (docs/BENCHMARKS.md). */
+template <typename E, int HD, int MINB> static bool setup_one(cuda_backend *c) {
     return rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_kernel<__half, 64>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)),
-                         "prefill attention setup") &&
-           rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 64>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(64)),
-                         "prefill attention setup") &&
-           rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_kernel<__half, 128>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)),
-                         "prefill attention setup") &&
-           rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_kernel<__nv_bfloat16, 128>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(128)),
+                         cudaFuncSetAttribute(attn_prefill_kernel<E, HD, MINB>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(HD)),
                          "prefill attention setup");
+}
+
+bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
+    return setup_one<__half, 64, 2>(c) && setup_one<__nv_bfloat16, 64, 2>(c) && setup_one<__half, 128, 1>(c) &&
+           setup_one<__nv_bfloat16, 128, 1>(c);
+}
+
+template <typename E>
+static void launch_prefill(cuda_backend *c, int64_t hd, dim3 grid, size_t smem, const prefill_params &a) {
+    if (hd == 64) attn_prefill_kernel<E, 64, 2><<<grid, PF_THREADS, smem, c->stream>>>(a);
+    else attn_prefill_kernel<E, 128, 1><<<grid, PF_THREADS, smem, c->stream>>>(a);
 }
 
 bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
@@ -368,17 +370,8 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     a.scale_log2 = q->scale * 1.4426950408889634f;
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));
     size_t smem = prefill_smem(hd);
-    if (c->kvc.dtype == RG_F16) {
-        if (hd == 64)
-            attn_prefill_kernel<__half, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
-        else
-            attn_prefill_kernel<__half, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
-    } else {
-        if (hd == 64)
-            attn_prefill_kernel<__nv_bfloat16, 64><<<grid, PF_THREADS, smem, c->stream>>>(a);
-        else
-            attn_prefill_kernel<__nv_bfloat16, 128><<<grid, PF_THREADS, smem, c->stream>>>(a);
-    }
+    if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, smem, a);
+    else launch_prefill<__nv_bfloat16>(c, hd, grid, smem, a);
     if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
         c->x16_src = q->out, c->x16_n = n_tok * q->n_head * hd, c->x16_type = t16;
     return true;
