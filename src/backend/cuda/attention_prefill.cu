@@ -320,7 +320,7 @@ static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * 
 
 /* The kernel instances: blocks per SM asked of the compiler (MINB) is 2 for
  * head dim 64, 1 for 128 (up to 255 registers a thread). Two blocks of head dim
- * 128 (128 registers, 356 bytes spilled) measured 11-20% slower (docs/BENCHMARKS.md). */
+ * 128 (128 registers, 356 bytes spilled) measured 11-30% slower (docs/BENCHMARKS.md). */
 template <typename E, int HD, int MINB> static bool setup_one(cuda_backend *c) {
     return rg_cuda_check(c,
                          cudaFuncSetAttribute(attn_prefill_kernel<E, HD, MINB>,
