@@ -52,6 +52,25 @@ python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata tests/data/refd
 grep -vE "^skipped" "$O/eval.txt" | tail -n 20
 [ $eval_rc -eq 0 ] || fail=1
 
+# the default model (README), where present: ridge eval --gpu against the CPU
+# backend's own ridge eval of the same model and the refdata prompts, at the
+# tolerances of its weight type (Q4_1)
+DM=${RIDGE_DEFAULT_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+if [ -s "$DM" ]; then
+  echo "== ridge eval --gpu vs the CPU backend: $(basename "$DM") =="
+  R=$O/default-ref
+  rm -rf "$R" && mkdir -p "$R/models" "$R/outputs" && ln -s "$PWD/$DM" "$R/models/$(basename "$DM")"
+  for n in 1 2 3 4 5; do
+    p=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["prompt"])' \
+      tests/data/refdata/outputs/ref-gqa-f32.p$n.json)
+    "$B/ridge" eval -m "$DM" -p "$p" --json --top 20 --greedy 32 -t "$(nproc)" \
+      >"$R/outputs/$(basename "$DM" .gguf).p$n.json" 2>>"$O/eval-default.txt" || fail=1
+  done
+  python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata "$R" --wtype q4_1 -- --gpu \
+    >>"$O/eval-default.txt" 2>&1 || fail=1
+  tail -n 2 "$O/eval-default.txt"
+fi
+
 declare -a rows
 if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
   echo "== ceilings =="
@@ -132,6 +151,7 @@ cat "$O/device.txt" | head -n 1
 printf "%-28s %s\n" "test_cuda_ops" "$(tail -n 1 "$O/ops.txt")"
 [ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
+[ -f "$O/eval-default.txt" ] && printf "%-28s %s\n" "eval --gpu vs CPU, default" "$(tail -n 1 "$O/eval-default.txt")"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 |^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
   "$O/bench_cuda.txt"

@@ -92,6 +92,9 @@ def main():
     ap.add_argument("--skip-missing", action="store_true",
                     help="skip (and list) reference files whose model is not present, e.g. on a GPU host that "
                          "received only some models")
+    ap.add_argument("--wtype", choices=sorted(TOLERANCE),
+                    help="the weight type whose tolerances apply to every model (for references whose model "
+                         "name does not follow ref-ARCH-TYPE.gguf, e.g. a CPU run of the default model)")
     ap.add_argument("extra", nargs="*", help="more ridge eval options (e.g. --attn naive)")
     args = ap.parse_args()
     outputs = os.path.join(args.refdata, "outputs")
@@ -108,7 +111,7 @@ def main():
             print("skipped (model not present): %s" % f)
             skipped += 1
             continue
-        wtype = weight_type(ref["model"])
+        wtype = args.wtype or weight_type(ref["model"])
         tol, noise = TOLERANCE[wtype]
         label = f[:-5]
         stats = report.setdefault(ref["model"], {})
