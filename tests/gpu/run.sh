@@ -53,8 +53,13 @@ grep -vE "^skipped" "$O/eval.txt" | tail -n 20
 [ $eval_rc -eq 0 ] || fail=1
 
 # the default model (README), where present: ridge eval --gpu against the CPU
-# backend's own ridge eval of the same model and the refdata prompts, at the
-# tolerances of its weight type (Q4_1)
+# backend's own ridge eval of the same model and the refdata prompts: prompt
+# tokens and greedy tokens exactly (up to the first near-tie, Q4_1's 0.3), the
+# top-20 logits within 5e-2 of the logit scale. Not Q4_1's 1.5e-2: this 30-layer
+# model turns last-bit differences into whole steps of its 8-bit activation
+# quantization (outlier activations), and the CPU alone moves its top-20 logits
+# by 3.5e-2 with an f16 instead of f32 KV cache and by 1.35e-2 with the naive
+# instead of the flash attention kernel (docs/BENCHMARKS.md, session 5)
 DM=${RIDGE_DEFAULT_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 if [ -s "$DM" ]; then
   echo "== ridge eval --gpu vs the CPU backend: $(basename "$DM") =="
@@ -66,7 +71,7 @@ if [ -s "$DM" ]; then
     "$B/ridge" eval -m "$DM" -p "$p" --json --top 20 --greedy 32 -t "$(nproc)" \
       >"$R/outputs/$(basename "$DM" .gguf).p$n.json" 2>>"$O/eval-default.txt" || fail=1
   done
-  python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata "$R" --wtype q4_1 -- --gpu \
+  python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata "$R" --wtype q4_1 --tol 5e-2 -- --gpu \
     >>"$O/eval-default.txt" 2>&1 || fail=1
   tail -n 2 "$O/eval-default.txt"
 fi

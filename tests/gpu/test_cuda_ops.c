@@ -151,8 +151,8 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
         bool cublas = n > 16, with_bias = ti % 2 == 1;
         float *x = randn(n * k, 1.0f), *bias = randn(n_out, 0.5f);
         rg_dtype xr = dev.type == RG_F16 || dev.type == RG_BF16 ? dev.type : (cublas && dev.type != RG_F32 ? RG_BF16 : RG_F32);
-        /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants */
-        rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 ? RG_Q8_0
+        /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0/Q4_1, Q8_K for the K-quants */
+        rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 || dev.type == RG_Q4_1 ? RG_Q8_0
                                         : dev.type == RG_Q4_K || dev.type == RG_Q6_K ? RG_Q8_K : RG_F32;
         float *xa = act_round_trip(aq, x, n, k);
         double *ref = malloc((size_t)(n * n_out) * sizeof *ref);
@@ -517,7 +517,7 @@ static void test_prefill_inputs(rg_dtype t) {
 
 static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 8192, n_out = 37;
-    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 ? RG_Q8_0 : RG_Q8_K;
+    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_1 ? RG_Q8_0 : RG_Q8_K;
     rg_weight dev;
     void *hw = NULL;
     if (!random_weight(gpu, t, k, n_out, &dev, &hw)) {
@@ -581,7 +581,7 @@ static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
 static void test_gemv_paths(rg_backend *gpu, rg_backend *plain, rg_dtype t, int64_t k, int64_t n_q) {
     enum { NW = 5 }; /* q, k, v, gate, up */
     const int64_t n_ff = 203, n_outs[NW] = {n_q, 40, 24, n_ff, n_ff};
-    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 ? RG_Q8_0 : RG_Q8_K;
+    const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_1 ? RG_Q8_0 : RG_Q8_K;
     rg_err err = {0};
     rg_weight dw[2][NW] = {0};
     float *wd[NW] = {0};
@@ -1442,9 +1442,9 @@ int main(void) {
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_weight_type(gpu, types[i]);
     test_rows_ops(gpu, cpu);
     test_argmax_rows(gpu, cpu);
-    const rg_dtype fused_types[] = {RG_BF16, RG_Q4_0, RG_Q8_0, RG_Q4_K, RG_Q6_K};
+    const rg_dtype fused_types[] = {RG_BF16, RG_Q4_0, RG_Q4_1, RG_Q8_0, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof fused_types / sizeof *fused_types; i++) test_fused_matmuls(gpu, fused_types[i]);
-    const rg_dtype int8_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
+    const rg_dtype int8_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++) test_gemv_act_rounding(gpu, int8_types[i]);
     /* k by path: 64 units and fewer (G = 2), 65 and 129 (plain, one and two
      * steps), 256 (U = 2 for Q4_0), 264 and 448 (U = 2 with a partial last step) */
@@ -1452,7 +1452,7 @@ int main(void) {
                                  {2080, 301}, {4128, 301}, {8192, 301}, {8448, 64},  {14336, 64}};
     for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++)
         for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
-            if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 ? 32 : 256) == 0)
+            if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 || int8_types[i] == RG_Q4_1 ? 32 : 256) == 0)
                 test_gemv_paths(gpu_mapped, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
     /* the tensor-core GEMV of 2..16 tokens (the default) against the f32 GEMV, and
      * the f32 GEMV's own checks (RIDGE_CUDA_GEMV_MMA=0) */
@@ -1478,7 +1478,7 @@ int main(void) {
     test_fused_rope_kv(RG_F32, false, 64);
     test_fused_rope_kv(RG_BF16, true, 64);
     test_fused_rope_kv(RG_F16, false, 32);
-    const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_K, RG_Q6_K};
+    const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
         test_norm_quant(norm_quant_types[i]);
     const rg_dtype prefill_input_types[] = {RG_BF16, RG_F16, RG_Q4_0, RG_Q4_K};
@@ -1488,6 +1488,7 @@ int main(void) {
     test_fused_qkv_rope(RG_F16, RG_F16, 32, true); /* partial rotation */
     test_fused_qkv_rope(RG_F32, RG_F32, 64, true);
     test_fused_qkv_rope(RG_Q4_0, RG_BF16, 64, true);
+    test_fused_qkv_rope(RG_Q4_1, RG_F16, 64, true);
     test_fused_qkv_rope(RG_Q4_K, RG_F16, 64, false);
     test_fused_qkv_rope(RG_Q8_0, RG_BF16, 64, false);
     test_fused_qkv_rope(RG_Q6_K, RG_BF16, 64, false);

@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--wtype", choices=sorted(TOLERANCE),
                     help="the weight type whose tolerances apply to every model (for references whose model "
                          "name does not follow ref-ARCH-TYPE.gguf, e.g. a CPU run of the default model)")
+    ap.add_argument("--tol", type=float,
+                    help="the relative logit tolerance instead of the weight type's (near-tie margins unchanged)")
     ap.add_argument("extra", nargs="*", help="more ridge eval options (e.g. --attn naive)")
     args = ap.parse_args()
     outputs = os.path.join(args.refdata, "outputs")
@@ -113,6 +115,7 @@ def main():
             continue
         wtype = args.wtype or weight_type(ref["model"])
         tol, noise = TOLERANCE[wtype]
+        tol = args.tol if args.tol is not None else tol
         label = f[:-5]
         stats = report.setdefault(ref["model"], {})
         try:

@@ -116,8 +116,8 @@ static void cuda_copy(rg_backend *be, void *dst, const void *src, size_t bytes) 
 /* ---- resident weights */
 
 bool rg_cuda_kept_type(rg_dtype t) {
-    return t == RG_F32 || t == RG_F16 || t == RG_BF16 || t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_K ||
-           t == RG_Q6_K;
+    return t == RG_F32 || t == RG_F16 || t == RG_BF16 || t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_1 ||
+           t == RG_Q4_K || t == RG_Q6_K;
 }
 
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -132,6 +132,7 @@ static void plane_bytes(rg_dtype t, int64_t k, int64_t n_out, size_t b[4]) {
     case RG_BF16: b[0] = 2 * n; break;
     case RG_Q8_0: b[0] = n, b[1] = n / 32 * 2; break;
     case RG_Q4_0: b[0] = n / 2, b[1] = n / 32 * 2; break;
+    case RG_Q4_1: b[0] = n / 2, b[1] = n / 32 * 4; break; /* (d, m) as one f16 pair a block */
     case RG_Q4_K: b[0] = n / 2, b[1] = n / 256 * 4, b[2] = n / 32 * 2; break;
     case RG_Q6_K: b[0] = n / 2, b[1] = n / 4, b[2] = n / 16, b[3] = n / 256 * 2; break;
     default: break;
@@ -178,6 +179,17 @@ static void repack_row(rg_dtype t, const uint8_t *src, int64_t k, int64_t r, uin
                 put_nibble(pl[0], base + 32 * b + j + 16, blk.qs[j] >> 4);
             }
             memcpy(pl[1] + 2 * (base / 32 + b), &blk.d, 2);
+        }
+    } else if (t == RG_Q4_1) { /* Q4_0's nibble plane; d and m side by side */
+        for (int64_t b = 0; b < k / 32; b++) {
+            rg_block_q4_1 blk;
+            memcpy(&blk, src + b * sizeof blk, sizeof blk);
+            for (int j = 0; j < 16; j++) {
+                put_nibble(pl[0], base + 32 * b + j, blk.qs[j] & 15);
+                put_nibble(pl[0], base + 32 * b + j + 16, blk.qs[j] >> 4);
+            }
+            memcpy(pl[1] + 4 * (base / 32 + b), &blk.d, 2);
+            memcpy(pl[1] + 4 * (base / 32 + b) + 2, &blk.m, 2);
         }
     } else if (t == RG_Q4_K) {
         for (int64_t b = 0; b < k / 256; b++) {

@@ -5,6 +5,7 @@
  *   F32, F16, BF16  as stored in the file
  *   Q8_0  qs int8 [n_out][k] | scale f16 [n_out][k/32]
  *   Q4_0  nibbles [n_out][k/2] (element 2i in the low nibble of byte i) | scale f16 [n_out][k/32]
+ *   Q4_1  nibbles as Q4_0 | (d, m) f16x2 [n_out][k/32]
  *   Q4_K  nibbles [n_out][k/2] | (d, dmin) f16x2 [n_out][k/256] | (sc, m) u8x2 [n_out][k/32]
  *   Q6_K  low 4 bits [n_out][k/2] | high 2 bits [n_out][k/4] (element 4i+j in bits 2j of byte i)
  *         | scale int8 [n_out][k/16] | d f16 [n_out][k/256]

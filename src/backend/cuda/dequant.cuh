@@ -66,6 +66,15 @@ template <> struct wt<RG_Q4_0> {
     }
 };
 
+template <> struct wt<RG_Q4_1> {
+    static constexpr int bytes8 = 4;
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *o) {
+        uint32_t u = __ldg((const uint32_t *)(w.p0 + r * (w.k / 2) + 4 * g));
+        float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 32) + g / 4));
+#pragma unroll
+        for (int i = 0; i < 8; i++) o[i] = (float)((u >> (4 * i)) & 15) * dm.x + dm.y;
+    }
+};
 template <> struct wt<RG_Q4_K> {
     static constexpr int bytes8 = 4;
     static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t g, float *o) {
@@ -117,6 +126,14 @@ template <> struct wu<RG_Q4_0> {
         x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
     }
 };
+template <> struct wu<RG_Q4_1> {
+    struct raw { uint4 n; float d, m; };
+    static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
+        x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
+        const float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 32) + u));
+        x.d = dm.x, x.m = dm.y;
+    }
+};
 template <> struct wu<RG_Q4_K> {
     struct raw { uint4 n; float s, o; };
     static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
@@ -145,6 +162,7 @@ template <typename F> static bool rg_cuda_dispatch_type(rg_dtype t, F &&f) {
     case RG_BF16: f.template operator()<RG_BF16>(); return true;
     case RG_Q8_0: f.template operator()<RG_Q8_0>(); return true;
     case RG_Q4_0: f.template operator()<RG_Q4_0>(); return true;
+    case RG_Q4_1: f.template operator()<RG_Q4_1>(); return true;
     case RG_Q4_K: f.template operator()<RG_Q4_K>(); return true;
     case RG_Q6_K: f.template operator()<RG_Q6_K>(); return true;
     default: return false;

@@ -145,7 +145,7 @@ static inline int gemv_rows_per_block(int mode, const gemv_job &job, int n_mat, 
     return mode == GEMV_SWIGLU || rows < 8 * 4 * (int64_t)n_sm ? 2 : 4;
 }
 
-/* The integer-dot GEMV (matmul_q.cu) for Q8_0, Q4_0, Q4_K and Q6_K weights:
+/* The integer-dot GEMV (matmul_q.cu) for Q8_0, Q4_0, Q4_1, Q4_K and Q6_K weights:
  * quantizes x (n_tok <= GEMV_MAX_TOK rows of job.w[0].k) into c->xq and runs
  * the job in mode (GEMV_*). Returns false, launching nothing, for other types. */
 bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat, rg_dtype t, const float *x,

@@ -13,7 +13,7 @@
  *
  * Activations are rounded the way the CPU backend (and llama.cpp) round them,
  * so the backends compute the same function: for f16/bf16 weights x is rounded
- * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0 weights and
+ * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0/Q4_1 weights and
  * to Q8_K for Q4_K/Q6_K weights, in matmul_q.cu's integer (dp4a) GEMV (its
  * float-activation predecessor measured 41% of copy bandwidth where dp4a gives
  * 67%, docs/BENCHMARKS.md, and was removed). The cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu

@@ -1,13 +1,14 @@
-/* matmul_q.cu — decode GEMV of quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) in
+/* matmul_q.cu — decode GEMV of quantized weights (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) in
  * integer arithmetic, as the CPU's (and llama.cpp's) dot products compute it.
  *
  * x is first quantized to int8 in scratch, exactly as the CPU quantizes it:
- * Q8_0 per 32 for Q8_0/Q4_0 weights, Q8_K per 256 for the K-quants. Each
+ * Q8_0 per 32 for Q8_0/Q4_0/Q4_1 weights, Q8_K per 256 for the K-quants. Each
  * 32-element unit of a weight row then costs 8 __dp4a (four int8 products
  * summed into an int32, exact) per token against the unit's 32 int8
  * activations, and one float scaling per unit:
  *   Q8_0  d_w d_x sum(q_w q_x)
  *   Q4_0  d_w d_x (sum(q_w q_x) - 8 sum(q_x))           q_w the raw nibble 0..15
+ *   Q4_1  d_w d_x sum(q_w q_x) + m_w d_x sum(q_x)
  *   Q4_K  d_x (d sc sum(q_w q_x) - dmin m sum(q_x))     per 32 (sc, m)
  *   Q6_K  d_x sum over the two 16s of d sc_j (sum(q_w q_x) - 32 sum_j(q_x))   q_w 0..63
  * so the per-unit activation sums sum(q_x) (per 16: Q6_K's sub-blocks) are
@@ -113,7 +114,7 @@ template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t
  * permuted (Q4_0), and per 256 with Q8_K's rule, permuted (Q4_K, Q6_K). */
 enum { ACT_Q8_0 = 1, ACT_Q8_0_PERM, ACT_Q8_K_PERM };
 template <int T> constexpr int act_fmt_of() {
-    return T == RG_Q8_0 ? ACT_Q8_0 : T == RG_Q4_0 ? ACT_Q8_0_PERM : ACT_Q8_K_PERM;
+    return T == RG_Q8_0 ? ACT_Q8_0 : T == RG_Q4_0 || T == RG_Q4_1 ? ACT_Q8_0_PERM : ACT_Q8_K_PERM;
 }
 
 /* rmsnorm and the int8 activations in one kernel (rg_cuda_rmsnorm_prepare): a
@@ -192,6 +193,17 @@ template <> struct wi<RG_Q4_0> {
         return (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4) - 8 * (s0 + s1)) * (w.a * xd);
     }
 };
+template <> struct wi<RG_Q4_1> {
+    static constexpr bool perm = true;
+    /* a = d, b = m: the CPU's d_w d_x sum(q_w q_x) + m_w (d_x sum(q_x)) per block */
+    static __device__ __forceinline__ void decode(const wu<RG_Q4_1>::raw &r, wdec &o) {
+        split_nibbles(r.n, o.w);
+        o.a = r.d, o.b = r.m;
+    }
+    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int s0, int s1) {
+        return fmaf(w.a * xd, (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4)), w.b * (xd * (float)(s0 + s1)));
+    }
+};
 template <> struct wi<RG_Q4_K> {
     static constexpr bool perm = true;
     /* a = d * sc, b = -dmin * m */
@@ -234,6 +246,7 @@ template <int T> __device__ __forceinline__ wplanes row_view(wplanes w, int64_t 
     const int64_t k = w.k;
     if (T == RG_Q8_0) w.p0 += r * k, w.p1 += r * (k / 32) * 2;
     else if (T == RG_Q4_0) w.p0 += r * (k / 2), w.p1 += r * (k / 32) * 2;
+    else if (T == RG_Q4_1) w.p0 += r * (k / 2), w.p1 += r * (k / 32) * 4;
     else if (T == RG_Q4_K) w.p0 += r * (k / 2), w.p1 += r * (k / 256) * 4, w.p2 += r * (k / 32) * 2;
     else w.p0 += r * (k / 2), w.p1 += r * (k / 4), w.p2 += r * (k / 16), w.p3 += r * (k / 256) * 2;
     return w;
@@ -373,7 +386,7 @@ static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_ma
     const bool prepared = c->xq_src == x && c->xq_fmt == act_fmt_of<T>() && c->xq_ntok == n_tok && c->xq_k == k;
     c->xq_src = NULL; /* consumed, or overwritten below */
     if (!prepared) { /* else rg_cuda_rmsnorm_prepare wrote them with x */
-        if (T == RG_Q8_0 || T == RG_Q4_0)
+        if (T == RG_Q8_0 || T == RG_Q4_0 || T == RG_Q4_1)
             rg_cuda_launch(c, act_q8_0_int8_kernel<wi<T>::perm>, dim3(rg_cuda_blocks(n, 256)), dim3(256), 0, x, n, q,
                            meta);
         else rg_cuda_launch(c, act_q8_k_int8_kernel<wi<T>::perm>, dim3((unsigned)(n / 256)), dim3(256), 0, x, q, meta);
@@ -392,6 +405,7 @@ bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat
     switch (t) {
     case RG_Q8_0: launch_type<RG_Q8_0>(c, mode, job, n_mat, x, n_tok); return true;
     case RG_Q4_0: launch_type<RG_Q4_0>(c, mode, job, n_mat, x, n_tok); return true;
+    case RG_Q4_1: launch_type<RG_Q4_1>(c, mode, job, n_mat, x, n_tok); return true;
     case RG_Q4_K: launch_type<RG_Q4_K>(c, mode, job, n_mat, x, n_tok); return true;
     case RG_Q6_K: launch_type<RG_Q6_K>(c, mode, job, n_mat, x, n_tok); return true;
     default: return false;
@@ -405,7 +419,7 @@ bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64
                           float *out, const rg_weight *next) {
     if (!c->norm_quant || !next || next->k != n || n_tok < 1 || n_tok > GEMV_MAX_TOK || c->status) return false;
     const int fmt = next->type == RG_Q8_0   ? ACT_Q8_0
-                    : next->type == RG_Q4_0 ? ACT_Q8_0_PERM
+                    : next->type == RG_Q4_0 || next->type == RG_Q4_1 ? ACT_Q8_0_PERM
                     : next->type == RG_Q4_K || next->type == RG_Q6_K ? ACT_Q8_K_PERM
                                                                       : 0;
     if (!fmt || n % (fmt == ACT_Q8_K_PERM ? 256 : 32)) return false;
