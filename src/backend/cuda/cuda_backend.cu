@@ -160,6 +160,14 @@ static void put_nibble(uint8_t *plane, size_t e, unsigned q) {
     plane[e / 2] |= (uint8_t)((q & 15) << (4 * (e & 1)));
 }
 
+/* A Q4_0 / Q4_1 block's 16 bytes (element j low, j + 16 high) as elements e0.. of the nibble plane. */
+static void put_block_nibbles(uint8_t *plane, size_t e0, const uint8_t *qs) {
+    for (int j = 0; j < 16; j++) {
+        put_nibble(plane, e0 + j, qs[j] & 15);
+        put_nibble(plane, e0 + j + 16, qs[j] >> 4);
+    }
+}
+
 /* Host repack of one row (k elements, GGUF blocks at src) into the planes at row r. */
 static void repack_row(rg_dtype t, const uint8_t *src, int64_t k, int64_t r, uint8_t *pl[4]) {
     size_t base = (size_t)r * (size_t)k;
@@ -174,20 +182,14 @@ static void repack_row(rg_dtype t, const uint8_t *src, int64_t k, int64_t r, uin
         for (int64_t b = 0; b < k / 32; b++) {
             rg_block_q4_0 blk;
             memcpy(&blk, src + b * sizeof blk, sizeof blk);
-            for (int j = 0; j < 16; j++) {
-                put_nibble(pl[0], base + 32 * b + j, blk.qs[j] & 15);
-                put_nibble(pl[0], base + 32 * b + j + 16, blk.qs[j] >> 4);
-            }
+            put_block_nibbles(pl[0], base + 32 * b, blk.qs);
             memcpy(pl[1] + 2 * (base / 32 + b), &blk.d, 2);
         }
     } else if (t == RG_Q4_1) { /* Q4_0's nibble plane; d and m side by side */
         for (int64_t b = 0; b < k / 32; b++) {
             rg_block_q4_1 blk;
             memcpy(&blk, src + b * sizeof blk, sizeof blk);
-            for (int j = 0; j < 16; j++) {
-                put_nibble(pl[0], base + 32 * b + j, blk.qs[j] & 15);
-                put_nibble(pl[0], base + 32 * b + j + 16, blk.qs[j] >> 4);
-            }
+            put_block_nibbles(pl[0], base + 32 * b, blk.qs);
             memcpy(pl[1] + 4 * (base / 32 + b), &blk.d, 2);
             memcpy(pl[1] + 4 * (base / 32 + b) + 2, &blk.m, 2);
         }

@@ -126,16 +126,22 @@ template <> struct wu<RG_Q4_0> {
         x.d = __half2float(__ldg((const __half *)w.p1 + r * (w.k / 32) + u));
     }
 };
+/* 32 4-bit codes q with one scale and one offset, w = s q + o: Q4_1's (d, m),
+ * Q4_K's (d sc, -dmin m) */
+struct wu_nibbles_so {
+    uint4 n;
+    float s, o;
+};
 template <> struct wu<RG_Q4_1> {
-    struct raw { uint4 n; float d, m; };
+    using raw = wu_nibbles_so;
     static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
         x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
         const float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 32) + u));
-        x.d = dm.x, x.m = dm.y;
+        x.s = dm.x, x.o = dm.y;
     }
 };
 template <> struct wu<RG_Q4_K> {
-    struct raw { uint4 n; float s, o; };
+    using raw = wu_nibbles_so;
     static __device__ __forceinline__ void load(const wplanes &w, int64_t r, int64_t u, raw &x) {
         x.n = __ldg((const uint4 *)(w.p0 + r * (w.k / 2) + 16 * u));
         float2 dm = __half22float2(__ldg((const __half2 *)w.p1 + r * (w.k / 256) + u / 8));

@@ -193,17 +193,6 @@ template <> struct wi<RG_Q4_0> {
         return (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4) - 8 * (s0 + s1)) * (w.a * xd);
     }
 };
-template <> struct wi<RG_Q4_1> {
-    static constexpr bool perm = true;
-    /* a = d, b = m: the CPU's d_w d_x sum(q_w q_x) + m_w (d_x sum(q_x)) per block */
-    static __device__ __forceinline__ void decode(const wu<RG_Q4_1>::raw &r, wdec &o) {
-        split_nibbles(r.n, o.w);
-        o.a = r.d, o.b = r.m;
-    }
-    static __device__ __forceinline__ float dot(const wdec &w, const int (&x)[8], float xd, int s0, int s1) {
-        return fmaf(w.a * xd, (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4)), w.b * (xd * (float)(s0 + s1)));
-    }
-};
 template <> struct wi<RG_Q4_K> {
     static constexpr bool perm = true;
     /* a = d * sc, b = -dmin * m */
@@ -215,6 +204,8 @@ template <> struct wi<RG_Q4_K> {
         return xd * fmaf(w.a, (float)(dot4(w.w, x, 0) + dot4(w.w, x, 4)), w.b * (float)(s0 + s1));
     }
 };
+/* Q4_1 units are Q4_K's shape (wu_nibbles_so: s = d, o = m): d_x (d Σ q_w q_x + m Σ q_x) */
+template <> struct wi<RG_Q4_1> : wi<RG_Q4_K> {};
 template <> struct wi<RG_Q6_K> {
     static constexpr bool perm = true;
     /* 6-bit values 0..63 (the -32 applied through the sums): the low nibbles as
