@@ -8,9 +8,7 @@
 # ms/token over the rounds, its fraction of the copy bandwidth ridge bench
 # measured, the median prefill rate, and the ratio of each to the first lever's.
 # AB_BENCH replaces the bench arguments (default: -p 512 -n 128 -r 1), e.g. the
-# issue's prefill measure "-p 2048 -n 16 -r 3 -ub 2048" (ridge bench runs no
-# warm-up: a single repetition's prefill includes cuBLAS's first calls). Logs:
-# $OUT/ab-*.json.
+# issue's prefill measure "-p 2048 -n 16 -r 3 -ub 2048". Logs: $OUT/ab-*.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build/gpu-run}
