@@ -4,11 +4,12 @@
  * read through the block table; S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16
  * (f16/bf16 in, f32 accumulate), with the online softmax in registers.
  *
- * Warp w owns query rows 16w..16w+15 of the block: its Q fragments stay in
- * registers for the whole walk, S never leaves registers (the C fragment of
- * Q·Kᵀ is, two n-tiles at a time, the A fragment of P·V), and only K/V tiles
- * pass through shared memory (cp.async, three stages, 16-byte chunks XOR-swizzled
- * per row so that ldmatrix reads 8 rows without bank conflicts).
+ * Warp w owns query rows 16w..16w+15 of the block (pf_shape: or 32w..32w+31
+ * with RIDGE_CUDA_PF_MT2=1): its Q fragments stay in registers for the whole
+ * walk, S never leaves registers (the C fragment of Q·Kᵀ is, two n-tiles at a
+ * time, the A fragment of P·V), and only K/V tiles pass through shared memory
+ * (cp.async, three stages, 16-byte chunks XOR-swizzled per row so that ldmatrix
+ * reads 8 rows without bank conflicts).
  *
  * Masking is per query token: token t attends to positions [0, n_ctx[t]) of the
  * sequence behind table row row[t]. A block's tokens may belong to several
@@ -23,6 +24,7 @@
  * scores, softmax and sums are f32. Hopper's wgmma (asynchronous warpgroup MMA
  * from shared memory) with TMA loads and warp specialization would let loads,
  * softmax and MMA overlap (FlashAttention-3); this pass is sm_80-level code. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,11 +32,8 @@
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/mma.cuh"
 
-#define PF_BM 128   /* query rows per block: 8 warps x 16 rows */
-#define PF_BN 64    /* K/V positions per tile */
-#define PF_STAGES 3 /* K/V tiles in flight or in use */
-#define PF_WARPS (PF_BM / 16)
-#define PF_THREADS (PF_WARPS * 32)
+#define PF_BM 128 /* query rows per block (pf_shape: 8 warps x 16 rows, or 4 x 32) */
+#define PF_BN 64  /* K/V positions per tile */
 
 struct prefill_params {
     const float *q;
@@ -105,11 +104,11 @@ template <int HD> __device__ __forceinline__ int swz(int r, int c) { return r * 
 /* Start copying K and V of positions [p0, p0 + PF_BN) into ks / vs; positions at
  * or past kv_len (beyond the run's context: their table entries are not valid)
  * are zero-filled so that P·V never meets garbage (0 · NaN). */
-template <typename E, int HD>
+template <typename E, int HD, int NTHR>
 __device__ __forceinline__ void load_kv_tile(E *ks, E *vs, const prefill_params &a, const int32_t *table, int64_t hkv,
                                              int p0, int kv_len) {
     constexpr int CH = HD / 8;
-    for (int i = threadIdx.x; i < PF_BN * CH; i += PF_THREADS) {
+    for (int i = threadIdx.x; i < PF_BN * CH; i += NTHR) {
         int r = i / CH, c = i % CH, p = p0 + r;
         const uint8_t *k = a.layer_base, *v = a.layer_base;
         int n = 0;
@@ -124,32 +123,53 @@ __device__ __forceinline__ void load_kv_tile(E *ks, E *vs, const prefill_params 
     }
 }
 
-/* grid (n_head, ceil(n_tok / PF_BM)), PF_THREADS threads; dynamic shared memory:
- * PF_STAGES x (K, V) x [PF_BN][HD] elements (96 KiB at hd 128, 48 KiB at hd 64).
- * Registers (ptxas): ~205 at hd 128 (one block of 8 warps per SM); at hd 64
+/* The kernel's shape by MT, the 16-row m-tiles a warp owns:
+ *   MT = 1: 8 warps x 16 rows, Q as A fragments in registers, 3 K/V stages
+ *           (96 KiB at hd 128: one block of 8 warps an SM).
+ *   MT = 2: 4 warps x 32 rows (RIDGE_CUDA_PF_MT2=1, opt-in): each K/V fragment
+ *           read from shared memory by ldmatrix serves two m-tiles, halving the
+ *           shared-memory reads per FLOP (FlashAttention-2's layout); Q no longer
+ *           fits in registers beside S and O (64 + 128 floats a thread at hd 128)
+ *           and is read back from a shared Q tile each K step; 2 K/V stages + Q
+ *           (96 KiB at hd 128: two blocks of 4 warps an SM).
+ * Both compute each row exactly alike (Q rounded the same way, the same mma
+ * sequence per m-tile, the same softmax): the outputs are bit-identical
+ * (test_cuda_ops compares them). */
+template <int MT> struct pf_shape {
+    static constexpr int NW = 8 / MT, THREADS = 32 * NW, STAGES = MT == 1 ? 3 : 2;
+};
+
+/* grid (n_head, ceil(n_tok / PF_BM)), pf_shape<MT>::THREADS threads; dynamic shared memory
+ * (prefill_smem): STAGES x (K, V) x [PF_BN][HD] elements, then for MT = 2 Q [PF_BM][HD].
+ * Registers (ptxas, MT = 1): ~205 at hd 128 (one block of 8 warps per SM); at hd 64
  * capped at 128 for two blocks per SM (no spills on sm_90a, 12 bytes on sm_80;
  * uncapped it takes ~147). */
-template <typename E, int HD, int MINB>
-__global__ void __launch_bounds__(PF_THREADS, MINB) attn_prefill_kernel(prefill_params a) {
+template <typename E, int HD, int MT, int MINB>
+__global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kernel(prefill_params a) {
+    constexpr int NTHR = pf_shape<MT>::THREADS, STAGES = pf_shape<MT>::STAGES;
+    constexpr bool QS = MT > 1; /* Q from shared memory */
     extern __shared__ uint4 pf_smem[];
     __shared__ int32_t row_s[PF_BM], ctx_s[PF_BM];
     constexpr int STAGE = 2 * PF_BN * HD; /* elements: K [PF_BN][HD], then V */
-    E *kv_s = (E *)pf_smem;
+    E *kv_s = (E *)pf_smem, *q_s = kv_s + STAGES * STAGE;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = lane & 3;
     const int64_t h = blockIdx.x, hkv = h / a.group;
     /* the last query tiles see the longest contexts: start them first */
     const int64_t t0 = (int64_t)(gridDim.y - 1 - blockIdx.y) * PF_BM;
     const int n_rows = (int)(a.n_tok - t0 < PF_BM ? a.n_tok - t0 : PF_BM);
-    for (int i = threadIdx.x; i < PF_BM; i += PF_THREADS) {
+    for (int i = threadIdx.x; i < PF_BM; i += NTHR) {
         row_s[i] = i < n_rows ? a.row[t0 + i] : -1;
         ctx_s[i] = i < n_rows ? a.n_ctx[t0 + i] : 0;
     }
-    /* this thread's two rows of its warp's 16, and their Q as A fragments */
-    const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
-    uint32_t qa[HD / 16][4];
-    {
-        const float *q_lo = r_lo < n_rows ? a.q + ((t0 + r_lo) * a.n_head + h) * HD : NULL;
-        const float *q_hi = r_hi < n_rows ? a.q + ((t0 + r_hi) * a.n_head + h) * HD : NULL;
+    /* this thread's two rows of each of its warp's m-tiles */
+    int r_lo[MT], r_hi[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) r_lo[mt] = (warp * MT + mt) * 16 + g, r_hi[mt] = r_lo[mt] + 8;
+    /* Q rounded to E: as A fragments in registers (MT = 1), or as a swizzled tile */
+    uint32_t qa[QS ? 1 : HD / 16][4];
+    if constexpr (!QS) {
+        const float *q_lo = r_lo[0] < n_rows ? a.q + ((t0 + r_lo[0]) * a.n_head + h) * HD : NULL;
+        const float *q_hi = r_hi[0] < n_rows ? a.q + ((t0 + r_hi[0]) * a.n_head + h) * HD : NULL;
         const float2 zero = make_float2(0.0f, 0.0f);
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
@@ -160,15 +180,33 @@ __global__ void __launch_bounds__(PF_THREADS, MINB) attn_prefill_kernel(prefill_
             qa[kk][0] = pack2<E>(x0.x, x0.y), qa[kk][1] = pack2<E>(x1.x, x1.y);
             qa[kk][2] = pack2<E>(x2.x, x2.y), qa[kk][3] = pack2<E>(x3.x, x3.y);
         }
+    } else {
+        constexpr int CH = HD / 8;
+        for (int i = threadIdx.x; i < PF_BM * CH; i += NTHR) {
+            const int r = i / CH, c = i % CH;
+            uint32_t w[4] = {0, 0, 0, 0};
+            if (r < n_rows) {
+                const float4 *src = (const float4 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
+                const float4 x0 = src[0], x1 = src[1];
+                w[0] = pack2<E>(x0.x, x0.y), w[1] = pack2<E>(x0.z, x0.w);
+                w[2] = pack2<E>(x1.x, x1.y), w[3] = pack2<E>(x1.z, x1.w);
+            }
+            *(uint4 *)(q_s + swz<HD>(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
+        }
     }
-    /* online softmax state of rows r_lo (index 0) and r_hi (1): running max m (raw
-     * score units), this lane's share of the running sum l (summed over the 4 lanes
-     * of a row at the end), and o = sum_j e^(s_j - m) v_j over this lane's columns */
-    float o[HD / 8][4];
+    /* online softmax state of rows r_lo (index 0) and r_hi (1) of each m-tile:
+     * running max m (raw score units), this lane's share of the running sum l
+     * (summed over the 4 lanes of a row at the end), and o = sum_j e^(s_j - m) v_j
+     * over this lane's columns */
+    float o[MT][HD / 8][4];
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++)
-        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++)
+            o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.0f;
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
     __syncthreads();
 
     for (int s0 = 0; s0 < n_rows;) {
@@ -178,108 +216,148 @@ __global__ void __launch_bounds__(PF_THREADS, MINB) attn_prefill_kernel(prefill_
             kv_len = max(kv_len, ctx_s[s1]), s1++;
         const int32_t *table = a.tables + (int64_t)row_s[s0] * a.table_w;
         /* a row outside the run sees nothing in this pass (limit 0) */
-        const int ctx_lo = r_lo >= s0 && r_lo < s1 ? ctx_s[r_lo] : 0;
-        const int ctx_hi = r_hi >= s0 && r_hi < s1 ? ctx_s[r_hi] : 0;
-        int warp_max = max(ctx_lo, ctx_hi), warp_min = min(ctx_lo, ctx_hi);
+        int ctx_lo[MT], ctx_hi[MT], warp_max = 0, warp_min = INT_MAX;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            ctx_lo[mt] = r_lo[mt] >= s0 && r_lo[mt] < s1 ? ctx_s[r_lo[mt]] : 0;
+            ctx_hi[mt] = r_hi[mt] >= s0 && r_hi[mt] < s1 ? ctx_s[r_hi[mt]] : 0;
+            warp_max = max(warp_max, max(ctx_lo[mt], ctx_hi[mt]));
+            warp_min = min(warp_min, min(ctx_lo[mt], ctx_hi[mt]));
+        }
 #pragma unroll
         for (int off = 16; off; off >>= 1) {
             warp_max = max(warp_max, __shfl_xor_sync(0xffffffffu, warp_max, off));
             warp_min = min(warp_min, __shfl_xor_sync(0xffffffffu, warp_min, off));
         }
         const int n_tiles = (kv_len + PF_BN - 1) / PF_BN;
-        /* three stages, one barrier a tile: at tile it the barrier both publishes tile
-         * it and proves every warp done with tile it - 1, whose stage the load of tile
-         * it + 2 then reuses. One commit group per tile (empty past the end) keeps
-         * "all but the newest group" meaning "tile it has landed". */
+        /* STAGES stages, one barrier a tile: at tile it the barrier both publishes
+         * tile it and proves every warp done with tile it - 1, whose stage the load
+         * of tile it + STAGES - 1 then reuses. One commit group per tile (empty past
+         * the end) keeps "all but the newest STAGES - 2 groups" meaning "tile it has
+         * landed". */
         __syncthreads(); /* the previous run's warps are done with every stage */
-        if (n_tiles > 0) {
-            load_kv_tile<E, HD>(kv_s, kv_s + PF_BN * HD, a, table, hkv, 0, kv_len);
-            cp_async_commit();
-            if (n_tiles > 1) load_kv_tile<E, HD>(kv_s + STAGE, kv_s + STAGE + PF_BN * HD, a, table, hkv, PF_BN, kv_len);
+#pragma unroll
+        for (int st = 0; st < STAGES - 1; st++) {
+            if (st < n_tiles) {
+                E *nk = kv_s + st * STAGE;
+                load_kv_tile<E, HD, NTHR>(nk, nk + PF_BN * HD, a, table, hkv, st * PF_BN, kv_len);
+            }
             cp_async_commit();
         }
         for (int it = 0; it < n_tiles; it++) {
-            cp_async_wait<1>();
+            cp_async_wait<STAGES - 2>();
             __syncthreads();
-            if (it + 2 < n_tiles) {
-                E *nk = kv_s + ((it + 2) % PF_STAGES) * STAGE;
-                load_kv_tile<E, HD>(nk, nk + PF_BN * HD, a, table, hkv, (it + 2) * PF_BN, kv_len);
+            if (it + STAGES - 1 < n_tiles) {
+                E *nk = kv_s + ((it + STAGES - 1) % STAGES) * STAGE;
+                load_kv_tile<E, HD, NTHR>(nk, nk + PF_BN * HD, a, table, hkv, (it + STAGES - 1) * PF_BN, kv_len);
             }
             cp_async_commit();
-            const E *ks = kv_s + (it % PF_STAGES) * STAGE, *vs = ks + PF_BN * HD;
+            const E *ks = kv_s + (it % STAGES) * STAGE, *vs = ks + PF_BN * HD;
             const int p0 = it * PF_BN;
             if (p0 < warp_max) { /* else: every row of this warp is past its limit (causal skip) */
                 /* S = Q·Kᵀ: n-tile j holds positions p0 + 8j + 2tq (+1) of rows g, g + 8 */
-                float s[PF_BN / 8][4];
+                float s[MT][PF_BN / 8][4];
 #pragma unroll
-                for (int j = 0; j < PF_BN / 8; j++)
-                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int j = 0; j < PF_BN / 8; j++)
+                        s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
 #pragma unroll
                 for (int kk = 0; kk < HD / 16; kk++) {
+                    uint32_t qf[MT][4];
+                    if constexpr (QS) {
+                        /* matrices: (rows +0..7, dims lo), (rows +8..15, lo), (+0..7, hi), (+8..15, hi) */
+                        const int mi = lane >> 3;
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++)
+                            ldsm_x4(qf[mt], q_s + swz<HD>((warp * MT + mt) * 16 + (mi & 1) * 8 + (lane & 7),
+                                                          2 * kk + (mi >> 1)));
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 4; e++) qf[0][e] = qa[kk][e];
+                    }
 #pragma unroll
                     for (int jp = 0; jp < PF_BN / 16; jp++) {
                         /* matrices: (keys +0..7, dims lo), (keys +0..7, dims hi), (keys +8..15, lo), (+8..15, hi) */
                         const int mi = lane >> 3, key = jp * 16 + (mi >> 1) * 8 + (lane & 7);
                         uint32_t b[4];
                         ldsm_x4(b, ks + swz<HD>(key, 2 * kk + (mi & 1)));
-                        mma16816<E>(s[2 * jp], qa[kk], b[0], b[1]);
-                        mma16816<E>(s[2 * jp + 1], qa[kk], b[2], b[3]);
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++) {
+                            mma16816<E>(s[mt][2 * jp], qf[mt], b[0], b[1]);
+                            mma16816<E>(s[mt][2 * jp + 1], qf[mt], b[2], b[3]);
+                        }
                     }
                 }
-                if (p0 + PF_BN > warp_min) { /* some row of the warp ends inside this tile */
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    if (p0 + PF_BN > warp_min) { /* some row of the warp ends inside this tile */
+#pragma unroll
+                        for (int j = 0; j < PF_BN / 8; j++) {
+                            const int p = p0 + 8 * j + 2 * tq;
+                            if (p >= ctx_lo[mt]) s[mt][j][0] = -INFINITY;
+                            if (p + 1 >= ctx_lo[mt]) s[mt][j][1] = -INFINITY;
+                            if (p >= ctx_hi[mt]) s[mt][j][2] = -INFINITY;
+                            if (p + 1 >= ctx_hi[mt]) s[mt][j][3] = -INFINITY;
+                        }
+                    }
+                    /* online softmax; a row with nothing visible yet keeps m = -inf and
+                     * uses 0 as its reference so that e^(-inf - ref) is 0, not NaN */
+                    float mx[2] = {m[mt][0], m[mt][1]};
 #pragma unroll
                     for (int j = 0; j < PF_BN / 8; j++) {
-                        const int p = p0 + 8 * j + 2 * tq;
-                        if (p >= ctx_lo) s[j][0] = -INFINITY;
-                        if (p + 1 >= ctx_lo) s[j][1] = -INFINITY;
-                        if (p >= ctx_hi) s[j][2] = -INFINITY;
-                        if (p + 1 >= ctx_hi) s[j][3] = -INFINITY;
+                        mx[0] = fmaxf(mx[0], fmaxf(s[mt][j][0], s[mt][j][1]));
+                        mx[1] = fmaxf(mx[1], fmaxf(s[mt][j][2], s[mt][j][3]));
+                    }
+                    float ref[2], alpha[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                        ref[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * a.scale_log2;
+                        alpha[r] = exp2_fast(m[mt][r] * a.scale_log2 - ref[r]);
+                        m[mt][r] = mx[r];
+                    }
+#pragma unroll
+                    for (int j = 0; j < PF_BN / 8; j++) {
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            s[mt][j][e] = exp2_fast(fmaf(s[mt][j][e], a.scale_log2, -ref[e >> 1]));
+                            sum[e >> 1] += s[mt][j][e];
+                        }
+                    }
+                    l[mt][0] = l[mt][0] * alpha[0] + sum[0];
+                    l[mt][1] = l[mt][1] * alpha[1] + sum[1];
+#pragma unroll
+                    for (int n = 0; n < HD / 8; n++) {
+                        o[mt][n][0] *= alpha[0], o[mt][n][1] *= alpha[0];
+                        o[mt][n][2] *= alpha[1], o[mt][n][3] *= alpha[1];
                     }
                 }
-                /* online softmax; a row with nothing visible yet keeps m = -inf and
-                 * uses 0 as its reference so that e^(-inf - ref) is 0, not NaN */
-                float mx[2] = {m[0], m[1]};
-#pragma unroll
-                for (int j = 0; j < PF_BN / 8; j++) {
-                    mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
-                    mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
-                }
-                float ref[2], alpha[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-                    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-                    ref[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * a.scale_log2;
-                    alpha[r] = exp2_fast(m[r] * a.scale_log2 - ref[r]);
-                    m[r] = mx[r];
-                }
-#pragma unroll
-                for (int j = 0; j < PF_BN / 8; j++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        s[j][e] = exp2_fast(fmaf(s[j][e], a.scale_log2, -ref[e >> 1]));
-                        sum[e >> 1] += s[j][e];
-                    }
-                }
-                l[0] = l[0] * alpha[0] + sum[0];
-                l[1] = l[1] * alpha[1] + sum[1];
-#pragma unroll
-                for (int n = 0; n < HD / 8; n++)
-                    o[n][0] *= alpha[0], o[n][1] *= alpha[0], o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-                    /* O += P·V: the S fragments of n-tiles 2kk, 2kk + 1 are the A fragment of k-step kk */
+                /* O += P·V, each V fragment serving the warp's MT m-tiles; the S
+                 * fragments of n-tiles 2kk, 2kk + 1 (P rounded to E) are the A
+                 * fragment of k-step kk */
 #pragma unroll
                 for (int kk = 0; kk < PF_BN / 16; kk++) {
-                    uint32_t pa[4] = {pack2<E>(s[2 * kk][0], s[2 * kk][1]), pack2<E>(s[2 * kk][2], s[2 * kk][3]),
-                                      pack2<E>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                      pack2<E>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                    uint32_t pa[MT][4];
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        pa[mt][0] = pack2<E>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                        pa[mt][1] = pack2<E>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                        pa[mt][2] = pack2<E>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                        pa[mt][3] = pack2<E>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                    }
 #pragma unroll
                     for (int np = 0; np < HD / 16; np++) {
                         /* matrices (transposed): (keys +0..7, dims lo), (keys +8..15, lo), (+0..7, hi), (+8..15, hi) */
                         const int mi = lane >> 3, key = kk * 16 + (mi & 1) * 8 + (lane & 7);
                         uint32_t b[4];
                         ldsm_x4_trans(b, vs + swz<HD>(key, 2 * np + (mi >> 1)));
-                        mma16816<E>(o[2 * np], pa, b[0], b[1]);
-                        mma16816<E>(o[2 * np + 1], pa, b[2], b[3]);
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++) {
+                            mma16816<E>(o[mt][2 * np], pa[mt], b[0], b[1]);
+                            mma16816<E>(o[mt][2 * np + 1], pa[mt], b[2], b[3]);
+                        }
                     }
                 }
             }
@@ -288,55 +366,69 @@ __global__ void __launch_bounds__(PF_THREADS, MINB) attn_prefill_kernel(prefill_
     }
     /* out = o / l, l summed over the 4 lanes that share a row */
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        l[r] = l[r] > 0.0f ? 1.0f / l[r] : 0.0f; /* no visible position: 0, as the split kernel does */
-    }
-    float *out_lo = r_lo < n_rows ? a.out + ((t0 + r_lo) * a.n_head + h) * HD : NULL;
-    float *out_hi = r_hi < n_rows ? a.out + ((t0 + r_hi) * a.n_head + h) * HD : NULL;
+    for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) {
-        const int d = 8 * n + 2 * tq;
-        if (out_lo) *(float2 *)(out_lo + d) = make_float2(o[n][0] * l[0], o[n][1] * l[0]);
-        if (out_hi) *(float2 *)(out_hi + d) = make_float2(o[n][2] * l[1], o[n][3] * l[1]);
-    }
-    if (a.out16) { /* the same values rounded as the conversion pass would round them, at the same offsets */
-        uint32_t *o16 = (uint32_t *)a.out16;
+        for (int r = 0; r < 2; r++) {
+            l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+            l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
+            l[mt][r] = l[mt][r] > 0.0f ? 1.0f / l[mt][r] : 0.0f; /* no visible position: 0, as the split kernel does */
+        }
+        float *out_lo = r_lo[mt] < n_rows ? a.out + ((t0 + r_lo[mt]) * a.n_head + h) * HD : NULL;
+        float *out_hi = r_hi[mt] < n_rows ? a.out + ((t0 + r_hi[mt]) * a.n_head + h) * HD : NULL;
 #pragma unroll
         for (int n = 0; n < HD / 8; n++) {
             const int d = 8 * n + 2 * tq;
-            if (out_lo)
-                o16[(out_lo - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(o[n][0] * l[0], o[n][1] * l[0])
-                                                            : pack2<__nv_bfloat16>(o[n][0] * l[0], o[n][1] * l[0]);
-            if (out_hi)
-                o16[(out_hi - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(o[n][2] * l[1], o[n][3] * l[1])
-                                                            : pack2<__nv_bfloat16>(o[n][2] * l[1], o[n][3] * l[1]);
+            if (out_lo) *(float2 *)(out_lo + d) = make_float2(o[mt][n][0] * l[mt][0], o[mt][n][1] * l[mt][0]);
+            if (out_hi) *(float2 *)(out_hi + d) = make_float2(o[mt][n][2] * l[mt][1], o[mt][n][3] * l[mt][1]);
+        }
+        if (a.out16) { /* the same values rounded as the conversion pass would round them, at the same offsets */
+            uint32_t *o16 = (uint32_t *)a.out16;
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++) {
+                const int d = 8 * n + 2 * tq;
+                const float v0 = o[mt][n][0] * l[mt][0], v1 = o[mt][n][1] * l[mt][0];
+                const float v2 = o[mt][n][2] * l[mt][1], v3 = o[mt][n][3] * l[mt][1];
+                if (out_lo) o16[(out_lo - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v0, v1) : pack2<__nv_bfloat16>(v0, v1);
+                if (out_hi) o16[(out_hi - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v2, v3) : pack2<__nv_bfloat16>(v2, v3);
+            }
         }
     }
 }
 
-static size_t prefill_smem(int64_t hd) { return (size_t)PF_STAGES * 2 * PF_BN * (size_t)hd * 2; }
+static size_t prefill_smem(int64_t hd, int mt) {
+    const size_t stages = mt == 1 ? pf_shape<1>::STAGES : pf_shape<2>::STAGES;
+    return (stages * 2 * PF_BN + (mt == 1 ? 0 : PF_BM)) * (size_t)hd * 2;
+}
 
 /* The kernel instances: blocks per SM asked of the compiler (MINB) is 2 for
- * head dim 64, 1 for 128 (up to 255 registers a thread). Two blocks of head dim
- * 128 (128 registers, 356 bytes spilled) measured 11-30% slower (docs/BENCHMARKS.md). */
-template <typename E, int HD, int MINB> static bool setup_one(cuda_backend *c) {
+ * head dim 64 and for MT = 2, 1 for MT = 1 at 128 (up to 255 registers a thread).
+ * Two blocks of MT = 1 at head dim 128 (128 registers, 356 bytes spilled)
+ * measured 11-30% slower (docs/BENCHMARKS.md). */
+template <typename E, int HD, int MT, int MINB> static bool setup_one(cuda_backend *c) {
     return rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_kernel<E, HD, MINB>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(HD)),
+                         cudaFuncSetAttribute(attn_prefill_kernel<E, HD, MT, MINB>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prefill_smem(HD, MT)),
                          "prefill attention setup");
 }
 
 bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
-    return setup_one<__half, 64, 2>(c) && setup_one<__nv_bfloat16, 64, 2>(c) && setup_one<__half, 128, 1>(c) &&
-           setup_one<__nv_bfloat16, 128, 1>(c);
+    return setup_one<__half, 64, 1, 2>(c) && setup_one<__nv_bfloat16, 64, 1, 2>(c) &&
+           setup_one<__half, 128, 1, 1>(c) && setup_one<__nv_bfloat16, 128, 1, 1>(c) &&
+           setup_one<__half, 64, 2, 2>(c) && setup_one<__nv_bfloat16, 64, 2, 2>(c) &&
+           setup_one<__half, 128, 2, 2>(c) && setup_one<__nv_bfloat16, 128, 2, 2>(c);
 }
 
 template <typename E>
-static void launch_prefill(cuda_backend *c, int64_t hd, dim3 grid, size_t smem, const prefill_params &a) {
-    if (hd == 64) attn_prefill_kernel<E, 64, 2><<<grid, PF_THREADS, smem, c->stream>>>(a);
-    else attn_prefill_kernel<E, 128, 1><<<grid, PF_THREADS, smem, c->stream>>>(a);
+static void launch_prefill(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
+    const size_t smem = prefill_smem(hd, c->pf_mt2 ? 2 : 1);
+    constexpr int T1 = pf_shape<1>::THREADS, T2 = pf_shape<2>::THREADS;
+    if (c->pf_mt2) {
+        if (hd == 64) attn_prefill_kernel<E, 64, 2, 2><<<grid, T2, smem, c->stream>>>(a);
+        else attn_prefill_kernel<E, 128, 2, 2><<<grid, T2, smem, c->stream>>>(a);
+    } else {
+        if (hd == 64) attn_prefill_kernel<E, 64, 1, 2><<<grid, T1, smem, c->stream>>>(a);
+        else attn_prefill_kernel<E, 128, 1, 1><<<grid, T1, smem, c->stream>>>(a);
+    }
 }
 
 bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
@@ -369,9 +461,8 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale_log2 = q->scale * 1.4426950408889634f;
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));
-    size_t smem = prefill_smem(hd);
-    if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, smem, a);
-    else launch_prefill<__nv_bfloat16>(c, hd, grid, smem, a);
+    if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, a);
+    else launch_prefill<__nv_bfloat16>(c, hd, grid, a);
     if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
         c->x16_src = q->out, c->x16_n = n_tok * q->n_head * hd, c->x16_type = t16;
     return true;

@@ -508,6 +508,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->gemv_q_u2 = lever("RIDGE_CUDA_GEMV_Q_U2", false);
     c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", true);
     c->prefill_inputs = lever("RIDGE_CUDA_PREFILL_INPUTS", true);
+    c->pf_mt2 = lever("RIDGE_CUDA_PF_MT2", false);
     c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {

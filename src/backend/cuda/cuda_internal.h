@@ -38,6 +38,7 @@ typedef struct cuda_backend {
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
+    bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1, opt-in, unmeasured) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (x16_src; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
      * by rmsnorm_prepare for the next quantized GEMV on it; NULL: none */
