@@ -185,11 +185,10 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
         for (int i = threadIdx.x; i < PF_BM * CH; i += NTHR) {
             const int r = i / CH, c = i % CH;
             uint32_t w[4] = {0, 0, 0, 0};
-            if (r < n_rows) {
-                const float4 *src = (const float4 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
-                const float4 x0 = src[0], x1 = src[1];
-                w[0] = pack2<E>(x0.x, x0.y), w[1] = pack2<E>(x0.z, x0.w);
-                w[2] = pack2<E>(x1.x, x1.y), w[3] = pack2<E>(x1.z, x1.w);
+            if (r < n_rows) { /* q is 8-byte aligned (rg_cuda_attention_prefill checks) */
+                const float2 *src = (const float2 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
+#pragma unroll
+                for (int e = 0; e < 4; e++) w[e] = pack2<E>(src[e].x, src[e].y);
             }
             *(uint4 *)(q_s + swz<HD>(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
         }
