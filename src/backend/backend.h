@@ -62,6 +62,7 @@ typedef struct rg_backend_attn {
      * that the backend may write that matmul's input form alongside out (as
      * rmsnorm_prepare does); out is written either way. */
     const rg_weight *next;
+    bool *next_prepared; /* optional (NULL: none): set true where next's input form was written */
 } rg_backend_attn;
 
 typedef struct rg_backend rg_backend;

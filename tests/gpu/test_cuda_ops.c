@@ -515,6 +515,94 @@ static void test_prefill_inputs(rg_dtype t) {
     rg_kv_pool_free(pool);
 }
 
+/* The attention merge writing the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1,
+ * rg_backend_attn.next): decode steps of 1 and 3 tokens over contexts of a few
+ * hundred positions (many splits, so the merge runs), attention with `next` then
+ * the o-proj with the residual add, against attention without it then the same
+ * product (which quantizes for itself): outputs and products bit for bit, and the
+ * form reported written (next_prepared). */
+static void test_attention_quant(rg_dtype wt) {
+    char what[200];
+    rg_err err = {0};
+    const int64_t n_head = 8, n_head_kv = 2, hd = 64, k = n_head * hd, n_out = 256, ctx[3] = {300, 517, 33};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 64,
+                       .dtype = RG_BF16};
+    rg_kv_pool *pool;
+    rg_backend *gpu;
+    rg_backend_limits lim = {.max_tokens = 64, .k_max = k, .n_out_max = n_out, .n_head = n_head,
+                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 600};
+    setenv("RIDGE_CUDA_ATTN_QUANT", "1", 1);
+    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
+    unsetenv("RIDGE_CUDA_ATTN_QUANT");
+    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_weight wo;
+    void *hwo = NULL;
+    if (!random_weight(gpu, wt, k, n_out, &wo, &hwo)) return;
+    /* three sequences' K/V, stored 64 tokens a step */
+    rg_kv_seq s[3] = {0};
+    int32_t pos[64], nctx[64];
+    const int32_t *tables[64];
+    const int64_t n_kv = n_head_kv * hd;
+    for (int sq = 0; sq < 3; sq++) {
+        if (rg_kv_seq_reserve(pool, &s[sq], ctx[sq], &err)) {
+            check(err.msg, NAN, 0);
+            return;
+        }
+        for (int64_t p0 = 0; p0 < ctx[sq]; p0 += 64) {
+            const int64_t n = ctx[sq] - p0 < 64 ? ctx[sq] - p0 : 64;
+            for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(p0 + i), nctx[i] = pos[i] + 1, tables[i] = s[sq].blocks;
+            gpu->begin_step(gpu, &(rg_step){.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx,
+                                            .ctx_max = (int32_t)(p0 + n)});
+            float *kv = randn(n * n_kv, 1.0f);
+            float *dkv = dev_copy(gpu, kv, n * n_kv);
+            gpu->kv_store(gpu, 0, dkv, dkv);
+            free(kv), gpu->free(gpu, dkv);
+        }
+        s[sq].n_tokens = ctx[sq];
+    }
+    double worst_out = 0, worst_y = 0;
+    bool prepared_all = true;
+    for (int64_t n = 1; n <= 3; n += 2) { /* a step of 1 token, then of 3 (one per sequence) */
+        for (int64_t i = 0; i < n; i++)
+            pos[i] = (int32_t)(ctx[i] - 1), nctx[i] = (int32_t)ctx[i], tables[i] = s[i].blocks;
+        gpu->begin_step(gpu, &(rg_step){.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 517});
+        float *q = randn(n * k, 1.0f), *res = randn(n * n_out, 1.0f);
+        float *dq = dev_copy(gpu, q, n * k), *o1 = dev_poisoned(gpu, n * k), *o2 = dev_poisoned(gpu, n * k);
+        float *y1 = dev_copy(gpu, res, n * n_out), *y2 = dev_copy(gpu, res, n * n_out);
+        bool prepared = false;
+        rg_backend_attn a = {.layer = 0, .n_head = n_head, .q = dq, .out = o1, .scale = 0.125f,
+                             .kind = RG_ATTN_FLASH, .next = &wo, .next_prepared = &prepared};
+        gpu->attention(gpu, &a);
+        gpu->matmul_add(gpu, &wo, NULL, o1, n, y1);
+        prepared_all = prepared_all && prepared;
+        a.out = o2, a.next = NULL, a.next_prepared = NULL;
+        gpu->attention(gpu, &a);
+        gpu->matmul_add(gpu, &wo, NULL, o2, n, y2);
+        float *h1 = download(gpu, o1, n * k), *h2 = download(gpu, o2, n * k);
+        worst_out = worse(worst_out, rel_err_f(h1, h2, n * k));
+        free(h1), free(h2);
+        h1 = download(gpu, y1, n * n_out), h2 = download(gpu, y2, n * n_out);
+        worst_y = worse(worst_y, rel_err_f(h1, h2, n * n_out));
+        free(h1), free(h2), free(q), free(res);
+        gpu->free(gpu, dq), gpu->free(gpu, o1), gpu->free(gpu, o2), gpu->free(gpu, y1), gpu->free(gpu, y2);
+    }
+    const char *name = rg_dtype_name(wt);
+    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: form written for 1 and 3 tokens", name);
+    check(what, prepared_all ? 0 : NAN, 0);
+    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: attention output vs without next", name);
+    check(what, worst_out, 0);
+    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: o-proj + residual vs quantizing itself", name);
+    check(what, worst_y, 0);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    for (int sq = 0; sq < 3; sq++) rg_kv_seq_free(pool, &s[sq]);
+    gpu->unload_weight(gpu, &wo), free(hwo);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
 static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 8192, n_out = 37;
     const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_1 ? RG_Q8_0 : RG_Q8_K;
@@ -1212,6 +1300,7 @@ typedef struct prefill_case {
     int64_t n_head, n_head_kv, hd;
     rg_weight wo;      /* an o-proj: the GPU attention is told it reads out next (rg_backend_attn.next) */
     double worst_next; /* its product on the form attention wrote vs on out converted */
+    int n_prepared;    /* steps of more than 16 tokens where attention wrote that form (next_prepared) */
 } prefill_case;
 
 /* One step of n tokens on both backends: random K/V stored at each token's
@@ -1238,15 +1327,17 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
         rg_backend_attn a = {.layer = 0, .n_head = pc->n_head, .q = q, .out = out_ref,
                              .scale = 1.0f / sqrtf((float)pc->hd), .kind = RG_ATTN_FLASH};
         cpu->attention(cpu, &a);
-        a.q = dq, a.out = dout, a.next = &pc->wo;
+        bool prepared = false;
+        a.q = dq, a.out = dout, a.next = &pc->wo, a.next_prepared = &prepared;
         gpu->attention(gpu, &a);
+        pc->n_prepared += prepared && n > 16;
         float *out_gpu = download(gpu, dout, n * n_q);
         e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
         /* the 32-rows-a-warp kernel on the same inputs */
         rg_backend *g2 = pc->gpu_mt2;
         float *dq2 = dev_copy(g2, q, n * n_q), *dout2 = dev_poisoned(g2, n * n_q);
         rg_backend_attn a2 = a;
-        a2.q = dq2, a2.out = dout2, a2.next = NULL;
+        a2.q = dq2, a2.out = dout2, a2.next = NULL, a2.next_prepared = NULL;
         g2->attention(g2, &a2);
         float *out2 = download(g2, dout2, n * n_q);
         pc->worst_mt2 = worse(pc->worst_mt2, rel_err_f(out2, out_gpu, n * n_q));
@@ -1365,6 +1456,9 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: o-proj on the form written by attention (next)",
              tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.worst_next, 0);
+    snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: the o-proj's form written on steps of > 16 tokens",
+             tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
+    check(what, pc.n_prepared > 0 ? 0 : NAN, 0);
     snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: 32 rows a warp (RIDGE_CUDA_PF_MT2=1) vs 16, bit for bit",
              tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.worst_mt2, 0);
@@ -1505,6 +1599,9 @@ int main(void) {
     const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
         test_norm_quant(norm_quant_types[i]);
+    const rg_dtype attn_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1};
+    for (size_t i = 0; i < sizeof attn_quant_types / sizeof *attn_quant_types; i++)
+        test_attention_quant(attn_quant_types[i]);
     const rg_dtype prefill_input_types[] = {RG_BF16, RG_F16, RG_Q4_0, RG_Q4_K};
     for (size_t i = 0; i < sizeof prefill_input_types / sizeof *prefill_input_types; i++)
         test_prefill_inputs(prefill_input_types[i]);

@@ -349,6 +349,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     }
     /* cuBLAS operands: activations as 16-bit, and a tile of dequantized weight rows */
     c->x16_elems = lim->max_tokens * lim->k_max;
+    c->k_max = lim->k_max;
     c->x16 = cuda_alloc(be, (size_t)c->x16_elems * 2);
     size_t full = (size_t)lim->n_out_max * (size_t)lim->k_max * 2;
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
@@ -509,6 +510,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", true);
     c->prefill_inputs = lever("RIDGE_CUDA_PREFILL_INPUTS", true);
     c->pf_mt2 = lever("RIDGE_CUDA_PF_MT2", false);
+    c->attn_quant = lever("RIDGE_CUDA_ATTN_QUANT", false);
     c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {

@@ -38,6 +38,7 @@ typedef struct cuda_backend {
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
+    bool attn_quant;              /* the attention merge writes the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1, opt-in, unmeasured) */
     bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1, opt-in, unmeasured) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (x16_src; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
@@ -75,6 +76,7 @@ typedef struct cuda_backend {
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
     int64_t x16_elems;            /* its capacity in elements */
+    int64_t k_max;                /* the widest matmul input reserved (xq holds GEMV_MAX_TOK rows of it) */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
     size_t w16_bytes;

@@ -26,43 +26,10 @@
  * its 16 * k_max floats for n_tok <= GEMV_MAX_TOK. */
 #include <stdlib.h>
 
+#include "backend/cuda/act_q8.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/rmsnorm.cuh"
-
-/* Per 32 activations: the scale and the sums of q over elements 0..15 and 16..31. */
-struct act_meta {
-    float d;
-    int16_t s0, s1;
-};
-static_assert(sizeof(act_meta) == 8, "act_meta is read as one int2");
-
-/* Where element e goes in the int8 layout: in place, or (PERM) per 8 the even
- * elements then the odd ones, matching the low/high nibbles of a weight word. */
-template <bool PERM> __device__ __forceinline__ int act_pos(int e) {
-    return PERM ? (e & ~7) | (e & 1) << 2 | (e & 7) >> 1 : e;
-}
-
-/* Lane 0 of a warp (one 32-element unit, lane = element) writes d and the two
- * sums of 16. Every lane must take part. */
-__device__ __forceinline__ void act_meta_store(int q, float d, act_meta *m) {
-    int s = q;
-    for (int off = 8; off; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-    int s1 = __shfl_sync(0xffffffffu, s, 16);
-    if ((threadIdx.x & 31) == 0) *m = act_meta{d, (int16_t)s, (int16_t)s1};
-}
-
-/* Q8_0 per 32, one warp a unit (lane = element v): d = amax/127, q = roundf(v *
- * (1/d)) (half away from zero, the product rounded on its own as on the CPU), d
- * kept as its f16 value; the unit's 32 int8 go to unit_q, its act_meta to m. */
-template <bool PERM> __device__ __forceinline__ void q8_0_unit(float v, int lane, int8_t *unit_q, act_meta *m) {
-    float amax = fabsf(v);
-    for (int off = 16; off; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    const int qi = (int)roundf(__fmul_rn(v, id));
-    unit_q[act_pos<PERM>(lane)] = (int8_t)qi;
-    act_meta_store(qi, __half2float(__float2half_rn(d)), m);
-}
 
 /* n is a multiple of 32, so warps are wholly in or out. */
 template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_t n, int8_t *q, act_meta *meta) {
@@ -108,13 +75,6 @@ template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t
     RG_PDL_WAIT(); /* as act_q8_0_int8_kernel */
     const int64_t b0 = (int64_t)blockIdx.x * 256;
     q8_k_block<PERM>(x[b0 + threadIdx.x], q + b0, meta + b0 / 32);
-}
-
-/* The int8 activation forms: per 32 with Q8_0's rule, in place (Q8_0 weights) or
- * permuted (Q4_0), and per 256 with Q8_K's rule, permuted (Q4_K, Q6_K). */
-enum { ACT_Q8_0 = 1, ACT_Q8_0_PERM, ACT_Q8_K_PERM };
-template <int T> constexpr int act_fmt_of() {
-    return T == RG_Q8_0 ? ACT_Q8_0 : T == RG_Q4_0 || T == RG_Q4_1 ? ACT_Q8_0_PERM : ACT_Q8_K_PERM;
 }
 
 /* rmsnorm and the int8 activations in one kernel (rg_cuda_rmsnorm_prepare): a
@@ -409,10 +369,7 @@ bool rg_cuda_gemv_dp4a(cuda_backend *c, int mode, const gemv_job &job, int n_mat
 bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
                           float *out, const rg_weight *next) {
     if (!c->norm_quant || !next || next->k != n || n_tok < 1 || n_tok > GEMV_MAX_TOK || c->status) return false;
-    const int fmt = next->type == RG_Q8_0   ? ACT_Q8_0
-                    : next->type == RG_Q4_0 || next->type == RG_Q4_1 ? ACT_Q8_0_PERM
-                    : next->type == RG_Q4_K || next->type == RG_Q6_K ? ACT_Q8_K_PERM
-                                                                      : 0;
+    const int fmt = rg_cuda_act_fmt(next->type);
     if (!fmt || n % (fmt == ACT_Q8_K_PERM ? 256 : 32)) return false;
     int8_t *q = (int8_t *)c->xq;
     act_meta *meta = (act_meta *)(q + n_tok * n);
