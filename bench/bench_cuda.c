@@ -140,7 +140,7 @@ static void fu_call(void *p) {
         be->matmul(be, &l->gate, NULL, a->x, 1, a->g), be->matmul(be, &l->up, NULL, a->x, 1, a->u);
         be->swiglu(be, a->g, a->u, l->gate.n_out, a->g);
         break;
-    case 3: be->matmul_swiglu(be, &l->gate, &l->up, a->x, 1, a->g); break;
+    case 3: be->matmul_swiglu(be, &l->gate, &l->up, a->x, 1, a->g, NULL); break;
     case 4:
         be->matmul(be, &l->down, NULL, a->xf, 1, a->q);
         be->add(be, a->res, a->q, l->down.n_out);

@@ -62,7 +62,6 @@ typedef struct rg_backend_attn {
      * that the backend may write that matmul's input form alongside out (as
      * rmsnorm_prepare does); out is written either way. */
     const rg_weight *next;
-    bool *next_prepared; /* optional (NULL: none): set true where next's input form was written */
 } rg_backend_attn;
 
 typedef struct rg_backend rg_backend;
@@ -134,9 +133,11 @@ struct rg_backend {
                          int64_t n_tok, float *const *y);
     /* y += W·x (+ bias): a matmul with the residual add in its epilogue. */
     bool (*matmul_add)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
-    /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue. */
+    /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue;
+     * next (may be NULL): the weight that reads out next, whose input form the
+     * backend may prepare in the same pass (as rmsnorm_prepare does). */
     bool (*matmul_swiglu)(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                          float *out);
+                          float *out, const rg_weight *next);
     /* out = rmsnorm(x, w, eps) as rmsnorm computes it, and, where the backend can,
      * next's input form prepared from it in the same pass (CUDA: the int8
      * activations of a quantized GEMV), used by the next matmul-family op on out
@@ -149,6 +150,12 @@ struct rg_backend {
      * unwritten, so only that op may read it. */
     bool (*swiglu_into)(rg_backend *be, const float *gate, const float *up, int64_t n, float *out,
                         const rg_weight *next);
+    /* Optional (NULL: never): whether the backend holds w's input form of the
+     * n_tok rows at x, written by the op that produced x for the next matmul on it
+     * (rmsnorm_prepare, swiglu_into, matmul_swiglu or attention given a next) —
+     * what that matmul will read instead of converting x. For tests: a fused
+     * path's checks can then tell it was taken. */
+    bool (*holds_input_form)(rg_backend *be, const float *x, const rg_weight *w, int64_t n_tok);
     /* rope(q), rope(k), then kv_store(layer, k, v) in one pass (k is rotated in place too). */
     bool (*rope_kv_store)(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                           int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);

@@ -433,7 +433,8 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         matmul_residual(c, "attn_output", "attn_residual", L, &l->wo, c->att, n);
 
         rmsnorm_for(c, "ffn_norm", L, c->x, l->ffn_norm, n, c->xb, &l->w_gate);
-        if (!fused(c) || !be->matmul_swiglu || !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate)) {
+        if (!fused(c) || !be->matmul_swiglu ||
+            !be->matmul_swiglu(be, &l->w_gate, &l->w_up, c->xb, n, c->gate, &l->w_down)) {
             /* both products in one op where the backend shares their input pass (prefill on CUDA) */
             if (!fused(c) || !be->matmul_multi ||
                 !be->matmul_multi(be, 2, (const rg_weight *const[]){&l->w_gate, &l->w_up}, NULL, c->xb, n,

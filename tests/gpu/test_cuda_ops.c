@@ -361,12 +361,12 @@ static void test_norm_quant(rg_dtype t) {
         /* reference: rmsnorm, then the GEMVs quantize for themselves */
         gpu->rmsnorm(gpu, dx, dg, k, n, 1e-5f, xb_ref);
         gpu->matmul_multi(gpu, 3, qkv, NULL, xb_ref, n, yr);
-        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb_ref, n, yr[3]);
+        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb_ref, n, yr[3], NULL);
         /* prepared: QKV consumes the prepared activations; gate/up after a second prepare */
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[0]);
         gpu->matmul_multi(gpu, 3, qkv, NULL, xb, n, yg);
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[3]);
-        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb, n, yg[3]);
+        gpu->matmul_swiglu(gpu, &w[3], &w[4], xb, n, yg[3], NULL);
         float *a = download(gpu, xb_ref, n * k), *b = download(gpu, xb, n * k);
         worst_x = worse(worst_x, rel_err_f(b, a, n * k));
         free(a), free(b);
@@ -520,7 +520,7 @@ static void test_prefill_inputs(rg_dtype t) {
  * hundred positions (many splits, so the merge runs), attention with `next` then
  * the o-proj with the residual add, against attention without it then the same
  * product (which quantizes for itself): outputs and products bit for bit, and the
- * form reported written (next_prepared). */
+ * form reported held (holds_input_form). */
 static void test_attention_quant(rg_dtype wt) {
     char what[200];
     rg_err err = {0};
@@ -572,13 +572,12 @@ static void test_attention_quant(rg_dtype wt) {
         float *q = randn(n * k, 1.0f), *res = randn(n * n_out, 1.0f);
         float *dq = dev_copy(gpu, q, n * k), *o1 = dev_poisoned(gpu, n * k), *o2 = dev_poisoned(gpu, n * k);
         float *y1 = dev_copy(gpu, res, n * n_out), *y2 = dev_copy(gpu, res, n * n_out);
-        bool prepared = false;
         rg_backend_attn a = {.layer = 0, .n_head = n_head, .q = dq, .out = o1, .scale = 0.125f,
-                             .kind = RG_ATTN_FLASH, .next = &wo, .next_prepared = &prepared};
+                             .kind = RG_ATTN_FLASH, .next = &wo};
         gpu->attention(gpu, &a);
+        prepared_all = prepared_all && gpu->holds_input_form(gpu, o1, &wo, n);
         gpu->matmul_add(gpu, &wo, NULL, o1, n, y1);
-        prepared_all = prepared_all && prepared;
-        a.out = o2, a.next = NULL, a.next_prepared = NULL;
+        a.out = o2, a.next = NULL;
         gpu->attention(gpu, &a);
         gpu->matmul_add(gpu, &wo, NULL, o2, n, y2);
         float *h1 = download(gpu, o1, n * k), *h2 = download(gpu, o2, n * k);
@@ -599,6 +598,68 @@ static void test_attention_quant(rg_dtype wt) {
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     for (int sq = 0; sq < 3; sq++) rg_kv_seq_free(pool, &s[sq]);
     gpu->unload_weight(gpu, &wo), free(hwo);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
+/* matmul_swiglu writing the down product's int8 activations (RIDGE_CUDA_SWIGLU_QUANT=1,
+ * its `next`): gate/up then down + residual, against the same with no next (the
+ * down GEMV quantizing for itself): SwiGLU outputs and down products bit for bit,
+ * the form reported held, for 1..16 tokens (two 8-token launches from 9 on, the
+ * unit counters reused launch after launch). */
+static void test_swiglu_quant(rg_dtype t) {
+    char what[200];
+    rg_err err = {0};
+    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
+    rg_kv_pool *pool;
+    rg_backend *gpu;
+    const int64_t k = 512, n_ff = 768;
+    rg_backend_limits lim = {.max_tokens = 16, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
+                             .head_dim = 64, .max_ctx = 64};
+    setenv("RIDGE_CUDA_SWIGLU_QUANT", "1", 1);
+    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
+    unsetenv("RIDGE_CUDA_SWIGLU_QUANT");
+    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
+        check(err.msg, NAN, 0);
+        return;
+    }
+    rg_weight wg, wu, wd;
+    void *hg = NULL, *hu = NULL, *hd = NULL;
+    if (!random_weight(gpu, t, k, n_ff, &wg, &hg) || !random_weight(gpu, t, k, n_ff, &wu, &hu) ||
+        !random_weight(gpu, t, n_ff, k, &wd, &hd))
+        return;
+    double worst_s = 0, worst_y = 0;
+    bool held = true;
+    const int64_t toks[] = {1, 3, 8, 11, 16, 1};
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        const int64_t n = toks[ti];
+        float *x = randn(n * k, 1.0f), *res = randn(n * k, 1.0f);
+        float *dx = dev_copy(gpu, x, n * k), *s1 = dev_poisoned(gpu, n * n_ff), *s2 = dev_poisoned(gpu, n * n_ff);
+        float *y1 = dev_copy(gpu, res, n * k), *y2 = dev_copy(gpu, res, n * k);
+        gpu->matmul_swiglu(gpu, &wg, &wu, dx, n, s1, &wd);
+        held = held && gpu->holds_input_form(gpu, s1, &wd, n);
+        gpu->matmul_add(gpu, &wd, NULL, s1, n, y1);
+        gpu->matmul_swiglu(gpu, &wg, &wu, dx, n, s2, NULL);
+        gpu->matmul_add(gpu, &wd, NULL, s2, n, y2);
+        float *a = download(gpu, s1, n * n_ff), *b = download(gpu, s2, n * n_ff);
+        worst_s = worse(worst_s, rel_err_f(a, b, n * n_ff));
+        free(a), free(b);
+        a = download(gpu, y1, n * k), b = download(gpu, y2, n * k);
+        worst_y = worse(worst_y, rel_err_f(a, b, n * k));
+        free(a), free(b), free(x), free(res);
+        gpu->free(gpu, dx), gpu->free(gpu, s1), gpu->free(gpu, s2), gpu->free(gpu, y1), gpu->free(gpu, y2);
+    }
+    const char *name = rg_dtype_name(t);
+    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: form held, 1..16 tokens", name);
+    check(what, held ? 0 : NAN, 0);
+    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: SwiGLU outputs vs without next", name);
+    check(what, worst_s, 0);
+    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: down + residual vs quantizing itself",
+             name);
+    check(what, worst_y, 0);
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    gpu->unload_weight(gpu, &wg), gpu->unload_weight(gpu, &wu), gpu->unload_weight(gpu, &wd);
+    free(hg), free(hu), free(hd);
     gpu->destroy(gpu);
     rg_kv_pool_free(pool);
 }
@@ -730,7 +791,7 @@ static void test_gemv_paths(rg_backend *gpu, rg_backend *plain, rg_dtype t, int6
             bool handled = be->matmul_multi(be, 3, (const rg_weight *const[]){&w[0], &w[1], &w[2]}, biases, dx, n, dy);
             be->matmul(be, &w[0], db, dx, n, dy[3]);
             handled = be->matmul_add(be, &w[0], db, dx, n, dy[4]) && handled;
-            handled = be->matmul_swiglu(be, &w[3], &w[4], dx, n, dy[5]) && handled;
+            handled = be->matmul_swiglu(be, &w[3], &w[4], dx, n, dy[5], NULL) && handled;
             if (!handled) check("GEMV paths: a fused matmul declined", NAN, 0);
             for (int o = 0; o < 6; o++) got[b][o] = download(be, dy[o], n_y[o]), be->free(be, dy[o]);
             be->free(be, dx), be->free(be, db);
@@ -812,7 +873,7 @@ static void test_fused_matmuls(rg_backend *gpu, rg_dtype t) {
         gpu->matmul(gpu, &w[3], NULL, dx, n, dg);
         gpu->matmul(gpu, &w[4], NULL, dx, n, du);
         gpu->swiglu(gpu, dg, du, n * n_ff, dg);
-        if (gpu->matmul_swiglu(gpu, &w[3], &w[4], dx, n, ds)) {
+        if (gpu->matmul_swiglu(gpu, &w[3], &w[4], dx, n, ds, NULL)) {
             float *a = download(gpu, dg, n * n_ff), *c = download(gpu, ds, n * n_ff);
             snprintf(what, sizeof what, "fused matmul_swiglu %s n_tok %lld", rg_dtype_name(t), (long long)n);
             check(what, rel_err_f(c, a, n * n_ff), 1e-6);
@@ -1300,7 +1361,7 @@ typedef struct prefill_case {
     int64_t n_head, n_head_kv, hd;
     rg_weight wo;      /* an o-proj: the GPU attention is told it reads out next (rg_backend_attn.next) */
     double worst_next; /* its product on the form attention wrote vs on out converted */
-    int n_prepared;    /* steps of more than 16 tokens where attention wrote that form (next_prepared) */
+    int n_prepared;    /* steps of more than 16 tokens where attention wrote that form (holds_input_form) */
 } prefill_case;
 
 /* One step of n tokens on both backends: random K/V stored at each token's
@@ -1327,17 +1388,16 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
         rg_backend_attn a = {.layer = 0, .n_head = pc->n_head, .q = q, .out = out_ref,
                              .scale = 1.0f / sqrtf((float)pc->hd), .kind = RG_ATTN_FLASH};
         cpu->attention(cpu, &a);
-        bool prepared = false;
-        a.q = dq, a.out = dout, a.next = &pc->wo, a.next_prepared = &prepared;
+        a.q = dq, a.out = dout, a.next = &pc->wo;
         gpu->attention(gpu, &a);
-        pc->n_prepared += prepared && n > 16;
+        pc->n_prepared += n > 16 && gpu->holds_input_form(gpu, dout, &pc->wo, n);
         float *out_gpu = download(gpu, dout, n * n_q);
         e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
         /* the 32-rows-a-warp kernel on the same inputs */
         rg_backend *g2 = pc->gpu_mt2;
         float *dq2 = dev_copy(g2, q, n * n_q), *dout2 = dev_poisoned(g2, n * n_q);
         rg_backend_attn a2 = a;
-        a2.q = dq2, a2.out = dout2, a2.next = NULL, a2.next_prepared = NULL;
+        a2.q = dq2, a2.out = dout2, a2.next = NULL;
         g2->attention(g2, &a2);
         float *out2 = download(g2, dout2, n * n_q);
         pc->worst_mt2 = worse(pc->worst_mt2, rel_err_f(out2, out_gpu, n * n_q));
@@ -1599,6 +1659,9 @@ int main(void) {
     const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
         test_norm_quant(norm_quant_types[i]);
+    const rg_dtype swiglu_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
+    for (size_t i = 0; i < sizeof swiglu_quant_types / sizeof *swiglu_quant_types; i++)
+        test_swiglu_quant(swiglu_quant_types[i]);
     const rg_dtype attn_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1};
     for (size_t i = 0; i < sizeof attn_quant_types / sizeof *attn_quant_types; i++)
         test_attention_quant(attn_quant_types[i]);

@@ -462,10 +462,8 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));
     if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, a);
     else launch_prefill<__nv_bfloat16>(c, hd, grid, a);
-    if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16) {
+    if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
         c->x16_src = q->out, c->x16_n = n_tok * q->n_head * hd, c->x16_type = t16;
-        if (q->next_prepared) *q->next_prepared = true;
-    }
     return true;
 }
 

@@ -38,12 +38,14 @@ typedef struct cuda_backend {
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
+    bool swiglu_quant;            /* matmul_swiglu writes the down product's int8 activations (RIDGE_CUDA_SWIGLU_QUANT=1, opt-in, unmeasured) */
     bool attn_quant;              /* the attention merge writes the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1, opt-in, unmeasured) */
     bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1, opt-in, unmeasured) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (x16_src; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
      * by rmsnorm_prepare for the next quantized GEMV on it; NULL: none */
     const float *xq_src;
+    void *xq_buf; /* where that form is: xq, or xq2 (written by matmul_swiglu while its own input is in xq) */
     int xq_fmt;
     int64_t xq_ntok, xq_k;
     /* x16 holds the cuBLAS input form (x16_type: RG_BF16 or RG_F16) of the first
@@ -79,6 +81,8 @@ typedef struct cuda_backend {
     int64_t k_max;                /* the widest matmul input reserved (xq holds GEMV_MAX_TOK rows of it) */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
+    float *xq2;                   /* a second one, for the down product's input written by matmul_swiglu */
+    unsigned *unit_cnt;           /* k_max / 32 counters (matmul_q.cu's swiglu_quant_tail), zero between launches */
     size_t w16_bytes;
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
@@ -135,7 +139,8 @@ bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, cons
 bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok,
                         float *y);
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                           float *out);
+                           float *out, const rg_weight *next);
+bool rg_cuda_holds_input_form(rg_backend *be, const float *x, const rg_weight *w, int64_t n_tok);
 bool rg_cuda_rope_kv_store(rg_backend *be, int64_t layer, float *q, float *k, const float *v, int64_t n_head,
                            int64_t n_head_kv, int64_t head_dim, const rg_rope_params *p);
 bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,

@@ -378,9 +378,10 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y, const rope_kv_layout *rope = NULL) {
+                 int64_t n_tok, float *const *y, const rope_kv_layout *rope = NULL, const act_out *ao = NULL) {
     gemv_job job = {};
     if (rope) job.rope = *rope;
+    if (ao) job.ao = *ao;
     for (int i = 0; i < n_mat; i++) {
         job.w[i] = rg_cuda_planes(w[i]);
         job.bias[i] = bias ? bias[i] : NULL;
@@ -454,16 +455,37 @@ bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, c
     return true;
 }
 
-/* out = silu(Wg·x) * (Wu·x) for decode-sized steps; larger ones run the unfused ops. */
+/* out = silu(Wg·x) * (Wu·x) for decode-sized steps; larger ones run the unfused
+ * ops. With RIDGE_CUDA_SWIGLU_QUANT=1 (opt-in), when gate/up and next are both
+ * integer-GEMV types, the kernel also writes next's int8 activations of out into
+ * xq2 (matmul_q.cu's swiglu_quant_tail), for the down product to find. */
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
-                           float *out) {
+                           float *out, const rg_weight *next) {
     cuda_backend *c = cuda_of(be);
     if (n_tok > GEMV_MAX_TOK || gate->type != up->type || gate->k != up->k || gate->n_out != up->n_out) return false;
     if (n_tok <= 0 || c->status) return true;
     const rg_weight *w[2] = {gate, up};
     float *y[2] = {out, NULL};
-    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y);
+    act_out ao = {};
+    const int64_t n = gate->n_out;
+    if (c->swiglu_quant && next && rg_cuda_act_fmt(gate->type) && next->k == n && n <= c->k_max) {
+        ao.fmt = rg_cuda_act_fmt(next->type);
+        if (n % (ao.fmt == ACT_Q8_K_PERM ? 256 : 32)) ao.fmt = 0;
+        ao.q = (int8_t *)c->xq2, ao.meta = (act_meta *)(ao.q + n_tok * n), ao.cnt = c->unit_cnt;
+    }
+    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y, NULL, ao.fmt ? &ao : NULL);
+    if (ao.fmt && !c->status) c->xq_src = out, c->xq_buf = c->xq2, c->xq_fmt = ao.fmt, c->xq_ntok = n_tok, c->xq_k = n;
     return true;
+}
+
+bool rg_cuda_holds_input_form(rg_backend *be, const float *x, const rg_weight *w, int64_t n_tok) {
+    const cuda_backend *c = cuda_of(be);
+    if (n_tok <= GEMV_MAX_TOK) {
+        const int fmt = rg_cuda_act_fmt(w->type);
+        return fmt && c->xq_src == x && c->xq_fmt == fmt && c->xq_ntok == n_tok && c->xq_k == w->k;
+    }
+    const rg_dtype t = rg_cuda_x16_type(w);
+    return t != RG_F32 && c->x16_src == x && c->x16_n == n_tok * w->k && c->x16_type == t;
 }
 
 /* q, k, v products with RoPE and the K/V store in the epilogue (GEMV_QKV_ROPE)

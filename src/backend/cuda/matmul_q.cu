@@ -105,6 +105,81 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_int8_kernel(const float *
     else q8_k_block<PERM>(v, q + t * k + i - threadIdx.x, meta + (t * k + i - threadIdx.x) / 32);
 }
 
+/* q8_k_block for a block of 128 threads: thread j holds elements j (v0) and
+ * j + 128 (v1) of the 256. The same rule and ties (the first element of largest
+ * |v|), so the same bits. Ends with a barrier: the shared arrays may be reused. */
+template <bool PERM>
+__device__ __forceinline__ void q8_k_block_128(float v0, float v1, int8_t *block_q, act_meta *block_meta) {
+    __shared__ float s_abs[128], s_v[256];
+    __shared__ int s_idx[128];
+    const int j = threadIdx.x;
+    const float a0 = fabsf(v0), a1 = fabsf(v1);
+    s_v[j] = v0, s_v[j + 128] = v1;
+    s_abs[j] = a1 > a0 ? a1 : a0, s_idx[j] = a1 > a0 ? j + 128 : j;
+    __syncthreads();
+    for (int stride = 64; stride; stride >>= 1) {
+        if (j < stride) {
+            float a = s_abs[j], b = s_abs[j + stride];
+            int ia = s_idx[j], ib = s_idx[j + stride];
+            if (b > a || (b == a && ib < ia)) s_abs[j] = b, s_idx[j] = ib;
+        }
+        __syncthreads();
+    }
+    int q0 = 0, q1 = 0;
+    float d = 0;
+    if (s_abs[0] != 0) {
+        const float iscale = -127.0f / s_v[s_idx[0]];
+        q0 = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v0)));
+        q1 = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v1)));
+        d = 1.0f / iscale;
+    }
+    block_q[act_pos<PERM>(j)] = (int8_t)q0;
+    block_q[act_pos<PERM>(j + 128)] = (int8_t)q1;
+    act_meta_store(q0, d, block_meta + j / 32);
+    act_meta_store(q1, d, block_meta + 4 + j / 32);
+    __syncthreads();
+}
+
+/* After a GEMV_SWIGLU block's epilogue (job.ao.fmt set, RIDGE_CUDA_SWIGLU_QUANT=1):
+ * the block that completes a unit of the output (32 rows for the per-32 forms,
+ * 256 for Q8_K; a block has R of them) quantizes that unit for every token, as
+ * the activation quantization kernels would, so the down product finds its int8
+ * activations written and that launch disappears. Completion is counted per
+ * unit: each block's output stores are fenced, then one atomic increment; the
+ * block that brings the count to units/R reads the unit through L2 and puts the
+ * counter back to 0 for the next launch. */
+template <int R> __device__ __forceinline__ void swiglu_quant_tail(const gemv_job &job, int64_t r0, int64_t n_tok) {
+    __shared__ bool last;
+    const act_out &ao = job.ao;
+    const int U = ao.fmt == ACT_Q8_K_PERM ? 256 : 32;
+    const int64_t n = job.w[0].n_out, unit = r0 / U;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(ao.cnt + unit, 1u) == (unsigned)(U / R - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float *y = job.y[0];
+    if (ao.fmt != ACT_Q8_K_PERM) {
+        const int lane = threadIdx.x & 31;
+        for (int64_t t = threadIdx.x >> 5; t < n_tok; t += GEMV_THREADS / 32) {
+            const float v = __ldcg(y + t * n + unit * 32 + lane);
+            int8_t *uq = ao.q + t * n + unit * 32;
+            act_meta *um = ao.meta + t * (n / 32) + unit;
+            if (ao.fmt == ACT_Q8_0) q8_0_unit<false>(v, lane, uq, um);
+            else q8_0_unit<true>(v, lane, uq, um);
+        }
+    } else {
+        static_assert(GEMV_THREADS == 128, "q8_k_block_128 takes two elements a thread");
+        for (int64_t t = 0; t < n_tok; t++) {
+            const float *yr = y + t * n + unit * 256;
+            q8_k_block_128<true>(__ldcg(yr + threadIdx.x), __ldcg(yr + threadIdx.x + 128), ao.q + t * n + unit * 256,
+                                 ao.meta + t * (n / 32) + unit * 8);
+        }
+    }
+    if (threadIdx.x == 0) ao.cnt[unit] = 0;
+}
+
 /* ---- weights: one row's 32-element unit as 8 words of 4 bytes (w[e] pairs
  * with activation word e) and two float factors */
 
@@ -286,6 +361,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = i / RG == g ? sum[i % RG][t] : 0.0f;
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
+    if (MODE == GEMV_SWIGLU && job.ao.fmt) swiglu_quant_tail<R>(job, r0, n_tok);
 }
 
 /* One launch per tile of up to 8 tokens (U applies to one-token tiles only). */
@@ -300,6 +376,7 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
         gemv_job jt = job;
         jt.rope_tok0 = t0;
         for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
+        if (jt.ao.fmt) jt.ao.q += t0 * job.w[0].n_out, jt.ao.meta += t0 * (job.w[0].n_out / 32);
         const dim3 grid(blocks), block(GEMV_THREADS);
         if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE, G, U>, grid, block, 0, jt, qt, mt, nt);
         else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE, G, 1>, grid, block, 0, jt, qt, mt, nt);
@@ -332,9 +409,9 @@ static void launch_mode(cuda_backend *c, const gemv_job &job, int n_mat, const i
 template <int T>
 static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
     const int64_t k = job.w[0].k, n = n_tok * k;
-    int8_t *q = (int8_t *)c->xq;
-    act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
     const bool prepared = c->xq_src == x && c->xq_fmt == act_fmt_of<T>() && c->xq_ntok == n_tok && c->xq_k == k;
+    int8_t *q = (int8_t *)(prepared ? c->xq_buf : c->xq);
+    act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
     c->xq_src = NULL; /* consumed, or overwritten below */
     if (!prepared) { /* else rg_cuda_rmsnorm_prepare wrote them with x */
         if (T == RG_Q8_0 || T == RG_Q4_0 || T == RG_Q4_1)
@@ -379,6 +456,6 @@ bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64
         rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_0_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
     else rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_K_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
     if (!RG_CUDA_LAUNCHED(c, "rmsnorm + int8 activations")) return true;
-    c->xq_src = out, c->xq_fmt = fmt, c->xq_ntok = n_tok, c->xq_k = n;
+    c->xq_src = out, c->xq_buf = c->xq, c->xq_fmt = fmt, c->xq_ntok = n_tok, c->xq_k = n;
     return true;
 }
