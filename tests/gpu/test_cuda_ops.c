@@ -316,6 +316,29 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
     }
 }
 
+/* A CUDA backend created with the lever `env` set to 1 (NULL: none) and reserved
+ * for lim over a pool of kc; false (reported) on failure. */
+static bool make_gpu(const char *env, const rg_backend_limits *lim, const rg_kv_config *kc, rg_backend **gpu,
+                     rg_kv_pool **pool) {
+    rg_err err = {0};
+    if (env) setenv(env, "1", 1);
+    rg_status st = rg_backend_cuda_create(0, gpu, &err);
+    if (env) unsetenv(env);
+    if (st || rg_kv_pool_create(kc, pool, &err) || (*gpu)->reserve(*gpu, lim, *pool, &err)) {
+        check(err.msg, NAN, 0);
+        return false;
+    }
+    return true;
+}
+
+/* make_gpu's backend and pool released, after a last check of the backend's status. */
+static void drop_gpu(rg_backend *gpu, rg_kv_pool *pool) {
+    rg_err err = {0};
+    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
+    gpu->destroy(gpu);
+    rg_kv_pool_free(pool);
+}
+
 /* rmsnorm_prepare (the default, RIDGE_CUDA_NORM_QUANT=0 off: rmsnorm and the int8 activations in
  * one kernel) then the quantized GEMVs on its output, against rmsnorm then the
  * same GEMVs quantizing for themselves: the normalized rows and every product
@@ -324,17 +347,13 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
  * into the same buffer must drop what was prepared (the next GEMV re-quantizes). */
 static void test_norm_quant(rg_dtype t) {
     char what[200];
-    rg_err err = {0};
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 2048, n_outs[3] = {300, 64, 64}, n_ff = 200;
     rg_backend_limits lim = {.max_tokens = 16, .k_max = k, .n_out_max = 512, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (rg_backend_cuda_create(0, &gpu, &err) || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
-        return;
-    }
+    if (!make_gpu(NULL, &lim, &kc, &gpu, &pool)) return;
     rg_weight w[5];
     void *hw[5] = {0};
     const int64_t outs[5] = {n_outs[0], n_outs[1], n_outs[2], n_ff, n_ff};
@@ -401,22 +420,11 @@ static void test_norm_quant(rg_dtype t) {
     check(what, compared ? worst_y : NAN, 0);
     snprintf(what, sizeof what, "rmsnorm_prepare %s: a later rmsnorm into the buffer drops the prepared form", name);
     check(what, compared ? worst_inv : NAN, 0);
-    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     for (int i = 0; i < 5; i++) gpu->unload_weight(gpu, &w[i]), free(hw[i]);
     gpu->free(gpu, dg), free(g);
-    gpu->destroy(gpu);
-    rg_kv_pool_free(pool);
+    drop_gpu(gpu, pool);
 }
 
-/* The GEMV of quantized weights quantizes x to int8 on the GPU (Q8_0 per 32 for
- * Q8_0/Q4_0 weights, Q8_K per 256 for Q4_K/Q6_K) and must round exactly as the
- * CPU reference quantizer: one activation a step off moves its token's outputs
- * by ~1e-3 relative, far over the tolerance. Rows built to hit the rounding
- * rules: all-zero blocks; blocks whose scale is exact (amax 127 -> d = 1, and
- * Q8_K's iscale = 1 from a first max of -127; amax 63.5 -> d = 0.5 / iscale -2)
- * holding values at exact .5 ties (Q8_0 rounds them away from zero, Q8_K to
- * even); tiny values (f16-subnormal Q8_0 scales); then random rows. k = 8192:
- * two 32-element units per thread of a block. */
 /* The cuBLAS input forms written by the ops that produce a prefill product's
  * input (rmsnorm_prepare, swiglu_into; attention's `next` is checked in
  * prefill_step), in place of the conversion pass: the products bit for bit
@@ -426,18 +434,13 @@ static void test_norm_quant(rg_dtype t) {
  * same input converts again). 17..40 tokens: the cuBLAS path. */
 static void test_prefill_inputs(rg_dtype t) {
     char what[200];
-    rg_err err = {0};
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 512, n_ff = 768, n_out = 320;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (rg_backend_cuda_create(0, &gpu, &err) || rg_kv_pool_create(&kc, &pool, &err) ||
-        gpu->reserve(gpu, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
-        return;
-    }
+    if (!make_gpu(NULL, &lim, &kc, &gpu, &pool)) return;
     rg_weight wq, wd; /* a k -> n_out product after the norm, an n_ff -> k one after SwiGLU */
     void *hq = NULL, *hd = NULL;
     if (!random_weight(gpu, t, k, n_out, &wq, &hq) || !random_weight(gpu, t, n_ff, k, &wd, &hd)) return;
@@ -508,11 +511,9 @@ static void test_prefill_inputs(rg_dtype t) {
     check(what, worst_inv, 0);
     snprintf(what, sizeof what, "prefill inputs %s: swiglu_into + matmul_add vs swiglu + matmul_add", name);
     check(what, worst_swiglu, 0);
-    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     gpu->unload_weight(gpu, &wq), gpu->unload_weight(gpu, &wd), free(hq), free(hd);
     gpu->free(gpu, dg), free(g);
-    gpu->destroy(gpu);
-    rg_kv_pool_free(pool);
+    drop_gpu(gpu, pool);
 }
 
 /* The attention merge writing the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1,
@@ -531,13 +532,7 @@ static void test_attention_quant(rg_dtype wt) {
     rg_backend *gpu;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = k, .n_out_max = n_out, .n_head = n_head,
                              .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 600};
-    setenv("RIDGE_CUDA_ATTN_QUANT", "1", 1);
-    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
-    unsetenv("RIDGE_CUDA_ATTN_QUANT");
-    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
-        return;
-    }
+    if (!make_gpu("RIDGE_CUDA_ATTN_QUANT", &lim, &kc, &gpu, &pool)) return;
     rg_weight wo;
     void *hwo = NULL;
     if (!random_weight(gpu, wt, k, n_out, &wo, &hwo)) return;
@@ -595,11 +590,9 @@ static void test_attention_quant(rg_dtype wt) {
     check(what, worst_out, 0);
     snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: o-proj + residual vs quantizing itself", name);
     check(what, worst_y, 0);
-    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     for (int sq = 0; sq < 3; sq++) rg_kv_seq_free(pool, &s[sq]);
     gpu->unload_weight(gpu, &wo), free(hwo);
-    gpu->destroy(gpu);
-    rg_kv_pool_free(pool);
+    drop_gpu(gpu, pool);
 }
 
 /* matmul_swiglu writing the down product's int8 activations (RIDGE_CUDA_SWIGLU_QUANT=1,
@@ -609,20 +602,13 @@ static void test_attention_quant(rg_dtype wt) {
  * unit counters reused launch after launch). */
 static void test_swiglu_quant(rg_dtype t) {
     char what[200];
-    rg_err err = {0};
     rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 512, n_ff = 768;
     rg_backend_limits lim = {.max_tokens = 16, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    setenv("RIDGE_CUDA_SWIGLU_QUANT", "1", 1);
-    rg_status st = rg_backend_cuda_create(0, &gpu, &err);
-    unsetenv("RIDGE_CUDA_SWIGLU_QUANT");
-    if (st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
-        return;
-    }
+    if (!make_gpu("RIDGE_CUDA_SWIGLU_QUANT", &lim, &kc, &gpu, &pool)) return;
     rg_weight wg, wu, wd;
     void *hg = NULL, *hu = NULL, *hd = NULL;
     if (!random_weight(gpu, t, k, n_ff, &wg, &hg) || !random_weight(gpu, t, k, n_ff, &wu, &hu) ||
@@ -657,13 +643,20 @@ static void test_swiglu_quant(rg_dtype t) {
     snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: down + residual vs quantizing itself",
              name);
     check(what, worst_y, 0);
-    if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
     gpu->unload_weight(gpu, &wg), gpu->unload_weight(gpu, &wu), gpu->unload_weight(gpu, &wd);
     free(hg), free(hu), free(hd);
-    gpu->destroy(gpu);
-    rg_kv_pool_free(pool);
+    drop_gpu(gpu, pool);
 }
 
+/* The GEMV of quantized weights quantizes x to int8 on the GPU (Q8_0 per 32 for
+ * Q8_0/Q4_0 weights, Q8_K per 256 for Q4_K/Q6_K) and must round exactly as the
+ * CPU reference quantizer: one activation a step off moves its token's outputs
+ * by ~1e-3 relative, far over the tolerance. Rows built to hit the rounding
+ * rules: all-zero blocks; blocks whose scale is exact (amax 127 -> d = 1, and
+ * Q8_K's iscale = 1 from a first max of -127; amax 63.5 -> d = 0.5 / iscale -2)
+ * holding values at exact .5 ties (Q8_0 rounds them away from zero, Q8_K to
+ * even); tiny values (f16-subnormal Q8_0 scales); then random rows. k = 8192:
+ * two 32-element units per thread of a block. */
 static void test_gemv_act_rounding(rg_backend *gpu, rg_dtype t) {
     const int64_t k = 8192, n_out = 37;
     const rg_dtype aq = t == RG_Q8_0 || t == RG_Q4_0 || t == RG_Q4_1 ? RG_Q8_0 : RG_Q8_K;
