@@ -373,7 +373,8 @@ static void test_session_greedy(void **state) {
         }
         assert_int_equal(s.n_history, P + G);
         for (int i = 0; i < G; i++)
-            if (got[i] != ref[i]) fail_msg("cache %d, token %d: greedy feed %d, feed + argmax %d", cache, i, got[i], ref[i]);
+            if (got[i] != ref[i])
+                fail_msg("cache %d, token %d: greedy feed %d, feed + argmax %d", cache, i, got[i], ref[i]);
         rg_session_free(&s);
         rg_ctx_free(ctx);
     }

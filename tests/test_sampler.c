@@ -223,14 +223,17 @@ static void test_cuts_whole_vocab(void **state) {
         printf("  %-10s kept %d: draws %ld %ld %ld %ld %ld, tail %ld (expected %.0f)\n", cases[c].what, keep, count[0],
                count[1], count[2], count[3], count[4], tail, DRAWS * tail_want);
         for (int i = 0; i < NV; i++) {
-            if (want[i] == 0 && count[i]) fail_msg("%s: token %d drawn %ld times, must never be", cases[c].what, i, count[i]);
+            if (want[i] == 0 && count[i])
+                fail_msg("%s: token %d drawn %ld times, must never be", cases[c].what, i, count[i]);
             double mean = DRAWS * want[i], sd = sqrt(DRAWS * want[i] * (1 - want[i]));
             if (i < 5 && fabs((double)count[i] - mean) > 5 * sd + 1e-9)
-                fail_msg("%s: token %d drawn %ld times, expected %.1f +- %.1f", cases[c].what, i, count[i], mean, 5 * sd);
+                fail_msg("%s: token %d drawn %ld times, expected %.1f +- %.1f", cases[c].what, i, count[i], mean,
+                         5 * sd);
         }
         double tsd = sqrt(DRAWS * tail_want * (1 - tail_want));
         if (fabs((double)tail - DRAWS * tail_want) > 5 * tsd + 1e-9)
-            fail_msg("%s: the 2,996 floor tokens drawn %ld times, expected %.1f", cases[c].what, tail, DRAWS * tail_want);
+            fail_msg("%s: the 2,996 floor tokens drawn %ld times, expected %.1f", cases[c].what, tail,
+                     DRAWS * tail_want);
     }
 }
 

@@ -31,7 +31,8 @@ def graphed_ms(fn, n=20):
 
 def main():
     torch.manual_seed(0)
-    print("%-40s %10s %9s %10s %9s" % ("torch sdpa decode (bf16, 32/8, hd 128)", "us/call", "GB/s", "graphed us", "GB/s"))
+    print("%-40s %10s %9s %10s %9s" % ("torch sdpa decode (bf16, 32/8, hd 128)", "us/call", "GB/s", "graphed us",
+                                        "GB/s"))
     for batch, ctx in [(1, 4096), (1, 16384), (1, 32768), (16, 4096), (16, 16384)]:
         q = torch.randn(batch, 32, 1, 128, dtype=torch.bfloat16, device="cuda")
         k = torch.randn(batch, 8, ctx, 128, dtype=torch.bfloat16, device="cuda")

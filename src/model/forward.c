@@ -443,7 +443,8 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
                 matmul(c, "ffn_up", L, &l->w_up, NULL, c->xb, n, c->up);
             }
             OP_BEGIN(c);
-            if (!fused(c) || !be->swiglu_into || !be->swiglu_into(be, c->gate, c->up, n * hp->n_ff, c->gate, &l->w_down))
+            if (!fused(c) || !be->swiglu_into ||
+                !be->swiglu_into(be, c->gate, c->up, n * hp->n_ff, c->gate, &l->w_down))
                 be->swiglu(be, c->gate, c->up, n * hp->n_ff, c->gate);
             op_end(c, &(rg_op_event){.kind = RG_OP_SWIGLU, .name = "swiglu", .layer = L, .n_tok = n,
                                      .n = n * hp->n_ff},
@@ -535,8 +536,10 @@ rg_status rg_forward(rg_ctx *c, const rg_batch *b, rg_kv_seq *const *seqs, int64
     rg_status s = RG_OK;
     for (int64_t t = 0; t < b->n_tokens && !s; t++) {
         int32_t id = b->token[t], sq = b->seq[t];
-        if (id < 0 || id >= hp->n_vocab) s = rg_fail(err, RG_E_INVALID, "token %lld: id %d out of range", (long long)t, id);
-        else if (sq < 0 || sq >= n_seqs) s = rg_fail(err, RG_E_INVALID, "token %lld: sequence %d out of range", (long long)t, sq);
+        if (id < 0 || id >= hp->n_vocab)
+            s = rg_fail(err, RG_E_INVALID, "token %lld: id %d out of range", (long long)t, id);
+        else if (sq < 0 || sq >= n_seqs)
+            s = rg_fail(err, RG_E_INVALID, "token %lld: sequence %d out of range", (long long)t, sq);
         else if (b->pos[t] != next[sq])
             s = rg_fail(err, RG_E_INVALID, "token %lld: position %d, but sequence %d continues at %lld", (long long)t,
                         b->pos[t], sq, (long long)next[sq]);

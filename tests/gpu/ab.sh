@@ -16,17 +16,12 @@ O=${OUT:-build/gpu-out}
 rounds=${1:-3}
 models=${2:-llama3.2-1b:bf16}
 levers=${3:--}
-mkdir -p "$O" build/gpu-models
-for spec in $models; do
-  IFS=: read -r shape type layers <<<"$spec"
-  f=build/gpu-models/$shape-$type${layers:+-${layers}l}.gguf
-  [ -s "$f" ] || "$B/ridge" synth --shape "$shape" --type "$type" ${layers:+--layers $layers} -o "$f" >/dev/null 2>&1 ||
-    echo "synth $spec failed"
-done
+mkdir -p "$O"
+. tests/gpu/models.sh
+for spec in $models; do use_model "$spec"; done
 for r in $(seq "$rounds"); do
   for spec in $models; do
-    IFS=: read -r shape type layers <<<"$spec"
-    f=build/gpu-models/$shape-$type${layers:+-${layers}l}.gguf
+    use_model "$spec" || continue
     for lever in $levers; do
       envs=() flags=()
       case $lever in

@@ -93,13 +93,9 @@ if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
     echo "== peer: torch SDPA prefill attention (cuDNN, flash) =="
     python3 bench/peers/sdpa_prefill.py 2>&1 | tee "$O/peer_sdpa_prefill.txt"
   fi
-  mkdir -p build/gpu-models
-  # SHAPE:TYPE[:LAYERS] (fewer layers keep the 8B shape's matrices but cut synth time and disk)
+  . tests/gpu/models.sh
   for spec in ${RIDGE_GPU_MODELS:-llama3.2-1b:bf16 llama3.2-1b:q4_0 llama3.2-1b:q4_k llama3-8b:bf16:8 llama3-8b:q4_0:8}; do
-    IFS=: read -r shape type layers <<<"$spec"
-    f=build/gpu-models/$shape-$type${layers:+-${layers}l}.gguf
-    [ -s "$f" ] || "$B/ridge" synth --shape "$shape" --type "$type" ${layers:+--layers $layers} -o "$f" >/dev/null 2>&1 ||
-      { echo "synth $spec failed"; continue; }
+    use_model "$spec" || continue
     echo "== bench $spec =="
     "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf).json"
     if [ "$spec" = llama3.2-1b:bf16 ] || [ "$spec" = llama3.2-1b:q4_0 ]; then

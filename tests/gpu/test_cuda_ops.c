@@ -108,8 +108,12 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
     rg_err err = {0};
     for (int64_t r = 0; r < n_out; r++) {
         if (t == RG_F32) memcpy(wq + r * row, wf + r * k, row);
-        else if (t == RG_F16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
-        else if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
+        else if (t == RG_F16)
+            for (int64_t i = 0; i < k; i++)
+                ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
+        else if (t == RG_BF16)
+            for (int64_t i = 0; i < k; i++)
+                ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
         else if (rg_quantize_ref(t, wf + r * k, wq + r * row, k, &err)) {
             check(err.msg, NAN, 0);
             free(wf), free(wq);
@@ -150,7 +154,8 @@ static void test_weight_type(rg_backend *gpu, rg_dtype t) {
         int64_t n = toks[ti];
         bool cublas = n > 16, with_bias = ti % 2 == 1;
         float *x = randn(n * k, 1.0f), *bias = randn(n_out, 0.5f);
-        rg_dtype xr = dev.type == RG_F16 || dev.type == RG_BF16 ? dev.type : (cublas && dev.type != RG_F32 ? RG_BF16 : RG_F32);
+        rg_dtype xr =
+            dev.type == RG_F16 || dev.type == RG_BF16 ? dev.type : (cublas && dev.type != RG_F32 ? RG_BF16 : RG_F32);
         /* the GEMV path quantizes x as the CPU does: Q8_0 for Q8_0/Q4_0/Q4_1, Q8_K for the K-quants */
         rg_dtype aq = cublas ? RG_F32 : dev.type == RG_Q8_0 || dev.type == RG_Q4_0 || dev.type == RG_Q4_1 ? RG_Q8_0
                                         : dev.type == RG_Q4_K || dev.type == RG_Q6_K ? RG_Q8_K : RG_F32;
@@ -267,8 +272,12 @@ static bool random_weight(rg_backend *gpu, rg_dtype t, int64_t k, int64_t n_out,
     rg_err err = {0};
     bool ok = true;
     for (int64_t r = 0; r < n_out && ok; r++) {
-        if (t == RG_BF16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
-        else if (t == RG_F16) for (int64_t i = 0; i < k; i++) ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
+        if (t == RG_BF16)
+            for (int64_t i = 0; i < k; i++)
+                ((uint16_t *)(wq + r * row))[i] = rg_f32_to_bf16(wf[r * k + i]);
+        else if (t == RG_F16)
+            for (int64_t i = 0; i < k; i++)
+                ((uint16_t *)(wq + r * row))[i] = rg_f32_to_f16(wf[r * k + i]);
         else ok = !rg_quantize_ref(t, wf + r * k, wq + r * row, k, &err);
     }
     rg_weight host = {.type = t, .k = k, .n_out = n_out, .data = wq};
@@ -316,15 +325,19 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
     }
 }
 
+/* The pool of the tests that use none of it (the matmul-family ones): one layer, 4 blocks. */
+static const rg_kv_config small_pool = {
+    .n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
+
 /* A CUDA backend created with the lever `env` set to 1 (NULL: none) and reserved
- * for lim over a pool of kc; false (reported) on failure. */
+ * for lim over a pool of kc (NULL: small_pool); false (reported) on failure. */
 static bool make_gpu(const char *env, const rg_backend_limits *lim, const rg_kv_config *kc, rg_backend **gpu,
                      rg_kv_pool **pool) {
     rg_err err = {0};
     if (env) setenv(env, "1", 1);
     rg_status st = rg_backend_cuda_create(0, gpu, &err);
     if (env) unsetenv(env);
-    if (st || rg_kv_pool_create(kc, pool, &err) || (*gpu)->reserve(*gpu, lim, *pool, &err)) {
+    if (st || rg_kv_pool_create(kc ? kc : &small_pool, pool, &err) || (*gpu)->reserve(*gpu, lim, *pool, &err)) {
         check(err.msg, NAN, 0);
         return false;
     }
@@ -347,13 +360,12 @@ static void drop_gpu(rg_backend *gpu, rg_kv_pool *pool) {
  * into the same buffer must drop what was prepared (the next GEMV re-quantizes). */
 static void test_norm_quant(rg_dtype t) {
     char what[200];
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 2048, n_outs[3] = {300, 64, 64}, n_ff = 200;
     rg_backend_limits lim = {.max_tokens = 16, .k_max = k, .n_out_max = 512, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (!make_gpu(NULL, &lim, &kc, &gpu, &pool)) return;
+    if (!make_gpu(NULL, &lim, NULL, &gpu, &pool)) return;
     rg_weight w[5];
     void *hw[5] = {0};
     const int64_t outs[5] = {n_outs[0], n_outs[1], n_outs[2], n_ff, n_ff};
@@ -434,13 +446,12 @@ static void test_norm_quant(rg_dtype t) {
  * same input converts again). 17..40 tokens: the cuBLAS path. */
 static void test_prefill_inputs(rg_dtype t) {
     char what[200];
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 512, n_ff = 768, n_out = 320;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (!make_gpu(NULL, &lim, &kc, &gpu, &pool)) return;
+    if (!make_gpu(NULL, &lim, NULL, &gpu, &pool)) return;
     rg_weight wq, wd; /* a k -> n_out product after the norm, an n_ff -> k one after SwiGLU */
     void *hq = NULL, *hd = NULL;
     if (!random_weight(gpu, t, k, n_out, &wq, &hq) || !random_weight(gpu, t, n_ff, k, &wd, &hd)) return;
@@ -455,7 +466,8 @@ static void test_prefill_inputs(rg_dtype t) {
         float *x = randn(n * k, 2.0f), *x2 = randn(n * k, 1.0f);
         float *dx = dev_copy(gpu, x, n * k), *dx2 = dev_copy(gpu, x2, n * k);
         float *xb_ref = dev_poisoned(gpu, n * k), *xb = dev_poisoned(gpu, n * k);
-        float *yr = dev_poisoned(gpu, n * n_out), *yp = dev_poisoned(gpu, n * n_out), *y2 = dev_poisoned(gpu, n * n_out);
+        float *yr = dev_poisoned(gpu, n * n_out), *yp = dev_poisoned(gpu, n * n_out),
+              *y2 = dev_poisoned(gpu, n * n_out);
         /* rmsnorm_prepare then the product, against rmsnorm then the product */
         gpu->rmsnorm(gpu, dx, dg, k, n, 1e-5f, xb_ref);
         gpu->matmul(gpu, &wq, NULL, xb_ref, n, yr);
@@ -602,13 +614,12 @@ static void test_attention_quant(rg_dtype wt) {
  * unit counters reused launch after launch). */
 static void test_swiglu_quant(rg_dtype t) {
     char what[200];
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend *gpu;
     const int64_t k = 512, n_ff = 768;
     rg_backend_limits lim = {.max_tokens = 16, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (!make_gpu("RIDGE_CUDA_SWIGLU_QUANT", &lim, &kc, &gpu, &pool)) return;
+    if (!make_gpu("RIDGE_CUDA_SWIGLU_QUANT", &lim, NULL, &gpu, &pool)) return;
     rg_weight wg, wu, wd;
     void *hg = NULL, *hu = NULL, *hd = NULL;
     if (!random_weight(gpu, t, k, n_ff, &wg, &hg) || !random_weight(gpu, t, k, n_ff, &wu, &hu) ||
@@ -791,7 +802,8 @@ static void test_gemv_paths(rg_backend *gpu, rg_backend *plain, rg_dtype t, int6
         }
         for (int o = 0; o < 6; o++) {
             double e = rel_err(got[0][o], ref[o], n_y[o]);
-            if (!isnan(worst) && (isnan(e) || e > worst)) worst = e, worst_mode = modes[o < 3 ? 0 : o - 2], worst_tok = n;
+            if (!isnan(worst) && (isnan(e) || e > worst))
+                worst = e, worst_mode = modes[o < 3 ? 0 : o - 2], worst_tok = n;
             for (int64_t i = 0; i < n_y[o]; i++) n_diff += !(got[0][o][i] == got[1][o][i]); /* NaN differs */
             free(got[0][o]), free(got[1][o]), free(ref[o]);
         }
@@ -1021,7 +1033,8 @@ static void test_fused_qkv_rope(rg_dtype wt, rg_dtype kv_type, int64_t n_rot, bo
                                         .ctx_max = (int32_t)(done + n)});
         float *x = randn(n * k, 1.0f), *dx = dev_copy(gpu, x, n * k);
         float *ref[3], *got[3], *o_ref = dev_poisoned(gpu, n * n_q), *o_got = dev_poisoned(gpu, n * n_q);
-        for (int i = 0; i < 3; i++) ref[i] = dev_poisoned(gpu, n * n_outs[i]), got[i] = dev_poisoned(gpu, n * n_outs[i]);
+        for (int i = 0; i < 3; i++)
+            ref[i] = dev_poisoned(gpu, n * n_outs[i]), got[i] = dev_poisoned(gpu, n * n_outs[i]);
         rg_backend_attn a = {.layer = 1, .n_head = n_head, .scale = 0.125f, .kind = RG_ATTN_FLASH};
         /* unfused into layer 1 of the cache, attention; then fused into the same slots, attention */
         if (!gpu->matmul_multi(gpu, 3, wp, bias, dx, n, ref) ||
@@ -1512,8 +1525,9 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: the o-proj's form written on steps of > 16 tokens",
              tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.n_prepared > 0 ? 0 : NAN, 0);
-    snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: 32 rows a warp (RIDGE_CUDA_PF_MT2=1) vs 16, bit for bit",
-             tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
+    snprintf(what, sizeof what,
+             "prefill attn %s %lld/%lld hd %lld: 32 rows a warp (RIDGE_CUDA_PF_MT2=1) vs 16, bit for bit", tn,
+             (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.worst_mt2, 0);
     pc.gpu->unload_weight(pc.gpu, &pc.wo), free(h_wo);
     if (pc.gpu->sync(pc.gpu, &err)) check(err.msg, NAN, 0);
@@ -1589,7 +1603,6 @@ int main(void) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
         return 1;
     }
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
     rg_kv_pool *pool;
     rg_backend_limits lim = {.max_tokens = 64, .k_max = 14336, .n_out_max = 5121, .n_head = 9, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
@@ -1603,7 +1616,7 @@ int main(void) {
     setenv("RIDGE_CUDA_GEMV_Q_SHORT", "0", 1), setenv("RIDGE_CUDA_GEMV_MMA", "0", 1);
     rg_status plain_st = rg_backend_cuda_create(0, &gpu_plain, &err);
     unsetenv("RIDGE_CUDA_GEMV_Q_SHORT"), unsetenv("RIDGE_CUDA_GEMV_MMA");
-    if (mapped_st || plain_st || rg_kv_pool_create(&kc, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
+    if (mapped_st || plain_st || rg_kv_pool_create(&small_pool, &pool, &err) || gpu->reserve(gpu, &lim, pool, &err) ||
         gpu_mapped->reserve(gpu_mapped, &lim, pool, &err) || gpu_plain->reserve(gpu_plain, &lim, pool, &err) ||
         cpu->reserve(cpu, &lim, pool, &err)) {
         fprintf(stderr, "test_cuda_ops: %s\n", err.msg);
@@ -1623,7 +1636,9 @@ int main(void) {
                                  {2080, 301}, {4128, 301}, {8192, 301}, {8448, 64},  {14336, 64}};
     for (size_t i = 0; i < sizeof int8_types / sizeof *int8_types; i++)
         for (size_t j = 0; j < sizeof gemv_k / sizeof *gemv_k; j++)
-            if (gemv_k[j][0] % (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 || int8_types[i] == RG_Q4_1 ? 32 : 256) == 0)
+            if (gemv_k[j][0] %
+                    (int8_types[i] == RG_Q8_0 || int8_types[i] == RG_Q4_0 || int8_types[i] == RG_Q4_1 ? 32 : 256) ==
+                0)
                 test_gemv_paths(gpu_mapped, gpu_plain, int8_types[i], gemv_k[j][0], gemv_k[j][1]);
     /* the tensor-core GEMV of 2..16 tokens (the default) against the f32 GEMV, and
      * the f32 GEMV's own checks (RIDGE_CUDA_GEMV_MMA=0) */

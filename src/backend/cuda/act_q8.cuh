@@ -46,12 +46,9 @@ template <bool PERM> __device__ __forceinline__ void q8_0_unit(float v, int lane
 /* The int8 activation forms: per 32 with Q8_0's rule, in place (Q8_0 weights) or
  * permuted (Q4_0, Q4_1), and per 256 with Q8_K's rule, permuted (Q4_K, Q6_K). */
 enum { ACT_Q8_0 = 1, ACT_Q8_0_PERM, ACT_Q8_K_PERM };
-template <int T> constexpr int act_fmt_of() {
-    return T == RG_Q8_0 ? ACT_Q8_0 : T == RG_Q4_0 || T == RG_Q4_1 ? ACT_Q8_0_PERM : ACT_Q8_K_PERM;
-}
 
-/* The form a quantized `next` weight's GEMV reads (0: none, or not the integer GEMV). */
-static inline int rg_cuda_act_fmt(rg_dtype t) {
+/* The form the integer GEMV of weights of type t reads (0: none, not an integer-GEMV type). */
+constexpr int rg_cuda_act_fmt(rg_dtype t) {
     return t == RG_Q8_0                  ? ACT_Q8_0
            : t == RG_Q4_0 || t == RG_Q4_1 ? ACT_Q8_0_PERM
            : t == RG_Q4_K || t == RG_Q6_K ? ACT_Q8_K_PERM

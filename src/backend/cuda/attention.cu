@@ -301,5 +301,5 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
                    merge_smem(n_split, hd), (const float *)c->attn_o, (const float2 *)c->attn_ml, a.n_head, a.n_split,
                    hd, fast ? 1.0f : 1.4426950408889634f, q->out, fmt, q8, (act_meta *)(q8 + n_tok * k_o));
     if (RG_CUDA_LAUNCHED(c, "attention merge") && fmt)
-        c->xq_src = q->out, c->xq_buf = c->xq, c->xq_fmt = fmt, c->xq_ntok = n_tok, c->xq_k = k_o;
+        rg_cuda_prepared_set(&c->act8, q->out, c->xq, fmt, n_tok, k_o);
 }

@@ -387,8 +387,10 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                 const int d = 8 * n + 2 * tq;
                 const float v0 = o[mt][n][0] * l[mt][0], v1 = o[mt][n][1] * l[mt][0];
                 const float v2 = o[mt][n][2] * l[mt][1], v3 = o[mt][n][3] * l[mt][1];
-                if (out_lo) o16[(out_lo - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v0, v1) : pack2<__nv_bfloat16>(v0, v1);
-                if (out_hi) o16[(out_hi - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v2, v3) : pack2<__nv_bfloat16>(v2, v3);
+                if (out_lo)
+                    o16[(out_lo - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v0, v1) : pack2<__nv_bfloat16>(v0, v1);
+                if (out_hi)
+                    o16[(out_hi - a.out + d) / 2] = a.out16_f16 ? pack2<__half>(v2, v3) : pack2<__nv_bfloat16>(v2, v3);
             }
         }
     }
@@ -449,7 +451,7 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     prefill_params a;
     a.q = q->q, a.out = q->out;
     /* the o-proj's cuBLAS input written here too (rg_backend_attn.next) */
-    const bool fits = c->prefill_inputs && q->next && q->next->k == q->n_head * hd && n_tok * q->next->k <= c->x16_elems;
+    const bool fits = c->prefill_inputs && q->next && q->next->k == q->n_head * hd && q->next->k <= c->k_max;
     const rg_dtype t16 = fits ? rg_cuda_x16_type(q->next) : RG_F32;
     a.out16 = t16 != RG_F32 ? c->x16 : NULL, a.out16_f16 = t16 == RG_F16;
     rg_cuda_forget_prepared(c);
@@ -463,7 +465,7 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, a);
     else launch_prefill<__nv_bfloat16>(c, hd, grid, a);
     if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
-        c->x16_src = q->out, c->x16_n = n_tok * q->n_head * hd, c->x16_type = t16;
+        rg_cuda_prepared_set(&c->act16, q->out, c->x16, t16, n_tok, q->n_head * hd);
     return true;
 }
 

@@ -348,9 +348,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
         c->d_ids = c->d_tables + lim->max_tokens * c->max_table_blocks;
     }
     /* cuBLAS operands: activations as 16-bit, and a tile of dequantized weight rows */
-    c->x16_elems = lim->max_tokens * lim->k_max;
     c->k_max = lim->k_max;
-    c->x16 = cuda_alloc(be, (size_t)c->x16_elems * 2);
+    c->x16 = cuda_alloc(be, (size_t)lim->max_tokens * (size_t)lim->k_max * 2);
     size_t full = (size_t)lim->n_out_max * (size_t)lim->k_max * 2;
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
     c->w16 = cuda_alloc(be, c->w16_bytes);
@@ -372,8 +371,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
-    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->xq2 || !c->unit_cnt || !c->attn_o || !c->attn_ml ||
-        !c->d_argmax)
+    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->xq2 ||
+        !c->unit_cnt || !c->attn_o || !c->attn_ml || !c->d_argmax)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
     return c->status ? rg_fail(err, c->status, "%s", c->msg) : RG_OK;

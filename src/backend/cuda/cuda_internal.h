@@ -31,6 +31,17 @@ extern "C" {
 /* Batch sizes (tokens per step) whose decode step is captured as a CUDA graph. */
 #define RG_CUDA_GRAPHS 16
 
+/* An input form of a matmul's activations, written ahead of it by the op that
+ * produced them (cuda_backend's act8, act16): made from the n_tok rows of k
+ * floats at src, in form fmt (int8: ACT_*; 16-bit: RG_BF16 / RG_F16), at buf.
+ * src NULL: none. */
+typedef struct prepared_form {
+    const float *src;
+    void *buf;
+    int fmt;
+    int64_t n_tok, k;
+} prepared_form;
+
 typedef struct cuda_backend {
     rg_backend be;
     int device, n_sm;
@@ -38,23 +49,16 @@ typedef struct cuda_backend {
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
-    bool swiglu_quant;            /* matmul_swiglu writes the down product's int8 activations (RIDGE_CUDA_SWIGLU_QUANT=1, opt-in, unmeasured) */
-    bool attn_quant;              /* the attention merge writes the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1, opt-in, unmeasured) */
-    bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1, opt-in, unmeasured) */
-    bool prefill_inputs;          /* producers write the cuBLAS input form (x16_src; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
-    /* xq holds the int8 activations of xq_src (format xq_fmt, xq_ntok x xq_k) made
-     * by rmsnorm_prepare for the next quantized GEMV on it; NULL: none */
-    const float *xq_src;
-    void *xq_buf; /* where that form is: xq, or xq2 (written by matmul_swiglu while its own input is in xq) */
-    int xq_fmt;
-    int64_t xq_ntok, xq_k;
-    /* x16 holds the cuBLAS input form (x16_type: RG_BF16 or RG_F16) of the first
-     * x16_n elements of x16_src, written by the op that produced x16_src
-     * (rmsnorm_prepare, swiglu_into, prefill attention given a `next`) in place of
-     * the conversion pass the next cuBLAS product on it would run; NULL: none */
-    const float *x16_src;
-    int64_t x16_n;
-    rg_dtype x16_type;
+    /* opt-in, not yet run on a GPU: */
+    bool swiglu_quant;            /* matmul_swiglu writes the down product's int8 input (RIDGE_CUDA_SWIGLU_QUANT=1) */
+    bool attn_quant;              /* the attention merge writes the o-proj's int8 input (RIDGE_CUDA_ATTN_QUANT=1) */
+    bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1) */
+    bool prefill_inputs;          /* producers write the cuBLAS input form (act16; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
+    /* Input forms of the next matmul on some activations, written by the op that
+     * produced them: the int8 activations of the integer GEMV (act8, in xq or xq2:
+     * rmsnorm_prepare, the attention merge, matmul_swiglu) and the 16-bit cuBLAS
+     * input (act16, in x16: rmsnorm_prepare, swiglu_into, prefill attention). */
+    prepared_form act8, act16;
     cudaStream_t stream;
     cublasHandle_t cublas;
     rg_status status;             /* first failure (sticky) */
@@ -77,8 +81,7 @@ typedef struct cuda_backend {
     int32_t *d_argmax;            /* argmax_rows' ids: max_tokens */
     /* scratch */
     void *x16;                    /* activations converted for cuBLAS: max_tokens * k_max 16-bit */
-    int64_t x16_elems;            /* its capacity in elements */
-    int64_t k_max;                /* the widest matmul input reserved (xq holds GEMV_MAX_TOK rows of it) */
+    int64_t k_max;                /* the widest matmul input reserved (x16 holds max_tokens rows of it, xq 16) */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
     float *xq2;                   /* a second one, for the down product's input written by matmul_swiglu */
@@ -94,14 +97,44 @@ typedef struct cuda_backend {
 
 static inline cuda_backend *cuda_of(rg_backend *be) { return (cuda_backend *)be; }
 
-/* Prepared input forms (xq, x16) are dropped by anything that may write their
- * source: a plain op's output, an upload, a copy, a new step. */
-static inline void rg_cuda_forget_prepared(cuda_backend *c) { c->xq_src = NULL, c->x16_src = NULL; }
+/* Prepared input forms are dropped by anything that may write their source: a
+ * plain op's output, an upload, a copy, a new step. */
+static inline void rg_cuda_forget_prepared(cuda_backend *c) { c->act8.src = NULL, c->act16.src = NULL; }
+
+static inline void rg_cuda_prepared_set(prepared_form *p, const float *src, void *buf, int fmt, int64_t n_tok,
+                                        int64_t k) {
+    p->src = src, p->buf = buf, p->fmt = fmt, p->n_tok = n_tok, p->k = k;
+}
+
+/* Whether p holds the form fmt of the n_tok rows of k at x. */
+static inline bool rg_cuda_prepared_holds(const prepared_form *p, const float *x, int fmt, int64_t n_tok, int64_t k) {
+    return p->src && p->src == x && p->fmt == fmt && p->n_tok == n_tok && p->k == k;
+}
 
 /* The 16-bit form cuBLAS reads next to w (matmul.cu): f16 for f16 weights, bf16
  * for the rest (quantized weights are dequantized to bf16); RG_F32: none (sgemm). */
 static inline rg_dtype rg_cuda_x16_type(const rg_weight *w) {
     return w->type == RG_F32 ? RG_F32 : w->type == RG_F16 ? RG_F16 : RG_BF16;
+}
+
+/* Element i of a 16-bit activation buffer from a float, rounded to nearest: O16
+ * RG_BF16 or RG_F16 (RG_F32: nothing stored). Every kernel that writes the cuBLAS
+ * input form (matmul.cu's conversion, the producers of act16) stores through
+ * these, so the forms agree bit for bit. */
+template <int O16> __device__ __forceinline__ void store16(void *out16, int64_t i, float v) {
+    if constexpr (O16 == RG_BF16) ((__nv_bfloat16 *)out16)[i] = __float2bfloat16_rn(v);
+    else if constexpr (O16 == RG_F16) ((__half *)out16)[i] = __float2half_rn(v);
+}
+
+/* 4 consecutive values at element i (a multiple of 4): one 8-byte store */
+template <int O16> __device__ __forceinline__ void store16x4(void *out16, int64_t i, float4 v) {
+    if constexpr (O16 == RG_BF16) {
+        __nv_bfloat162 p[2] = {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+        *(uint2 *)((__nv_bfloat16 *)out16 + i) = *(const uint2 *)p;
+    } else if constexpr (O16 == RG_F16) {
+        __half2 p[2] = {__floats2half2_rn(v.x, v.y), __floats2half2_rn(v.z, v.w)};
+        *(uint2 *)((__half *)out16 + i) = *(const uint2 *)p;
+    }
 }
 
 /* Record the first failure; later ones are dropped (the first is the cause). */

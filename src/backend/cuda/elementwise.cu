@@ -49,23 +49,7 @@ void rg_cuda_get_rows(rg_backend *be, const rg_weight *w, const int32_t *ids, in
  * latency instead of one latency per element a thread owns. O16 (RG_BF16,
  * RG_F16; RG_F32: none): the normalized row also rounded to that type into
  * out16, the cuBLAS input form of the matmul that reads out next (rmsnorm_prepare
- * at prefill sizes), rounded as to_16bit_kernel rounds it. */
-
-template <int O16> __device__ __forceinline__ void store16(void *out16, int64_t i, float v) {
-    if constexpr (O16 == RG_BF16) ((__nv_bfloat16 *)out16)[i] = __float2bfloat16_rn(v);
-    else if constexpr (O16 == RG_F16) ((__half *)out16)[i] = __float2half_rn(v);
-}
-
-/* 4 consecutive values at element i (a multiple of 4): one 8-byte store */
-template <int O16> __device__ __forceinline__ void store16x4(void *out16, int64_t i, float4 v) {
-    if constexpr (O16 == RG_BF16) {
-        __nv_bfloat162 p[2] = {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
-        *(uint2 *)((__nv_bfloat16 *)out16 + i) = *(const uint2 *)p;
-    } else if constexpr (O16 == RG_F16) {
-        __half2 p[2] = {__floats2half2_rn(v.x, v.y), __floats2half2_rn(v.z, v.w)};
-        *(uint2 *)((__half *)out16 + i) = *(const uint2 *)p;
-    }
-}
+ * at prefill sizes), by store16 as to_16bit_kernel stores it. */
 
 template <int O16>
 __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_kernel(const float *x, const float *w, int64_t n, float eps,
@@ -113,7 +97,7 @@ bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int
     cuda_backend *c = cuda_of(be);
     if (n_tok <= GEMV_MAX_TOK) return rg_cuda_rmsnorm_int8(c, x, w, n, n_tok, eps, out, next);
     const rg_dtype t = next ? rg_cuda_x16_type(next) : RG_F32;
-    if (t == RG_F32 || !c->prefill_inputs || next->k != n || n_tok * n > c->x16_elems || c->status) return false;
+    if (t == RG_F32 || !c->prefill_inputs || next->k != n || n > c->k_max || c->status) return false;
     rg_cuda_forget_prepared(c);
     if (t == RG_BF16)
         rg_cuda_launch(c, rmsnorm_kernel<RG_BF16>, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, w, n, eps, out,
@@ -121,7 +105,7 @@ bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int
     else
         rg_cuda_launch(c, rmsnorm_kernel<RG_F16>, dim3((unsigned)n_tok), dim3(RMS_THREADS), 0, x, w, n, eps, out,
                        c->x16);
-    if (RG_CUDA_LAUNCHED(c, "rmsnorm (+ 16-bit input)")) c->x16_src = out, c->x16_n = n_tok * n, c->x16_type = t;
+    if (RG_CUDA_LAUNCHED(c, "rmsnorm (+ 16-bit input)")) rg_cuda_prepared_set(&c->act16, out, c->x16, t, n_tok, n);
     return true;
 }
 
@@ -282,7 +266,8 @@ template <int O16> __global__ void swiglu_kernel(const float *g, const float *u,
     if (vec) {
         for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 4; i += stride) {
             const float4 a = __ldg((const float4 *)g + i), b = __ldg((const float4 *)u + i);
-            const float4 v = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+            const float4 v =
+                make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
             if constexpr (O16 == RG_F32) ((float4 *)out)[i] = v;
             else store16x4<O16>(out16, 4 * i, v);
         }
@@ -316,12 +301,14 @@ bool rg_cuda_swiglu_into(rg_backend *be, const float *gate, const float *up, int
                          const rg_weight *next) {
     cuda_backend *c = cuda_of(be);
     const rg_dtype t = next ? rg_cuda_x16_type(next) : RG_F32;
-    if (t == RG_F32 || !c->prefill_inputs || next->k <= 0 || n % next->k || n / next->k <= GEMV_MAX_TOK || n > c->x16_elems || c->status)
+    if (t == RG_F32 || !c->prefill_inputs || next->k <= 0 || next->k > c->k_max || n % next->k ||
+        n / next->k <= GEMV_MAX_TOK || c->status)
         return false;
     rg_cuda_forget_prepared(c);
     if (t == RG_BF16) swiglu_kernel<RG_BF16><<<elementwise_blocks(n), 256, 0, c->stream>>>(gate, up, n, out, c->x16);
     else swiglu_kernel<RG_F16><<<elementwise_blocks(n), 256, 0, c->stream>>>(gate, up, n, out, c->x16);
-    if (RG_CUDA_LAUNCHED(c, "swiglu (into the 16-bit input)")) c->x16_src = out, c->x16_n = n, c->x16_type = t;
+    if (RG_CUDA_LAUNCHED(c, "swiglu (into the 16-bit input)"))
+        rg_cuda_prepared_set(&c->act16, out, c->x16, t, n / next->k, next->k);
     return true;
 }
 

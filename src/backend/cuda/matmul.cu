@@ -16,8 +16,8 @@
  * to f16/bf16; on the GEMV path x is quantized to Q8_0 for Q8_0/Q4_0/Q4_1 weights and
  * to Q8_K for Q4_K/Q6_K weights, in matmul_q.cu's integer (dp4a) GEMV (its
  * float-activation predecessor measured 41% of copy bandwidth where dp4a gives
- * 67%, docs/BENCHMARKS.md, and was removed). The cuBLAS path of quantized weights uses bf16 activations instead (tests/gpu
- * states the tolerances). */
+ * 67%, docs/BENCHMARKS.md, and was removed). The cuBLAS path of quantized weights uses bf16 activations instead
+ * (tests/gpu states the tolerances). */
 #include <string.h>
 
 #include <type_traits>
@@ -129,8 +129,10 @@ static void launch_gemv_r(cuda_backend *c, gemv_job job, int n_mat, const float 
         for (int i = 0; i < n_mat; i++)
             if (jt.y[i]) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
         if (nt == 1) rg_cuda_launch(c, gemv_kernel<T, 1, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-        else if (nt == 2) rg_cuda_launch(c, gemv_kernel<T, 2, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
-        else if (nt <= 4) rg_cuda_launch(c, gemv_kernel<T, 4, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+        else if (nt == 2)
+            rg_cuda_launch(c, gemv_kernel<T, 2, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
+        else if (nt <= 4)
+            rg_cuda_launch(c, gemv_kernel<T, 4, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
         else rg_cuda_launch(c, gemv_kernel<T, 8, R, U, MODE>, dim3(blocks), dim3(GEMV_THREADS), 0, jt, xt, nt);
     }
 }
@@ -268,22 +270,15 @@ static void launch_gemv_mma(cuda_backend *c, gemv_job job, int n_mat, const floa
 
 /* ---- the cuBLAS path */
 
-template <typename E> __device__ __forceinline__ E to16(float v);
-template <> __device__ __forceinline__ __half to16<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 to16<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-/* Four elements a thread (a 16-byte load, an 8-byte store) where x is 16-byte
- * aligned and n a multiple of 4, else one. */
-template <typename E> __global__ void to_16bit_kernel(const float *x, int64_t n, E *out) {
+/* x rounded to O16 (RG_BF16 / RG_F16): four elements a thread (a 16-byte load, an
+ * 8-byte store) where x is 16-byte aligned and n a multiple of 4, else one. */
+template <int O16> __global__ void to_16bit_kernel(const float *x, int64_t n, void *out) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     if ((n & 3) == 0 && ((uintptr_t)x & 15) == 0) {
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 4; i += stride) {
-            const float4 v = __ldg((const float4 *)x + i);
-            __align__(8) E h[4] = {to16<E>(v.x), to16<E>(v.y), to16<E>(v.z), to16<E>(v.w)};
-            *(uint2 *)(out + 4 * i) = *(const uint2 *)h;
-        }
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 4; i += stride)
+            store16x4<O16>(out, 4 * i, __ldg((const float4 *)x + i));
     } else {
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = to16<E>(x[i]);
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) store16<O16>(out, i, x[i]);
     }
 }
 
@@ -313,17 +308,18 @@ static bool cublas_ok(cuda_backend *c, cublasStatus_t s, const char *what) {
     return false;
 }
 
-/* x rounded to the cuBLAS input type of w (bf16, or f16 for f16 weights) into
- * c->x16; one pass that the products of several matrices over the same x share.
- * None where the op that wrote x left that form in x16 (c->x16_src). */
-static void cublas_input(cuda_backend *c, const rg_weight *w, const float *x, int64_t n) {
-    const bool prepared = c->x16_src == x && c->x16_n == n && c->x16_type == rg_cuda_x16_type(w);
-    c->x16_src = NULL; /* consumed, or overwritten below */
+/* The n_tok rows of x rounded to the cuBLAS input type of w (bf16, or f16 for f16
+ * weights) into c->x16; one pass that the products of several matrices over the
+ * same x share. None where the op that wrote x left that form in x16 (c->act16). */
+static void cublas_input(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok) {
+    const bool prepared = rg_cuda_prepared_holds(&c->act16, x, rg_cuda_x16_type(w), n_tok, w->k);
+    c->act16.src = NULL; /* consumed, or overwritten below */
     if (prepared) return;
+    const int64_t n = n_tok * w->k;
     unsigned blocks = rg_cuda_blocks((n + 3) / 4, 256);
     if (blocks > 65535) blocks = 65535;
-    if (w->type == RG_F16) to_16bit_kernel<__half><<<blocks, 256, 0, c->stream>>>(x, n, (__half *)c->x16);
-    else to_16bit_kernel<__nv_bfloat16><<<blocks, 256, 0, c->stream>>>(x, n, (__nv_bfloat16 *)c->x16);
+    if (w->type == RG_F16) to_16bit_kernel<RG_F16><<<blocks, 256, 0, c->stream>>>(x, n, c->x16);
+    else to_16bit_kernel<RG_BF16><<<blocks, 256, 0, c->stream>>>(x, n, c->x16);
     RG_CUDA_LAUNCHED(c, "activation conversion");
 }
 
@@ -370,8 +366,9 @@ static void cublas_product(cuda_backend *c, const rg_weight *w, const float *x, 
 }
 
 /* y = W·x, or y += W·x when accumulate (beta = 1). */
-static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y, bool accumulate) {
-    if (w->type != RG_F32) cublas_input(c, w, x, n_tok * w->k);
+static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y,
+                          bool accumulate) {
+    if (w->type != RG_F32) cublas_input(c, w, x, n_tok);
     if (!c->status) cublas_product(c, w, x, n_tok, y, accumulate);
 }
 
@@ -432,7 +429,7 @@ bool rg_cuda_matmul_multi(rg_backend *be, int n, const rg_weight *const *w, cons
         return true;
     }
     /* prefill: x converted once for all n products */
-    if (w[0]->type != RG_F32) cublas_input(c, w[0], x, n_tok * w[0]->k);
+    if (w[0]->type != RG_F32) cublas_input(c, w[0], x, n_tok);
     for (int i = 0; i < n && !c->status; i++) {
         cublas_product(c, w[i], x, n_tok, y[i], false);
         if (bias && bias[i] && !c->status) add_bias(c, y[i], bias[i], n_tok, w[i]->n_out);
@@ -474,18 +471,14 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
         ao.q = (int8_t *)c->xq2, ao.meta = (act_meta *)(ao.q + n_tok * n), ao.cnt = c->unit_cnt;
     }
     gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y, NULL, ao.fmt ? &ao : NULL);
-    if (ao.fmt && !c->status) c->xq_src = out, c->xq_buf = c->xq2, c->xq_fmt = ao.fmt, c->xq_ntok = n_tok, c->xq_k = n;
+    if (ao.fmt && !c->status) rg_cuda_prepared_set(&c->act8, out, c->xq2, ao.fmt, n_tok, n);
     return true;
 }
 
 bool rg_cuda_holds_input_form(rg_backend *be, const float *x, const rg_weight *w, int64_t n_tok) {
     const cuda_backend *c = cuda_of(be);
-    if (n_tok <= GEMV_MAX_TOK) {
-        const int fmt = rg_cuda_act_fmt(w->type);
-        return fmt && c->xq_src == x && c->xq_fmt == fmt && c->xq_ntok == n_tok && c->xq_k == w->k;
-    }
-    const rg_dtype t = rg_cuda_x16_type(w);
-    return t != RG_F32 && c->x16_src == x && c->x16_n == n_tok * w->k && c->x16_type == t;
+    if (n_tok <= GEMV_MAX_TOK) return rg_cuda_prepared_holds(&c->act8, x, rg_cuda_act_fmt(w->type), n_tok, w->k);
+    return rg_cuda_prepared_holds(&c->act16, x, rg_cuda_x16_type(w), n_tok, w->k);
 }
 
 /* q, k, v products with RoPE and the K/V store in the epilogue (GEMV_QKV_ROPE)

@@ -41,17 +41,27 @@ template <bool PERM> __global__ void act_q8_0_int8_kernel(const float *x, int64_
     q8_0_unit<PERM>(x[i], lane, q + i - lane, meta + i / 32);
 }
 
-/* Q8_K per 256, one block of 256 threads a Q8_K block (thread j = element j,
- * value v): max = the first element of largest |v|, iscale = -127/max, q =
- * min(127, round-half-even(iscale * v)), d = 1/iscale (all zero for an all-zero
- * block); d repeated in each unit's act_meta. */
-template <bool PERM> __device__ __forceinline__ void q8_k_block(float v, int8_t *block_q, act_meta *block_meta) {
-    __shared__ float s_abs[256], s_v[256];
-    __shared__ int s_idx[256];
+/* Q8_K per 256, one block of 256 / EPT threads a Q8_K block, thread j holding
+ * elements j + e (256 / EPT) (v[e]): max = the first element of largest |v|,
+ * iscale = -127/max, q = min(127, round-half-even(iscale * v)), d = 1/iscale (all
+ * zero for an all-zero block); d repeated in each unit's act_meta. Ends with a
+ * barrier: the shared arrays may be reused. */
+template <bool PERM, int EPT>
+__device__ __forceinline__ void q8_k_block(const float (&v)[EPT], int8_t *block_q, act_meta *block_meta) {
+    constexpr int NT = 256 / EPT;
+    __shared__ float s_abs[NT], s_v[256];
+    __shared__ int s_idx[NT];
     const int j = threadIdx.x;
-    s_abs[j] = fabsf(v), s_idx[j] = j, s_v[j] = v;
+    float best = -1.0f;
+    int bi = 0;
+#pragma unroll
+    for (int e = 0; e < EPT; e++) { /* e rising: the first of ties */
+        s_v[j + e * NT] = v[e];
+        if (fabsf(v[e]) > best) best = fabsf(v[e]), bi = j + e * NT;
+    }
+    s_abs[j] = best, s_idx[j] = bi;
     __syncthreads();
-    for (int stride = 128; stride; stride >>= 1) {
+    for (int stride = NT / 2; stride; stride >>= 1) {
         if (j < stride) {
             float a = s_abs[j], b = s_abs[j + stride];
             int ia = s_idx[j], ib = s_idx[j + stride];
@@ -59,22 +69,23 @@ template <bool PERM> __device__ __forceinline__ void q8_k_block(float v, int8_t 
         }
         __syncthreads();
     }
-    int qi = 0;
-    float d = 0;
-    if (s_abs[0] != 0) {
-        float iscale = -127.0f / s_v[s_idx[0]];
-        qi = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v)));
-        d = 1.0f / iscale;
+    float d = 0, iscale = 0;
+    if (s_abs[0] != 0) iscale = -127.0f / s_v[s_idx[0]], d = 1.0f / iscale;
+#pragma unroll
+    for (int e = 0; e < EPT; e++) {
+        const int qi = s_abs[0] != 0 ? (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v[e]))) : 0;
+        block_q[act_pos<PERM>(j + e * NT)] = (int8_t)qi;
+        act_meta_store(qi, d, block_meta + (j + e * NT) / 32);
     }
-    block_q[act_pos<PERM>(j)] = (int8_t)qi;
-    act_meta_store(qi, d, block_meta + j / 32);
+    __syncthreads();
 }
 
 template <bool PERM> __global__ void act_q8_k_int8_kernel(const float *x, int8_t *q, act_meta *meta) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT(); /* as act_q8_0_int8_kernel */
     const int64_t b0 = (int64_t)blockIdx.x * 256;
-    q8_k_block<PERM>(x[b0 + threadIdx.x], q + b0, meta + b0 / 32);
+    const float v[1] = {x[b0 + threadIdx.x]};
+    q8_k_block<PERM, 1>(v, q + b0, meta + b0 / 32);
 }
 
 /* rmsnorm and the int8 activations in one kernel (rg_cuda_rmsnorm_prepare): a
@@ -102,42 +113,7 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_int8_kernel(const float *
     const float v = (xr[i] * scale) * w[i];
     out[t * k + i] = v;
     if constexpr (FMT != ACT_Q8_K_PERM) q8_0_unit<PERM>(v, lane, q + t * k + i - lane, meta + t * (k / 32) + i / 32);
-    else q8_k_block<PERM>(v, q + t * k + i - threadIdx.x, meta + (t * k + i - threadIdx.x) / 32);
-}
-
-/* q8_k_block for a block of 128 threads: thread j holds elements j (v0) and
- * j + 128 (v1) of the 256. The same rule and ties (the first element of largest
- * |v|), so the same bits. Ends with a barrier: the shared arrays may be reused. */
-template <bool PERM>
-__device__ __forceinline__ void q8_k_block_128(float v0, float v1, int8_t *block_q, act_meta *block_meta) {
-    __shared__ float s_abs[128], s_v[256];
-    __shared__ int s_idx[128];
-    const int j = threadIdx.x;
-    const float a0 = fabsf(v0), a1 = fabsf(v1);
-    s_v[j] = v0, s_v[j + 128] = v1;
-    s_abs[j] = a1 > a0 ? a1 : a0, s_idx[j] = a1 > a0 ? j + 128 : j;
-    __syncthreads();
-    for (int stride = 64; stride; stride >>= 1) {
-        if (j < stride) {
-            float a = s_abs[j], b = s_abs[j + stride];
-            int ia = s_idx[j], ib = s_idx[j + stride];
-            if (b > a || (b == a && ib < ia)) s_abs[j] = b, s_idx[j] = ib;
-        }
-        __syncthreads();
-    }
-    int q0 = 0, q1 = 0;
-    float d = 0;
-    if (s_abs[0] != 0) {
-        const float iscale = -127.0f / s_v[s_idx[0]];
-        q0 = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v0)));
-        q1 = (int)fminf(127.0f, nearbyintf(__fmul_rn(iscale, v1)));
-        d = 1.0f / iscale;
-    }
-    block_q[act_pos<PERM>(j)] = (int8_t)q0;
-    block_q[act_pos<PERM>(j + 128)] = (int8_t)q1;
-    act_meta_store(q0, d, block_meta + j / 32);
-    act_meta_store(q1, d, block_meta + 4 + j / 32);
-    __syncthreads();
+    else q8_k_block<PERM, 1>({v}, q + t * k + i - threadIdx.x, meta + (t * k + i - threadIdx.x) / 32);
 }
 
 /* After a GEMV_SWIGLU block's epilogue (job.ao.fmt set, RIDGE_CUDA_SWIGLU_QUANT=1):
@@ -170,10 +146,11 @@ template <int R> __device__ __forceinline__ void swiglu_quant_tail(const gemv_jo
             else q8_0_unit<true>(v, lane, uq, um);
         }
     } else {
-        static_assert(GEMV_THREADS == 128, "q8_k_block_128 takes two elements a thread");
+        static_assert(GEMV_THREADS == 128, "two elements of the 256 a thread");
         for (int64_t t = 0; t < n_tok; t++) {
             const float *yr = y + t * n + unit * 256;
-            q8_k_block_128<true>(__ldcg(yr + threadIdx.x), __ldcg(yr + threadIdx.x + 128), ao.q + t * n + unit * 256,
+            const float v[2] = {__ldcg(yr + threadIdx.x), __ldcg(yr + threadIdx.x + 128)};
+            q8_k_block<true, 2>(v, ao.q + t * n + unit * 256,
                                  ao.meta + t * (n / 32) + unit * 8);
         }
     }
@@ -409,10 +386,10 @@ static void launch_mode(cuda_backend *c, const gemv_job &job, int n_mat, const i
 template <int T>
 static void launch_type(cuda_backend *c, int mode, const gemv_job &job, int n_mat, const float *x, int64_t n_tok) {
     const int64_t k = job.w[0].k, n = n_tok * k;
-    const bool prepared = c->xq_src == x && c->xq_fmt == act_fmt_of<T>() && c->xq_ntok == n_tok && c->xq_k == k;
-    int8_t *q = (int8_t *)(prepared ? c->xq_buf : c->xq);
+    const bool prepared = rg_cuda_prepared_holds(&c->act8, x, rg_cuda_act_fmt((rg_dtype)T), n_tok, k);
+    int8_t *q = (int8_t *)(prepared ? c->act8.buf : c->xq);
     act_meta *meta = (act_meta *)(q + n); /* n is a multiple of 32: aligned */
-    c->xq_src = NULL; /* consumed, or overwritten below */
+    c->act8.src = NULL; /* consumed, or overwritten below */
     if (!prepared) { /* else rg_cuda_rmsnorm_prepare wrote them with x */
         if (T == RG_Q8_0 || T == RG_Q4_0 || T == RG_Q4_1)
             rg_cuda_launch(c, act_q8_0_int8_kernel<wi<T>::perm>, dim3(rg_cuda_blocks(n, 256)), dim3(256), 0, x, n, q,
@@ -456,6 +433,6 @@ bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64
         rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_0_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
     else rg_cuda_launch(c, rmsnorm_int8_kernel<ACT_Q8_K_PERM>, grid, block, 0, x, w, n, eps, out, q, meta);
     if (!RG_CUDA_LAUNCHED(c, "rmsnorm + int8 activations")) return true;
-    c->xq_src = out, c->xq_buf = c->xq, c->xq_fmt = fmt, c->xq_ntok = n_tok, c->xq_k = n;
+    rg_cuda_prepared_set(&c->act8, out, c->xq, fmt, n_tok, n);
     return true;
 }
