@@ -76,6 +76,14 @@ static float *download(rg_backend *be, const float *d, int64_t n) {
     return h;
 }
 
+/* rel_err_f of two backend buffers of n floats (got against ref), downloaded. */
+static double dev_rel_err(rg_backend *be, const float *got, const float *ref, int64_t n) {
+    float *g = download(be, got, n), *r = download(be, ref, n);
+    double e = rel_err_f(g, r, n);
+    free(g), free(r);
+    return e;
+}
+
 /* n rows of k activations as the GPU's integer GEMV sees them: quantized to aq
  * (Q8_0 or Q8_K) and back with the reference quantizer; a copy for RG_F32. malloc'd. */
 static float *act_round_trip(rg_dtype aq, const float *x, int64_t n, int64_t k) {
@@ -398,26 +406,16 @@ static void test_norm_quant(rg_dtype t) {
         gpu->matmul_multi(gpu, 3, qkv, NULL, xb, n, yg);
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[3]);
         gpu->matmul_swiglu(gpu, &w[3], &w[4], xb, n, yg[3], NULL);
-        float *a = download(gpu, xb_ref, n * k), *b = download(gpu, xb, n * k);
-        worst_x = worse(worst_x, rel_err_f(b, a, n * k));
-        free(a), free(b);
-        for (int i = 0; i < 4; i++) {
-            const int64_t no = i < 3 ? outs[i] : n_ff;
-            float *r = download(gpu, yr[i], n * no), *q = download(gpu, yg[i], n * no);
-            worst_y = worse(worst_y, rel_err_f(q, r, n * no));
-            free(r), free(q);
-        }
+        worst_x = worse(worst_x, dev_rel_err(gpu, xb, xb_ref, n * k));
+        for (int i = 0; i < 4; i++)
+            worst_y = worse(worst_y, dev_rel_err(gpu, yg[i], yr[i], n * (i < 3 ? outs[i] : n_ff)));
         /* invalidation: prepare from x, then a plain rmsnorm of x2 into the same buffer */
         gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb_ref);
         gpu->matmul_multi(gpu, 3, qkv, NULL, xb_ref, n, yr);
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &w[0]);
         gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb);
         gpu->matmul_multi(gpu, 3, qkv, NULL, xb, n, yg);
-        for (int i = 0; i < 3; i++) {
-            float *r = download(gpu, yr[i], n * outs[i]), *q = download(gpu, yg[i], n * outs[i]);
-            worst_inv = worse(worst_inv, rel_err_f(q, r, n * outs[i]));
-            free(r), free(q);
-        }
+        for (int i = 0; i < 3; i++) worst_inv = worse(worst_inv, dev_rel_err(gpu, yg[i], yr[i], n * outs[i]));
         compared++;
         for (int i = 0; i < 4; i++) gpu->free(gpu, yr[i]), gpu->free(gpu, yg[i]);
         gpu->free(gpu, dx), gpu->free(gpu, dx2), gpu->free(gpu, xb_ref), gpu->free(gpu, xb);
@@ -474,22 +472,16 @@ static void test_prefill_inputs(rg_dtype t) {
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &wq);
         gpu->matmul(gpu, &wq, NULL, xb, n, yp);
         gpu->matmul(gpu, &wq, NULL, xb, n, y2); /* the form was consumed: converts xb again */
-        float *a = download(gpu, xb_ref, n * k), *b = download(gpu, xb, n * k);
-        worst_norm = worse(worst_norm, rel_err_f(b, a, n * k));
-        free(a), free(b);
-        float *r = download(gpu, yr, n * n_out), *p = download(gpu, yp, n * n_out), *p2 = download(gpu, y2, n * n_out);
-        worst_x = worse(worst_x, rel_err_f(p, r, n * n_out));
-        worst_again = worse(worst_again, rel_err_f(p2, r, n * n_out));
-        free(r), free(p), free(p2);
+        worst_norm = worse(worst_norm, dev_rel_err(gpu, xb, xb_ref, n * k));
+        worst_x = worse(worst_x, dev_rel_err(gpu, yp, yr, n * n_out));
+        worst_again = worse(worst_again, dev_rel_err(gpu, y2, yr, n * n_out));
         /* invalidation: prepared from x, then a plain rmsnorm of x2 into the same buffer */
         gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb_ref);
         gpu->matmul(gpu, &wq, NULL, xb_ref, n, yr);
         handled = handled && gpu->rmsnorm_prepare(gpu, dx, dg, k, n, 1e-5f, xb, &wq);
         gpu->rmsnorm(gpu, dx2, dg, k, n, 1e-5f, xb);
         gpu->matmul(gpu, &wq, NULL, xb, n, yp);
-        r = download(gpu, yr, n * n_out), p = download(gpu, yp, n * n_out);
-        worst_inv = worse(worst_inv, rel_err_f(p, r, n * n_out));
-        free(r), free(p);
+        worst_inv = worse(worst_inv, dev_rel_err(gpu, yp, yr, n * n_out));
         /* swiglu_into then the residual product (matmul_add), against swiglu then matmul_add */
         float *hg = randn(n * n_ff, 2.0f), *hu = randn(n * n_ff, 1.0f), *res = randn(n * k, 1.0f);
         float *dgate = dev_copy(gpu, hg, n * n_ff), *dup = dev_copy(gpu, hu, n * n_ff);
@@ -499,9 +491,8 @@ static void test_prefill_inputs(rg_dtype t) {
         gpu->matmul_add(gpu, &wd, NULL, s_ref, n, res_ref);
         handled = handled && gpu->swiglu_into(gpu, dgate, dup, n * n_ff, s_in, &wd);
         gpu->matmul_add(gpu, &wd, NULL, s_in, n, res_p);
-        r = download(gpu, res_ref, n * k), p = download(gpu, res_p, n * k);
-        worst_swiglu = worse(worst_swiglu, rel_err_f(p, r, n * k));
-        free(r), free(p), free(hg), free(hu), free(res);
+        worst_swiglu = worse(worst_swiglu, dev_rel_err(gpu, res_p, res_ref, n * k));
+        free(hg), free(hu), free(res);
         gpu->free(gpu, dgate), gpu->free(gpu, dup), gpu->free(gpu, s_ref), gpu->free(gpu, s_in);
         gpu->free(gpu, res_ref), gpu->free(gpu, res_p);
         gpu->free(gpu, dx), gpu->free(gpu, dx2), gpu->free(gpu, xb_ref), gpu->free(gpu, xb);
@@ -587,12 +578,9 @@ static void test_attention_quant(rg_dtype wt) {
         a.out = o2, a.next = NULL;
         gpu->attention(gpu, &a);
         gpu->matmul_add(gpu, &wo, NULL, o2, n, y2);
-        float *h1 = download(gpu, o1, n * k), *h2 = download(gpu, o2, n * k);
-        worst_out = worse(worst_out, rel_err_f(h1, h2, n * k));
-        free(h1), free(h2);
-        h1 = download(gpu, y1, n * n_out), h2 = download(gpu, y2, n * n_out);
-        worst_y = worse(worst_y, rel_err_f(h1, h2, n * n_out));
-        free(h1), free(h2), free(q), free(res);
+        worst_out = worse(worst_out, dev_rel_err(gpu, o1, o2, n * k));
+        worst_y = worse(worst_y, dev_rel_err(gpu, y1, y2, n * n_out));
+        free(q), free(res);
         gpu->free(gpu, dq), gpu->free(gpu, o1), gpu->free(gpu, o2), gpu->free(gpu, y1), gpu->free(gpu, y2);
     }
     const char *name = rg_dtype_name(wt);
@@ -638,12 +626,9 @@ static void test_swiglu_quant(rg_dtype t) {
         gpu->matmul_add(gpu, &wd, NULL, s1, n, y1);
         gpu->matmul_swiglu(gpu, &wg, &wu, dx, n, s2, NULL);
         gpu->matmul_add(gpu, &wd, NULL, s2, n, y2);
-        float *a = download(gpu, s1, n * n_ff), *b = download(gpu, s2, n * n_ff);
-        worst_s = worse(worst_s, rel_err_f(a, b, n * n_ff));
-        free(a), free(b);
-        a = download(gpu, y1, n * k), b = download(gpu, y2, n * k);
-        worst_y = worse(worst_y, rel_err_f(a, b, n * k));
-        free(a), free(b), free(x), free(res);
+        worst_s = worse(worst_s, dev_rel_err(gpu, s1, s2, n * n_ff));
+        worst_y = worse(worst_y, dev_rel_err(gpu, y1, y2, n * k));
+        free(x), free(res);
         gpu->free(gpu, dx), gpu->free(gpu, s1), gpu->free(gpu, s2), gpu->free(gpu, y1), gpu->free(gpu, y2);
     }
     const char *name = rg_dtype_name(t);
@@ -1413,9 +1398,8 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
         float *y1 = dev_poisoned(gpu, n * no), *y2 = dev_poisoned(gpu, n * no);
         gpu->matmul(gpu, &pc->wo, NULL, dout, n, y1);
         gpu->matmul(gpu, &pc->wo, NULL, dout, n, y2);
-        float *h1 = download(gpu, y1, n * no), *h2 = download(gpu, y2, n * no);
-        pc->worst_next = worse(pc->worst_next, rel_err_f(h1, h2, n * no));
-        free(h1), free(h2), gpu->free(gpu, y1), gpu->free(gpu, y2);
+        pc->worst_next = worse(pc->worst_next, dev_rel_err(gpu, y1, y2, n * no));
+        gpu->free(gpu, y1), gpu->free(gpu, y2);
         free(q), free(out_ref), free(out_gpu);
         gpu->free(gpu, dq), gpu->free(gpu, dout);
     }
