@@ -1345,10 +1345,13 @@ static double row_max_err(const float *got, const float *ref, int64_t n_rows, in
     return worst;
 }
 
+/* The prefill-attention kernels besides the default, each a backend made with its lever */
+static const char *const PF_ALT[2] = {"RIDGE_CUDA_PF_MT2", "RIDGE_CUDA_PF_WGMMA"};
+
 typedef struct prefill_case {
     rg_backend *cpu, *gpu;
-    rg_backend *gpu_mt2; /* RIDGE_CUDA_PF_MT2=1: 32 query rows a warp; its outputs must equal gpu's bit for bit */
-    double worst_mt2;    /* relative difference of gpu_mt2's outputs from gpu's (0 expected) */
+    rg_backend *alt[2]; /* the other prefill kernels, on the same inputs: PF_ALT's levers */
+    double worst_alt[2]; /* the row error of each against the CPU reference */
     int64_t n_head, n_head_kv, hd;
     rg_weight wo;      /* an o-proj: the GPU attention is told it reads out next (rg_backend_attn.next) */
     double worst_next; /* its product on the form attention wrote vs on out converted */
@@ -1364,14 +1367,18 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
     rg_backend *cpu = pc->cpu, *gpu = pc->gpu;
     cpu->begin_step(cpu, &st);
     gpu->begin_step(gpu, &st);
-    pc->gpu_mt2->begin_step(pc->gpu_mt2, &st);
+    for (int i = 0; i < 2; i++) pc->alt[i]->begin_step(pc->alt[i], &st);
     int64_t n_kv = pc->n_head_kv * pc->hd, n_q = pc->n_head * pc->hd;
     float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
     float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
-    float *dk2 = dev_copy(pc->gpu_mt2, k, n * n_kv), *dv2 = dev_copy(pc->gpu_mt2, v, n * n_kv);
     cpu->kv_store(cpu, 0, k, v);
     gpu->kv_store(gpu, 0, dk, dv);
-    pc->gpu_mt2->kv_store(pc->gpu_mt2, 0, dk2, dv2);
+    for (int i = 0; i < 2; i++) {
+        rg_backend *g2 = pc->alt[i];
+        float *dk2 = dev_copy(g2, k, n * n_kv), *dv2 = dev_copy(g2, v, n * n_kv);
+        g2->kv_store(g2, 0, dk2, dv2);
+        g2->free(g2, dk2), g2->free(g2, dv2);
+    }
     double e = 0;
     if (attend) {
         float *q = randn(n * n_q, 1.0f), *out_ref = malloc((size_t)(n * n_q) * sizeof *out_ref);
@@ -1384,15 +1391,17 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
         pc->n_prepared += n > 16 && gpu->holds_input_form(gpu, dout, &pc->wo, n);
         float *out_gpu = download(gpu, dout, n * n_q);
         e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
-        /* the 32-rows-a-warp kernel on the same inputs */
-        rg_backend *g2 = pc->gpu_mt2;
-        float *dq2 = dev_copy(g2, q, n * n_q), *dout2 = dev_poisoned(g2, n * n_q);
-        rg_backend_attn a2 = a;
-        a2.q = dq2, a2.out = dout2, a2.next = NULL;
-        g2->attention(g2, &a2);
-        float *out2 = download(g2, dout2, n * n_q);
-        pc->worst_mt2 = worse(pc->worst_mt2, rel_err_f(out2, out_gpu, n * n_q));
-        free(out2), g2->free(g2, dq2), g2->free(g2, dout2);
+        /* the other kernels on the same inputs */
+        for (int i = 0; i < 2; i++) {
+            rg_backend *g2 = pc->alt[i];
+            float *dq2 = dev_copy(g2, q, n * n_q), *dout2 = dev_poisoned(g2, n * n_q);
+            rg_backend_attn a2 = a;
+            a2.q = dq2, a2.out = dout2, a2.next = NULL;
+            g2->attention(g2, &a2);
+            float *out2 = download(g2, dout2, n * n_q);
+            pc->worst_alt[i] = worse(pc->worst_alt[i], row_max_err(out2, out_ref, n * pc->n_head, pc->hd));
+            free(out2), g2->free(g2, dq2), g2->free(g2, dout2);
+        }
         /* the o-proj on what attention wrote for it, then again (converting out) */
         const int64_t no = pc->wo.n_out;
         float *y1 = dev_poisoned(gpu, n * no), *y2 = dev_poisoned(gpu, n * no);
@@ -1405,7 +1414,6 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
     }
     free(k), free(v);
     gpu->free(gpu, dk), gpu->free(gpu, dv);
-    pc->gpu_mt2->free(pc->gpu_mt2, dk2), pc->gpu_mt2->free(pc->gpu_mt2, dv2);
     return e;
 }
 
@@ -1433,9 +1441,12 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     rg_kv_pool *pool;
     prefill_case pc = {.n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
     rg_threadpool *tp = rg_threadpool_create(0);
-    setenv("RIDGE_CUDA_PF_MT2", "1", 1);
-    rg_status st2 = rg_backend_cuda_create(0, &pc.gpu_mt2, &err);
-    unsetenv("RIDGE_CUDA_PF_MT2");
+    rg_status st2 = 0;
+    for (int i = 0; i < 2 && !st2; i++) {
+        setenv(PF_ALT[i], "1", 1);
+        st2 = rg_backend_cuda_create(0, &pc.alt[i], &err);
+        unsetenv(PF_ALT[i]);
+    }
     if (st2 || rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &pc.cpu, &err) ||
         rg_backend_cuda_create(0, &pc.gpu, &err)) {
         check(err.msg, NAN, 0);
@@ -1444,7 +1455,7 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     rg_backend_limits lim = {.max_tokens = 512, .k_max = n_head * hd, .n_out_max = 64, .n_head = n_head,
                              .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 512};
     if (pc.cpu->reserve(pc.cpu, &lim, pool, &err) || pc.gpu->reserve(pc.gpu, &lim, pool, &err) ||
-        pc.gpu_mt2->reserve(pc.gpu_mt2, &lim, pool, &err)) {
+        pc.alt[0]->reserve(pc.alt[0], &lim, pool, &err) || pc.alt[1]->reserve(pc.alt[1], &lim, pool, &err)) {
         check(err.msg, NAN, 0);
         return;
     }
@@ -1509,14 +1520,17 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: the o-proj's form written on steps of > 16 tokens",
              tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.n_prepared > 0 ? 0 : NAN, 0);
-    snprintf(what, sizeof what,
-             "prefill attn %s %lld/%lld hd %lld: 32 rows a warp (RIDGE_CUDA_PF_MT2=1) vs 16, bit for bit", tn,
-             (long long)n_head, (long long)n_head_kv, (long long)hd);
-    check(what, pc.worst_mt2, 0);
+    for (int i = 0; i < 2; i++) { /* every case above, the same bound */
+        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: %s=1, all steps", tn,
+                 (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)bs, PF_ALT[i]);
+        check(what, pc.worst_alt[i], tol);
+    }
     pc.gpu->unload_weight(pc.gpu, &pc.wo), free(h_wo);
     if (pc.gpu->sync(pc.gpu, &err)) check(err.msg, NAN, 0);
-    if (pc.gpu_mt2->sync(pc.gpu_mt2, &err)) check(err.msg, NAN, 0);
-    pc.gpu_mt2->destroy(pc.gpu_mt2);
+    for (int i = 0; i < 2; i++) {
+        if (pc.alt[i]->sync(pc.alt[i], &err)) check(err.msg, NAN, 0);
+        pc.alt[i]->destroy(pc.alt[i]);
+    }
     pc.gpu->destroy(pc.gpu), pc.cpu->destroy(pc.cpu);
     rg_kv_pool_free(pool);
     rg_threadpool_free(tp);
