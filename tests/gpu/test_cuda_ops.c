@@ -1345,13 +1345,27 @@ static double row_max_err(const float *got, const float *ref, int64_t n_rows, in
     return worst;
 }
 
-/* The prefill-attention kernels besides the default, each a backend made with its lever */
-static const char *const PF_ALT[2] = {"RIDGE_CUDA_PF_MT2", "RIDGE_CUDA_PF_WGMMA"};
+/* The prefill-attention kernels besides the default, each a backend made with its levers */
+#define N_PF_ALT 2
+static const char *const PF_ALT[N_PF_ALT] = {"RIDGE_CUDA_PF_WGMMA=0", "RIDGE_CUDA_PF_WGMMA=0 RIDGE_CUDA_PF_MT2=1"};
+
+/* Set (or, with set false, unset) the environment variables of "A=1 B=2". */
+static void set_levers(const char *spec, bool set) {
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = 0;
+        if (set) setenv(kv, eq + 1, 1);
+        else unsetenv(kv);
+    }
+}
 
 typedef struct prefill_case {
     rg_backend *cpu, *gpu;
-    rg_backend *alt[2]; /* the other prefill kernels, on the same inputs: PF_ALT's levers */
-    double worst_alt[2]; /* the row error of each against the CPU reference */
+    rg_backend *alt[N_PF_ALT]; /* the other prefill kernels, on the same inputs: PF_ALT's levers */
+    double worst_alt[N_PF_ALT]; /* the row error of each against the CPU reference */
     int64_t n_head, n_head_kv, hd;
     rg_weight wo;      /* an o-proj: the GPU attention is told it reads out next (rg_backend_attn.next) */
     double worst_next; /* its product on the form attention wrote vs on out converted */
@@ -1367,13 +1381,13 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
     rg_backend *cpu = pc->cpu, *gpu = pc->gpu;
     cpu->begin_step(cpu, &st);
     gpu->begin_step(gpu, &st);
-    for (int i = 0; i < 2; i++) pc->alt[i]->begin_step(pc->alt[i], &st);
+    for (int i = 0; i < N_PF_ALT; i++) pc->alt[i]->begin_step(pc->alt[i], &st);
     int64_t n_kv = pc->n_head_kv * pc->hd, n_q = pc->n_head * pc->hd;
     float *k = randn(n * n_kv, 1.0f), *v = randn(n * n_kv, 1.0f);
     float *dk = dev_copy(gpu, k, n * n_kv), *dv = dev_copy(gpu, v, n * n_kv);
     cpu->kv_store(cpu, 0, k, v);
     gpu->kv_store(gpu, 0, dk, dv);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < N_PF_ALT; i++) {
         rg_backend *g2 = pc->alt[i];
         float *dk2 = dev_copy(g2, k, n * n_kv), *dv2 = dev_copy(g2, v, n * n_kv);
         g2->kv_store(g2, 0, dk2, dv2);
@@ -1392,7 +1406,7 @@ static double prefill_step(prefill_case *pc, int64_t n, const int32_t *pos, cons
         float *out_gpu = download(gpu, dout, n * n_q);
         e = row_max_err(out_gpu, out_ref, n * pc->n_head, pc->hd);
         /* the other kernels on the same inputs */
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < N_PF_ALT; i++) {
             rg_backend *g2 = pc->alt[i];
             float *dq2 = dev_copy(g2, q, n * n_q), *dout2 = dev_poisoned(g2, n * n_q);
             rg_backend_attn a2 = a;
@@ -1442,10 +1456,10 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     prefill_case pc = {.n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
     rg_threadpool *tp = rg_threadpool_create(0);
     rg_status st2 = 0;
-    for (int i = 0; i < 2 && !st2; i++) {
-        setenv(PF_ALT[i], "1", 1);
+    for (int i = 0; i < N_PF_ALT && !st2; i++) {
+        set_levers(PF_ALT[i], true);
         st2 = rg_backend_cuda_create(0, &pc.alt[i], &err);
-        unsetenv(PF_ALT[i]);
+        set_levers(PF_ALT[i], false);
     }
     if (st2 || rg_kv_pool_create(&kc, &pool, &err) || rg_backend_cpu_create(tp, &pc.cpu, &err) ||
         rg_backend_cuda_create(0, &pc.gpu, &err)) {
@@ -1520,14 +1534,14 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld: the o-proj's form written on steps of > 16 tokens",
              tn, (long long)n_head, (long long)n_head_kv, (long long)hd);
     check(what, pc.n_prepared > 0 ? 0 : NAN, 0);
-    for (int i = 0; i < 2; i++) { /* every case above, the same bound */
-        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: %s=1, all steps", tn,
+    for (int i = 0; i < N_PF_ALT; i++) { /* every case above, the same bound */
+        snprintf(what, sizeof what, "prefill attn %s %lld/%lld hd %lld bs %lld: %s, all steps", tn,
                  (long long)n_head, (long long)n_head_kv, (long long)hd, (long long)bs, PF_ALT[i]);
         check(what, pc.worst_alt[i], tol);
     }
     pc.gpu->unload_weight(pc.gpu, &pc.wo), free(h_wo);
     if (pc.gpu->sync(pc.gpu, &err)) check(err.msg, NAN, 0);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < N_PF_ALT; i++) {
         if (pc.alt[i]->sync(pc.alt[i], &err)) check(err.msg, NAN, 0);
         pc.alt[i]->destroy(pc.alt[i]);
     }

@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                 }
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++)
-                    pf_softmax_tile<HD / 8>(s[mt], o[mt], m[mt], l[mt], p0, ctx_lo[mt], ctx_hi[mt],
+                    pf_softmax_tile<PF_BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt], p0, ctx_lo[mt], ctx_hi[mt],
                                             p0 + PF_BN > warp_min, a.scale_log2, tq);
                 /* O += P·V, each V fragment serving the warp's MT m-tiles; the S
                  * fragments of n-tiles 2kk, 2kk + 1 (P rounded to E) are the A
@@ -316,6 +316,7 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     a.row = c->d_row, a.tables = c->d_tables, a.n_ctx = c->d_n_ctx;
     a.n_tok = n_tok, a.table_w = c->max_table_blocks, a.n_head = q->n_head;
     a.group = (int)(q->n_head / c->kvc.n_head_kv), a.bs = (int)c->kvc.block_size;
+    a.bs_shift = (a.bs & (a.bs - 1)) == 0 ? __builtin_ctz((unsigned)a.bs) : -1;
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale_log2 = q->scale * 1.4426950408889634f;
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));

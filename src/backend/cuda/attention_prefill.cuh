@@ -26,6 +26,7 @@ struct prefill_params {
     const int32_t *row, *tables, *n_ctx;
     int64_t n_tok, table_w, n_head;
     int group, bs; /* query heads per KV head, KV block size */
+    int bs_shift;  /* log2(bs) when bs is a power of two (the pool's default 16), else -1: no division per row */
     size_t unit_bytes, kv_bytes, head_bytes;
     float scale_log2; /* scale * log2(e): the softmax runs on exp2 */
 };
@@ -53,7 +54,7 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 /* 2^x on the special function unit (ex2.approx: ~2 ulp, 2^-inf = 0): the softmax
- * takes PF_BN / 2 of them per lane and tile, where exp2f's range handling would cost
+ * takes 2 NJ of them per lane and tile, where exp2f's range handling would cost
  * several instructions each. */
 __device__ __forceinline__ float exp2_fast(float x) {
     float y;
@@ -61,26 +62,33 @@ __device__ __forceinline__ float exp2_fast(float x) {
     return y;
 }
 
-/* Start copying K and V of positions [p0, p0 + PF_BN) into ks / vs, 16-byte chunk
+/* Start copying K and V of positions [p0, p0 + BN) into ks / vs, 16-byte chunk
  * c of position row r at element OFF(r, c); positions at or past kv_len (beyond
  * the run's context: their table entries are not valid) are zero-filled so that
- * P·V never meets garbage (0 · NaN). */
-template <typename E, int HD, int NTHR, typename OFF>
+ * P·V never meets garbage (0 · NaN). NTHR / BN threads share a row: one block-table
+ * lookup each, then chunks q, q + NTHR / BN, ... (adjacent threads, adjacent
+ * chunks: coalesced). The address arithmetic is a real cost here (measured: a
+ * division by the block size per chunk made the wgmma kernel 13-16% slower). */
+template <typename E, int HD, int NTHR, typename OFF, int BN = PF_BN>
 __device__ __forceinline__ void pf_load_kv_tile(E *ks, E *vs, const prefill_params &a, const int32_t *table,
                                                 int64_t hkv, int p0, int kv_len, OFF off) {
-    constexpr int CH = HD / 8;
-    for (int i = threadIdx.x; i < PF_BN * CH; i += NTHR) {
-        int r = i / CH, c = i % CH, p = p0 + r;
-        const uint8_t *k = a.layer_base, *v = a.layer_base;
-        int n = 0;
-        if (p < kv_len) {
-            k = a.layer_base + (size_t)table[p / a.bs] * a.unit_bytes + (size_t)hkv * a.head_bytes +
-                ((size_t)(p % a.bs) * HD + (size_t)c * 8) * sizeof(E);
-            v = k + a.kv_bytes;
-            n = 16;
-        }
-        cp_async16(ks + off(r, c), k, n);
-        cp_async16(vs + off(r, c), v, n);
+    constexpr int CH = HD / 8, TPR = NTHR / BN;
+    static_assert(NTHR % BN == 0 && CH % TPR == 0, "threads must split rows evenly");
+    const int r = threadIdx.x / TPR, q = threadIdx.x % TPR, p = p0 + r;
+    const uint8_t *k = a.layer_base, *v = a.layer_base;
+    int n = 0, step = 0;
+    if (p < kv_len) {
+        const int blk = a.bs_shift >= 0 ? p >> a.bs_shift : p / a.bs, slot = p - blk * a.bs;
+        k = a.layer_base + (size_t)table[blk] * a.unit_bytes + (size_t)hkv * a.head_bytes +
+            ((size_t)slot * HD + (size_t)q * 8) * sizeof(E);
+        v = k + a.kv_bytes;
+        n = 16, step = 16 * TPR;
+    }
+#pragma unroll
+    for (int j = 0; j < CH / TPR; j++) {
+        const int c = j * TPR + q;
+        cp_async16(ks + off(r, c), k + j * step, n);
+        cp_async16(vs + off(r, c), v + j * step, n);
     }
 }
 
@@ -105,19 +113,19 @@ __device__ __forceinline__ int pf_run_end(const int32_t *row_s, const int32_t *c
     return s1;
 }
 
-/* Mask one 16-row m-tile's scores s of tile p0 (rows g and g + 8 of the lane's
+/* Mask one 16-row m-tile's scores s (8 NJ positions) of tile p0 (rows g and g + 8 of the lane's
  * quad see positions below ctx_lo / ctx_hi; masked only when mask, i.e. some row
  * of the caller's group ends inside the tile), then fold the tile into the online
  * softmax state: running max m (raw score units), the lane's share of the running
  * sum l, and o = sum_j e^(s_j - m) v_j; s is left holding P (unnormalized). A row
  * with nothing visible yet keeps m = -inf and uses 0 as its reference so that
  * e^(-inf - ref) is 0, not NaN. */
-template <int NO>
-__device__ __forceinline__ void pf_softmax_tile(float (&s)[PF_BN / 8][4], float (&o)[NO][4], float m[2], float l[2],
+template <int NJ, int NO>
+__device__ __forceinline__ void pf_softmax_tile(float (&s)[NJ][4], float (&o)[NO][4], float m[2], float l[2],
                                                 int p0, int ctx_lo, int ctx_hi, bool mask, float scale_log2, int tq) {
     if (mask) {
 #pragma unroll
-        for (int j = 0; j < PF_BN / 8; j++) {
+        for (int j = 0; j < NJ; j++) {
             const int p = p0 + 8 * j + 2 * tq;
             if (p >= ctx_lo) s[j][0] = -INFINITY;
             if (p + 1 >= ctx_lo) s[j][1] = -INFINITY;
@@ -127,7 +135,7 @@ __device__ __forceinline__ void pf_softmax_tile(float (&s)[PF_BN / 8][4], float 
     }
     float mx[2] = {m[0], m[1]};
 #pragma unroll
-    for (int j = 0; j < PF_BN / 8; j++) {
+    for (int j = 0; j < NJ; j++) {
         mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
         mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
     }
@@ -141,7 +149,7 @@ __device__ __forceinline__ void pf_softmax_tile(float (&s)[PF_BN / 8][4], float 
         m[r] = mx[r];
     }
 #pragma unroll
-    for (int j = 0; j < PF_BN / 8; j++) {
+    for (int j = 0; j < NJ; j++) {
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             s[j][e] = exp2_fast(fmaf(s[j][e], scale_log2, -ref[e >> 1]));
@@ -150,16 +158,21 @@ __device__ __forceinline__ void pf_softmax_tile(float (&s)[PF_BN / 8][4], float 
     }
     l[0] = l[0] * alpha[0] + sum[0];
     l[1] = l[1] * alpha[1] + sum[1];
+    /* once the running maxima settle, most tiles leave every alpha at exactly 1:
+     * the warp then skips multiplying o by it (the same bits, NO * 4 fewer FMULs) */
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-    for (int n = 0; n < NO; n++) {
-        o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        for (int n = 0; n < NO; n++) {
+            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        }
     }
 }
 
 /* k-step kk of P·V: the S fragments of n-tiles 2kk, 2kk + 1 (P rounded to E) are
  * the A fragment of 16 positions. */
-template <typename E> __device__ __forceinline__ void pf_p_fragment(uint32_t pa[4], const float (&s)[PF_BN / 8][4], int kk) {
+template <typename E, int NJ>
+__device__ __forceinline__ void pf_p_fragment(uint32_t pa[4], const float (&s)[NJ][4], int kk) {
     pa[0] = pack2<E>(s[2 * kk][0], s[2 * kk][1]);
     pa[1] = pack2<E>(s[2 * kk][2], s[2 * kk][3]);
     pa[2] = pack2<E>(s[2 * kk + 1][0], s[2 * kk + 1][1]);

@@ -1,5 +1,6 @@
 /* attention_prefill_wg.cu — the prefill attention kernel on Hopper's warpgroup
- * MMA (wgmma, sm_90a; RIDGE_CUDA_PF_WGMMA). The same walk, masking, online
+ * MMA (wgmma, sm_90a): the default where the device and the binary have it
+ * (RIDGE_CUDA_PF_WGMMA=0 falls back to attention_prefill.cu's). The same walk, masking, online
  * softmax and outputs as attention_prefill.cu (attention_prefill.cuh), with the
  * two products issued per warpgroup instead of per warp:
  *   S[64][PF_BN] = Q·Kᵀ   wgmma m64n64k16, Q and K from shared memory
@@ -14,7 +15,10 @@
  * What FlashAttention-3 adds on top (TMA loads by a producer warp, softmax of
  * one warpgroup overlapping the other's MMA by named barriers, in-register
  * pipelining of the two products) is not done here: the two blocks an SM overlap
- * each other's phases instead. */
+ * each other's phases instead. That caps a thread at 128 registers (4 warpgroups
+ * an SM), which S, O and P fill at head dim 128: a second S in flight, or Q kept
+ * in registers, needs a different partition of the SM (one block of three
+ * warpgroups, or a producer warp with setmaxnreg). */
 #include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/wgmma.cuh"
 
@@ -27,17 +31,17 @@ template <int HD, int ROWS> struct wg_off {
     __device__ int operator()(int r, int c) const { return (c >> 3) * ROWS * 64 + r * 64 + (((c & 7) ^ (r & 7)) << 3); }
 };
 
-static constexpr size_t wg_smem(int hd) { /* Q, the K/V stages, and slack to align to 1024 bytes */
-    return ((size_t)PF_BM * hd + (size_t)WG_STAGES * 2 * PF_BN * hd) * 2 + 1024;
+static constexpr size_t wg_smem(int hd, int bn) { /* Q, the K/V stages, and slack to align to 1024 bytes */
+    return ((size_t)PF_BM * hd + (size_t)WG_STAGES * 2 * bn * hd) * 2 + 1024;
 }
 
-/* grid (n_head, ceil(n_tok / PF_BM)), WG_THREADS threads, wg_smem(HD) bytes of
+/* grid (n_head, ceil(n_tok / PF_BM)), WG_THREADS threads, wg_smem(HD, BN) bytes of
  * dynamic shared memory. Compiled to an empty body for other architectures
  * (rg_cuda_prefill_wg_setup checks the binary before it is ever launched). */
-template <typename E, int HD, int MINB>
+template <typename E, int HD, int BN, int MINB>
 __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefill_params a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int TILE = PF_BN * HD; /* elements of one K or V tile */
+    constexpr int TILE = BN * HD; /* elements of one K or V tile */
     extern __shared__ uint4 wg_smem_raw[];
     __shared__ int32_t row_s[PF_BM], ctx_s[PF_BM];
     __shared__ int warp_lim[WG_THREADS / 32]; /* each warp's longest context in the current run */
@@ -87,8 +91,9 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
         int group_max = 0;
 #pragma unroll
         for (int w = 0; w < 4; w++) group_max = max(group_max, warp_lim[4 * wg + w]);
-        const int n_tiles = (kv_len + PF_BN - 1) / PF_BN;
-        if (n_tiles > 0) pf_load_kv_tile<E, HD, WG_THREADS>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len, wg_off<HD, PF_BN>());
+        const int n_tiles = (kv_len + BN - 1) / BN;
+        if (n_tiles > 0) pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len,
+                                                                  wg_off<HD, BN>());
         cp_async_commit();
         for (int it = 0; it < n_tiles; it++) {
             /* tile it landed (and, past the barrier, every thread's part of it, made
@@ -99,36 +104,36 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
             __syncthreads();
             if (it + 1 < n_tiles) {
                 E *nk = kv_s + 2 * ((it + 1) % WG_STAGES) * TILE;
-                pf_load_kv_tile<E, HD, WG_THREADS>(nk, nk + TILE, a, table, hkv, (it + 1) * PF_BN, kv_len,
-                                                   wg_off<HD, PF_BN>());
+                pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(nk, nk + TILE, a, table, hkv, (it + 1) * BN,
+                                                                       kv_len, wg_off<HD, BN>());
             }
             cp_async_commit();
             const E *ks = kv_s + 2 * (it % WG_STAGES) * TILE, *vs = ks + TILE;
-            const int p0 = it * PF_BN;
+            const int p0 = it * BN;
             if (p0 >= group_max) continue;
-            float s[PF_BN / 8][4];
+            float s[BN / 8][4];
 #pragma unroll
-            for (int j = 0; j < PF_BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < HD / 16; kk++) {
                 /* k-step kk: column block kk / 4, 32 bytes into it per step */
                 const uint64_t da = wg_desc(q_s + (kk >> 2) * PF_BM * 64 + wg * 64 * 64 + (kk & 3) * 16, 16, 1024);
-                const uint64_t db = wg_desc(ks + (kk >> 2) * PF_BN * 64 + (kk & 3) * 16, 16, 1024);
-                wgmma_ss<E, PF_BN>(&s[0][0], da, db, kk > 0);
+                const uint64_t db = wg_desc(ks + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
+                wgmma_ss<E, BN>(&s[0][0], da, db, kk > 0);
             }
             wg_commit();
-            wg_wait_all<PF_BN / 2>(&s[0][0]);
-            pf_softmax_tile<HD / 8>(s, o, m, l, p0, ctx_lo, ctx_hi, p0 + PF_BN > warp_min, a.scale_log2, tq);
-            uint32_t pa[PF_BN / 16][4]; /* all of P rounded first: no register writes between the products */
+            wg_wait_all<BN / 2>(&s[0][0]);
+            pf_softmax_tile<BN / 8, HD / 8>(s, o, m, l, p0, ctx_lo, ctx_hi, p0 + BN > warp_min, a.scale_log2, tq);
+            uint32_t pa[BN / 16][4]; /* all of P rounded first: no register writes between the products */
 #pragma unroll
-            for (int kk = 0; kk < PF_BN / 16; kk++) pf_p_fragment<E>(pa[kk], s, kk);
+            for (int kk = 0; kk < BN / 16; kk++) pf_p_fragment<E>(pa[kk], s, kk);
             wg_fence();
 #pragma unroll
-            for (int kk = 0; kk < PF_BN / 16; kk++) {
+            for (int kk = 0; kk < BN / 16; kk++) {
                 /* 16 positions = two 8-row groups (2048 bytes) per k-step; the column
-                 * blocks of V lie PF_BN rows (PF_BN * 128 bytes) apart */
-                const uint64_t db = wg_desc(vs + kk * 16 * 64, PF_BN * 128, 1024);
+                 * blocks of V lie BN rows (BN * 128 bytes) apart */
+                const uint64_t db = wg_desc(vs + kk * 16 * 64, BN * 128, 1024);
                 wgmma_rs_tb<E, HD>(&o[0][0], pa[kk], db, 1);
             }
             wg_commit();
@@ -140,15 +145,19 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
 #endif
 }
 
-/* Instances: two blocks an SM (97 KiB of shared memory each at head dim 128). */
+/* Instances: two blocks an SM (97 KiB of shared memory each at head dim 128).
+ * 128-position tiles (S as m64n128, one block an SM: 193 registers) measured
+ * 12-25% slower than these (docs/BENCHMARKS.md, session 6): the two blocks' phases
+ * overlapping each other is worth more than the wider product. */
 template <typename E, int HD> static bool setup_one(cuda_backend *c, bool *usable) {
     cudaFuncAttributes fa;
-    if (!rg_cuda_check(c, cudaFuncGetAttributes(&fa, attn_prefill_wg_kernel<E, HD, 2>), "prefill attention (wgmma)"))
+    if (!rg_cuda_check(c, cudaFuncGetAttributes(&fa, attn_prefill_wg_kernel<E, HD, PF_BN, 2>),
+                       "prefill attention (wgmma)"))
         return false;
     *usable = *usable && fa.binaryVersion == 90;
     return rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_wg_kernel<E, HD, 2>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wg_smem(HD)),
+                         cudaFuncSetAttribute(attn_prefill_wg_kernel<E, HD, PF_BN, 2>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wg_smem(HD, PF_BN)),
                          "prefill attention (wgmma) setup");
 }
 
@@ -159,8 +168,8 @@ bool rg_cuda_prefill_wg_setup(cuda_backend *c, bool *usable) {
 }
 
 template <typename E> static void launch(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
-    if (hd == 64) attn_prefill_wg_kernel<E, 64, 2><<<grid, WG_THREADS, wg_smem(64), c->stream>>>(a);
-    else attn_prefill_wg_kernel<E, 128, 2><<<grid, WG_THREADS, wg_smem(128), c->stream>>>(a);
+    if (hd == 64) attn_prefill_wg_kernel<E, 64, PF_BN, 2><<<grid, WG_THREADS, wg_smem(64, PF_BN), c->stream>>>(a);
+    else attn_prefill_wg_kernel<E, 128, PF_BN, 2><<<grid, WG_THREADS, wg_smem(128, PF_BN), c->stream>>>(a);
 }
 
 void rg_cuda_prefill_wg_launch(cuda_backend *c, int64_t hd, bool f16, dim3 grid, const prefill_params &a) {

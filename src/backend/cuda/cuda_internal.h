@@ -53,7 +53,7 @@ typedef struct cuda_backend {
     bool swiglu_quant;            /* matmul_swiglu writes the down product's int8 input (RIDGE_CUDA_SWIGLU_QUANT=1) */
     bool attn_quant;              /* the attention merge writes the o-proj's int8 input (RIDGE_CUDA_ATTN_QUANT=1) */
     bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1) */
-    bool pf_wgmma;                /* prefill attention on wgmma (sm_90a; RIDGE_CUDA_PF_WGMMA) */
+    bool pf_wgmma;                /* prefill attention on wgmma (sm_90a; RIDGE_CUDA_PF_WGMMA=0: mma.sync) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (act16; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     /* Input forms of the next matmul on some activations, written by the op that
      * produced them: the int8 activations of the integer GEMV (act8, in xq or xq2:
