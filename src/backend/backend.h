@@ -135,7 +135,12 @@ struct rg_backend {
     bool (*matmul_add)(rg_backend *be, const rg_weight *w, const float *bias, const float *x, int64_t n_tok, float *y);
     /* out = silu(Wg·x) * (Wu·x): gate and up products with SwiGLU in the epilogue;
      * next (may be NULL): the weight that reads out next, whose input form the
-     * backend may prepare in the same pass (as rmsnorm_prepare does). */
+     * backend may prepare in the same pass (as rmsnorm_prepare does). Given next,
+     * a backend may instead write only that form, leaving out unwritten (as
+     * swiglu_into: only next's product may read out), and may keep gate and up in
+     * that form's 16-bit type on the way — the one exception to "same roundings"
+     * (CUDA prefill with bf16 weights, as a bf16 PyTorch forward computes it;
+     * RIDGE_CUDA_PREFILL_GU16=0 turns it off). */
     bool (*matmul_swiglu)(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
                           float *out, const rg_weight *next);
     /* out = rmsnorm(x, w, eps) as rmsnorm computes it, and, where the backend can,

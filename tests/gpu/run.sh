@@ -88,8 +88,8 @@ if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
       tee "$O/bench_cuda_gemv_plain.txt"
     echo "== peer: torch SDPA decode attention =="
     python3 bench/peers/sdpa_attention.py 2>&1 | tee "$O/peer_sdpa.txt"
-    echo "== bench_cuda prefill attention, RIDGE_CUDA_PF_MT2=1 (32 query rows a warp, opt-in) =="
-    RIDGE_CUDA_PF_MT2=1 "$B/bench/bench_cuda" 0 prefill 2>&1 | tee "$O/bench_cuda_prefill_mt2.txt"
+    echo "== bench_cuda prefill attention, RIDGE_CUDA_PF_WGMMA=0 (the mma.sync kernel) =="
+    RIDGE_CUDA_PF_WGMMA=0 "$B/bench/bench_cuda" 0 prefill 2>&1 | tee "$O/bench_cuda_prefill_mma.txt"
     echo "== peer: torch SDPA prefill attention (cuDNN, flash) =="
     python3 bench/peers/sdpa_prefill.py 2>&1 | tee "$O/peer_sdpa_prefill.txt"
   fi
@@ -137,9 +137,12 @@ if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
         "$B/ridge" bench -m "$f" --gpu -p 2048 -n 16 -r 3 -ub $ub --cache-type bf16 --json 2>&1 |
           tee "$O/bench-$(basename "$f" .gguf)-prefill2048-ub$ub.json"
       done
-      echo "== bench $spec, prefill 2048 tokens, -ub 2048, RIDGE_CUDA_PF_MT2=1 =="
-      RIDGE_CUDA_PF_MT2=1 "$B/ridge" bench -m "$f" --gpu -p 2048 -n 16 -r 3 -ub 2048 --cache-type bf16 --json 2>&1 |
-        tee "$O/bench-$(basename "$f" .gguf)-prefill2048-ub2048-PF_MT2.json"
+      # the prefill levers, each off: the wgmma attention, gate/up kept in bf16
+      for lever in PF_WGMMA=0 PREFILL_GU16=0; do
+        echo "== bench $spec, prefill 2048 tokens, -ub 2048, RIDGE_CUDA_$lever =="
+        env "RIDGE_CUDA_$lever" "$B/ridge" bench -m "$f" --gpu -p 2048 -n 16 -r 3 -ub 2048 --cache-type bf16 --json \
+          2>&1 | tee "$O/bench-$(basename "$f" .gguf)-prefill2048-ub2048-${lever//=/_}.json"
+      done
     fi
     if [ "$type" = bf16 ] && [ "${RIDGE_GPU_PEER:-1}" != 0 ]; then # the compiled PyTorch decode peer, same shape
       pj=$O/peer-decode-$shape${layers:+-${layers}l}
@@ -168,8 +171,8 @@ printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
   "$O/bench_cuda_gemv_plain.txt" | sed 's/^/plain GEMV: /'
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
-[ -f "$O/bench_cuda_prefill_mt2.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda_prefill_mt2.txt" |
-  sed 's/^/PF_MT2: /'
+[ -f "$O/bench_cuda_prefill_mma.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda_prefill_mma.txt" |
+  sed 's/^/mma.sync: /'
 [ -f "$O/peer_sdpa_prefill.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/peer_sdpa_prefill.txt"
 [ -f "$O/ceilings.txt" ] && printf "%-28s %s\n" "ceilings (torch)" "$(tr '\n' ' ' <"$O/ceilings.txt")"
 for j in "$O"/bench-*.json; do

@@ -513,6 +513,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->gemv_q_u2 = lever("RIDGE_CUDA_GEMV_Q_U2", false);
     c->norm_quant = lever("RIDGE_CUDA_NORM_QUANT", true);
     c->prefill_inputs = lever("RIDGE_CUDA_PREFILL_INPUTS", true);
+    c->prefill_gu16 = lever("RIDGE_CUDA_PREFILL_GU16", true);
     c->pf_mt2 = lever("RIDGE_CUDA_PF_MT2", false);
     c->pf_wgmma = prop.major == 9 && lever("RIDGE_CUDA_PF_WGMMA", true); /* and the binary has it: setup */
     c->attn_quant = lever("RIDGE_CUDA_ATTN_QUANT", false);

@@ -55,6 +55,7 @@ typedef struct cuda_backend {
     bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1) */
     bool pf_wgmma;                /* prefill attention on wgmma (sm_90a; RIDGE_CUDA_PF_WGMMA=0: mma.sync) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (act16; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
+    bool prefill_gu16;            /* prefill gate/up products in bf16 (RIDGE_CUDA_PREFILL_GU16=0: f32) */
     /* Input forms of the next matmul on some activations, written by the op that
      * produced them: the int8 activations of the integer GEMV (act8, in xq or xq2:
      * rmsnorm_prepare, the attention merge, matmul_swiglu) and the 16-bit cuBLAS
@@ -182,6 +183,10 @@ bool rg_cuda_rmsnorm_prepare(rg_backend *be, const float *x, const float *w, int
 /* rmsnorm_prepare's int8 case (matmul_q.cu): out and next's int8 activations */
 bool rg_cuda_rmsnorm_int8(cuda_backend *c, const float *x, const float *w, int64_t n, int64_t n_tok, float eps,
                           float *out, const rg_weight *next);
+/* SwiGLU of n_tok x n bf16 gate/up into the bf16 cuBLAS input (x16), held as the
+ * form of out (matmul.cu's prefill_swiglu16). */
+void rg_cuda_swiglu_bf16(cuda_backend *c, const __nv_bfloat16 *g, const __nv_bfloat16 *u, int64_t n_tok, int64_t n,
+                         const float *out);
 bool rg_cuda_swiglu_into(rg_backend *be, const float *gate, const float *up, int64_t n, float *out,
                          const rg_weight *next);
 bool rg_cuda_qkv_rope_kv_store(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,

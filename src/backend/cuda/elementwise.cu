@@ -312,6 +312,39 @@ bool rg_cuda_swiglu_into(rg_backend *be, const float *gate, const float *up, int
     return true;
 }
 
+/* SwiGLU of bf16 gate/up rows into the bf16 cuBLAS input (prefill_swiglu16):
+ * eight elements a thread (16-byte loads and store) where n allows. */
+__global__ void swiglu_bf16_kernel(const __nv_bfloat16 *g, const __nv_bfloat16 *u, int64_t n, __nv_bfloat16 *out) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    if ((n & 7) == 0) {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n / 8; i += stride) {
+            const uint4 a = __ldg((const uint4 *)g + i), b = __ldg((const uint4 *)u + i);
+            const __nv_bfloat162 *a2 = (const __nv_bfloat162 *)&a, *b2 = (const __nv_bfloat162 *)&b;
+            uint4 r;
+            __nv_bfloat162 *r2 = (__nv_bfloat162 *)&r;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float2 x = __bfloat1622float2(a2[j]), y = __bfloat1622float2(b2[j]);
+                r2[j] = __floats2bfloat162_rn(silu_mul(x.x, y.x), silu_mul(x.y, y.y));
+            }
+            ((uint4 *)out)[i] = r;
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+            out[i] = __float2bfloat16_rn(silu_mul(__bfloat162float(g[i]), __bfloat162float(u[i])));
+    }
+}
+
+void rg_cuda_swiglu_bf16(cuda_backend *c, const __nv_bfloat16 *g, const __nv_bfloat16 *u, int64_t n_tok, int64_t n,
+                         const float *out) {
+    rg_cuda_forget_prepared(c);
+    const int64_t total = n_tok * n;
+    unsigned blocks = rg_cuda_blocks((total + 7) / 8, 256);
+    swiglu_bf16_kernel<<<blocks < 65535 ? blocks : 65535, 256, 0, c->stream>>>(g, u, total,
+                                                                                (__nv_bfloat16 *)c->x16);
+    if (RG_CUDA_LAUNCHED(c, "swiglu (bf16 gate/up)")) rg_cuda_prepared_set(&c->act16, out, c->x16, RG_BF16, n_tok, n);
+}
+
 __global__ void add_kernel(float *y, const float *x, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] += x[i];

@@ -324,9 +324,10 @@ static void cublas_input(cuda_backend *c, const rg_weight *w, const float *x, in
 }
 
 /* y = W·x, or y += W·x when accumulate (beta = 1), with x already in c->x16
- * (cublas_input; f32 weights read x itself). */
+ * (cublas_input; f32 weights read x itself). y16 (bf16 weights only): the
+ * product rounded to bf16 there instead of y. */
 static void cublas_product(cuda_backend *c, const rg_weight *w, const float *x, int64_t n_tok, float *y,
-                           bool accumulate) {
+                           bool accumulate, __nv_bfloat16 *y16 = NULL) {
     wplanes p = rg_cuda_planes(w);
     int m = (int)p.n_out, n = (int)n_tok, k = (int)p.k;
     float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -338,8 +339,10 @@ static void cublas_product(cuda_backend *c, const rg_weight *w, const float *x, 
     }
     cudaDataType dt = w->type == RG_F16 ? CUDA_R_16F : CUDA_R_16BF;
     if (w->type == RG_F16 || w->type == RG_BF16) {
+        void *out = y16 && w->type == RG_BF16 ? (void *)y16 : (void *)y;
+        const cudaDataType ot = out == (void *)y16 ? CUDA_R_16BF : CUDA_R_32F;
         cublas_ok(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, p.p0, dt, k, c->x16, dt, k,
-                                  &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                  &beta, out, ot, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                   "gemm");
         return;
     }
@@ -452,14 +455,38 @@ bool rg_cuda_matmul_add(rg_backend *be, const rg_weight *w, const float *bias, c
     return true;
 }
 
-/* out = silu(Wg·x) * (Wu·x) for decode-sized steps; larger ones run the unfused
- * ops. With RIDGE_CUDA_SWIGLU_QUANT=1 (opt-in), when gate/up and next are both
+/* Prefill with bf16 gate/up weights whose down product runs on cuBLAS in bf16
+ * (RIDGE_CUDA_PREFILL_GU16, on by default): both products written as bf16 into
+ * out's own memory (n_tok x n floats hold the two n_tok x n bf16 matrices), then
+ * SwiGLU from them straight into the down product's bf16 input; out's floats
+ * are never written (backend.h). Per element, SwiGLU reads 4 bytes where it read
+ * 8 and the products write 4 where they wrote 8 (8B shape, 2048 tokens: ~470 MB a
+ * layer less traffic). The price: gate and up are rounded to bf16 before SwiGLU
+ * (as a bf16 PyTorch forward keeps them), one rounding more than the f32 path. */
+static bool prefill_swiglu16(cuda_backend *c, const rg_weight *gate, const rg_weight *up, const float *x,
+                             int64_t n_tok, float *out, const rg_weight *next) {
+    const int64_t n = gate->n_out;
+    if (!c->prefill_gu16 || !c->prefill_inputs || gate->type != RG_BF16 || !next ||
+        rg_cuda_x16_type(next) != RG_BF16 || next->k != n || n > c->k_max)
+        return false;
+    if (c->status) return true;
+    __nv_bfloat16 *g16 = (__nv_bfloat16 *)out, *u16 = g16 + n_tok * n;
+    cublas_input(c, gate, x, n_tok);
+    if (!c->status) cublas_product(c, gate, x, n_tok, NULL, false, g16);
+    if (!c->status) cublas_product(c, up, x, n_tok, NULL, false, u16);
+    if (!c->status) rg_cuda_swiglu_bf16(c, g16, u16, n_tok, n, out);
+    return true;
+}
+
+/* out = silu(Wg·x) * (Wu·x) for decode-sized steps and prefill_swiglu16's case;
+ * other prefill steps run the unfused ops. With RIDGE_CUDA_SWIGLU_QUANT=1 (opt-in), when gate/up and next are both
  * integer-GEMV types, the kernel also writes next's int8 activations of out into
  * xq2 (matmul_q.cu's swiglu_quant_tail), for the down product to find. */
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
                            float *out, const rg_weight *next) {
     cuda_backend *c = cuda_of(be);
-    if (n_tok > GEMV_MAX_TOK || gate->type != up->type || gate->k != up->k || gate->n_out != up->n_out) return false;
+    if (gate->type != up->type || gate->k != up->k || gate->n_out != up->n_out) return false;
+    if (n_tok > GEMV_MAX_TOK) return prefill_swiglu16(c, gate, up, x, n_tok, out, next);
     if (n_tok <= 0 || c->status) return true;
     const rg_weight *w[2] = {gate, up};
     float *y[2] = {out, NULL};
