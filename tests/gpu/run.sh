@@ -111,12 +111,10 @@ if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
         tee "$O/bench-$(basename "$f" .gguf)-nopdl.json"
       # one lever each: the QKV+RoPE fusion off; the quantized GEMV's short-row
       # mapping off, its long-row one on (opt-in); rmsnorm writing the int8
-      # activations off; the attention merge and the gate/up GEMV writing them for the
-      # o-proj and the down product (opt-in, not yet measured), each and both
-      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=0 ATTN_QUANT=1 SWIGLU_QUANT=1 \
-        ATTN_QUANT=1,SWIGLU_QUANT=1; do
+      # activations off
+      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=0; do
         # the int8-activation levers do nothing for bf16 weights
-        [ "$type" = bf16 ] && case $lever in GEMV* | NORM_QUANT* | ATTN_QUANT* | SWIGLU_QUANT*) continue ;; esac
+        [ "$type" = bf16 ] && case $lever in GEMV* | NORM_QUANT*) continue ;; esac
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \
           --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf)-${lever//[=,]/_}.json"

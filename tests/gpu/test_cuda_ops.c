@@ -519,131 +519,6 @@ static void test_prefill_inputs(rg_dtype t) {
     drop_gpu(gpu, pool);
 }
 
-/* The attention merge writing the o-proj's int8 activations (RIDGE_CUDA_ATTN_QUANT=1,
- * rg_backend_attn.next): decode steps of 1 and 3 tokens over contexts of a few
- * hundred positions (many splits, so the merge runs), attention with `next` then
- * the o-proj with the residual add, against attention without it then the same
- * product (which quantizes for itself): outputs and products bit for bit, and the
- * form reported held (holds_input_form). */
-static void test_attention_quant(rg_dtype wt) {
-    char what[200];
-    rg_err err = {0};
-    const int64_t n_head = 8, n_head_kv = 2, hd = 64, k = n_head * hd, n_out = 256, ctx[3] = {300, 517, 33};
-    rg_kv_config kc = {.n_layer = 1, .n_head_kv = n_head_kv, .head_dim = hd, .block_size = 16, .n_blocks = 64,
-                       .dtype = RG_BF16};
-    rg_kv_pool *pool;
-    rg_backend *gpu;
-    rg_backend_limits lim = {.max_tokens = 64, .k_max = k, .n_out_max = n_out, .n_head = n_head,
-                             .n_head_kv = n_head_kv, .head_dim = hd, .max_ctx = 600};
-    if (!make_gpu("RIDGE_CUDA_ATTN_QUANT", &lim, &kc, &gpu, &pool)) return;
-    rg_weight wo;
-    void *hwo = NULL;
-    if (!random_weight(gpu, wt, k, n_out, &wo, &hwo)) return;
-    /* three sequences' K/V, stored 64 tokens a step */
-    rg_kv_seq s[3] = {0};
-    int32_t pos[64], nctx[64];
-    const int32_t *tables[64];
-    const int64_t n_kv = n_head_kv * hd;
-    for (int sq = 0; sq < 3; sq++) {
-        if (rg_kv_seq_reserve(pool, &s[sq], ctx[sq], &err)) {
-            check(err.msg, NAN, 0);
-            return;
-        }
-        for (int64_t p0 = 0; p0 < ctx[sq]; p0 += 64) {
-            const int64_t n = ctx[sq] - p0 < 64 ? ctx[sq] - p0 : 64;
-            for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(p0 + i), nctx[i] = pos[i] + 1, tables[i] = s[sq].blocks;
-            gpu->begin_step(gpu, &(rg_step){.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx,
-                                            .ctx_max = (int32_t)(p0 + n)});
-            float *kv = randn(n * n_kv, 1.0f);
-            float *dkv = dev_copy(gpu, kv, n * n_kv);
-            gpu->kv_store(gpu, 0, dkv, dkv);
-            free(kv), gpu->free(gpu, dkv);
-        }
-        s[sq].n_tokens = ctx[sq];
-    }
-    double worst_out = 0, worst_y = 0;
-    bool prepared_all = true;
-    for (int64_t n = 1; n <= 3; n += 2) { /* a step of 1 token, then of 3 (one per sequence) */
-        for (int64_t i = 0; i < n; i++)
-            pos[i] = (int32_t)(ctx[i] - 1), nctx[i] = (int32_t)ctx[i], tables[i] = s[i].blocks;
-        gpu->begin_step(gpu, &(rg_step){.n_tok = n, .pos = pos, .tables = tables, .n_ctx = nctx, .ctx_max = 517});
-        float *q = randn(n * k, 1.0f), *res = randn(n * n_out, 1.0f);
-        float *dq = dev_copy(gpu, q, n * k), *o1 = dev_poisoned(gpu, n * k), *o2 = dev_poisoned(gpu, n * k);
-        float *y1 = dev_copy(gpu, res, n * n_out), *y2 = dev_copy(gpu, res, n * n_out);
-        rg_backend_attn a = {.layer = 0, .n_head = n_head, .q = dq, .out = o1, .scale = 0.125f,
-                             .kind = RG_ATTN_FLASH, .next = &wo};
-        gpu->attention(gpu, &a);
-        prepared_all = prepared_all && gpu->holds_input_form(gpu, o1, &wo, n);
-        gpu->matmul_add(gpu, &wo, NULL, o1, n, y1);
-        a.out = o2, a.next = NULL;
-        gpu->attention(gpu, &a);
-        gpu->matmul_add(gpu, &wo, NULL, o2, n, y2);
-        worst_out = worse(worst_out, dev_rel_err(gpu, o1, o2, n * k));
-        worst_y = worse(worst_y, dev_rel_err(gpu, y1, y2, n * n_out));
-        free(q), free(res);
-        gpu->free(gpu, dq), gpu->free(gpu, o1), gpu->free(gpu, o2), gpu->free(gpu, y1), gpu->free(gpu, y2);
-    }
-    const char *name = rg_dtype_name(wt);
-    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: form written for 1 and 3 tokens", name);
-    check(what, prepared_all ? 0 : NAN, 0);
-    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: attention output vs without next", name);
-    check(what, worst_out, 0);
-    snprintf(what, sizeof what, "attention merge -> int8 for %s o-proj: o-proj + residual vs quantizing itself", name);
-    check(what, worst_y, 0);
-    for (int sq = 0; sq < 3; sq++) rg_kv_seq_free(pool, &s[sq]);
-    gpu->unload_weight(gpu, &wo), free(hwo);
-    drop_gpu(gpu, pool);
-}
-
-/* matmul_swiglu writing the down product's int8 activations (RIDGE_CUDA_SWIGLU_QUANT=1,
- * its `next`): gate/up then down + residual, against the same with no next (the
- * down GEMV quantizing for itself): SwiGLU outputs and down products bit for bit,
- * the form reported held, for 1..16 tokens (two 8-token launches from 9 on, the
- * unit counters reused launch after launch). */
-static void test_swiglu_quant(rg_dtype t) {
-    char what[200];
-    rg_kv_pool *pool;
-    rg_backend *gpu;
-    const int64_t k = 512, n_ff = 768;
-    rg_backend_limits lim = {.max_tokens = 16, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
-                             .head_dim = 64, .max_ctx = 64};
-    if (!make_gpu("RIDGE_CUDA_SWIGLU_QUANT", &lim, NULL, &gpu, &pool)) return;
-    rg_weight wg, wu, wd;
-    void *hg = NULL, *hu = NULL, *hd = NULL;
-    if (!random_weight(gpu, t, k, n_ff, &wg, &hg) || !random_weight(gpu, t, k, n_ff, &wu, &hu) ||
-        !random_weight(gpu, t, n_ff, k, &wd, &hd))
-        return;
-    double worst_s = 0, worst_y = 0;
-    bool held = true;
-    const int64_t toks[] = {1, 3, 8, 11, 16, 1};
-    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
-        const int64_t n = toks[ti];
-        float *x = randn(n * k, 1.0f), *res = randn(n * k, 1.0f);
-        float *dx = dev_copy(gpu, x, n * k), *s1 = dev_poisoned(gpu, n * n_ff), *s2 = dev_poisoned(gpu, n * n_ff);
-        float *y1 = dev_copy(gpu, res, n * k), *y2 = dev_copy(gpu, res, n * k);
-        gpu->matmul_swiglu(gpu, &wg, &wu, dx, n, s1, &wd);
-        held = held && gpu->holds_input_form(gpu, s1, &wd, n);
-        gpu->matmul_add(gpu, &wd, NULL, s1, n, y1);
-        gpu->matmul_swiglu(gpu, &wg, &wu, dx, n, s2, NULL);
-        gpu->matmul_add(gpu, &wd, NULL, s2, n, y2);
-        worst_s = worse(worst_s, dev_rel_err(gpu, s1, s2, n * n_ff));
-        worst_y = worse(worst_y, dev_rel_err(gpu, y1, y2, n * k));
-        free(x), free(res);
-        gpu->free(gpu, dx), gpu->free(gpu, s1), gpu->free(gpu, s2), gpu->free(gpu, y1), gpu->free(gpu, y2);
-    }
-    const char *name = rg_dtype_name(t);
-    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: form held, 1..16 tokens", name);
-    check(what, held ? 0 : NAN, 0);
-    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: SwiGLU outputs vs without next", name);
-    check(what, worst_s, 0);
-    snprintf(what, sizeof what, "matmul_swiglu -> int8 for the %s down product: down + residual vs quantizing itself",
-             name);
-    check(what, worst_y, 0);
-    gpu->unload_weight(gpu, &wg), gpu->unload_weight(gpu, &wu), gpu->unload_weight(gpu, &wd);
-    free(hg), free(hu), free(hd);
-    drop_gpu(gpu, pool);
-}
-
 /* matmul_swiglu at prefill sizes with bf16 weights and a bf16 down product
  * (matmul.cu's prefill_swiglu16, RIDGE_CUDA_PREFILL_GU16): gate and up kept in
  * bf16, SwiGLU written only as the down product's input. Against the unfused
@@ -1750,13 +1625,7 @@ int main(void) {
     const rg_dtype norm_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
     for (size_t i = 0; i < sizeof norm_quant_types / sizeof *norm_quant_types; i++)
         test_norm_quant(norm_quant_types[i]);
-    const rg_dtype swiglu_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1, RG_Q4_K, RG_Q6_K};
-    for (size_t i = 0; i < sizeof swiglu_quant_types / sizeof *swiglu_quant_types; i++)
-        test_swiglu_quant(swiglu_quant_types[i]);
     test_prefill_swiglu16();
-    const rg_dtype attn_quant_types[] = {RG_Q8_0, RG_Q4_0, RG_Q4_1};
-    for (size_t i = 0; i < sizeof attn_quant_types / sizeof *attn_quant_types; i++)
-        test_attention_quant(attn_quant_types[i]);
     const rg_dtype prefill_input_types[] = {RG_BF16, RG_F16, RG_Q4_0, RG_Q4_K};
     for (size_t i = 0; i < sizeof prefill_input_types / sizeof *prefill_input_types; i++)
         test_prefill_inputs(prefill_input_types[i]);

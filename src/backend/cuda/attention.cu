@@ -16,9 +16,7 @@
  * kernel (tensor cores) is not written yet. Scores, softmax and sums are f32. */
 #include <float.h>
 
-#include "backend/cuda/act_q8.cuh"
 #include "backend/cuda/attention.cuh"
-#include "backend/cuda/gemv_common.cuh"
 
 #define ATTN_THREADS 128
 #define TILE RG_CUDA_ATTN_TILE
@@ -155,8 +153,7 @@ static size_t merge_smem(int64_t n_split, int64_t hd) {
  * split list is read with many loads in flight rather than one chain. */
 __global__ void __launch_bounds__(MERGE_THREADS) attn_merge_kernel(const float *o_part, const float2 *ml,
                                                                    int64_t n_head, int64_t n_split, int64_t hd,
-                                                                   float to_log2, float *out, int fmt, int8_t *q8,
-                                                                   act_meta *meta) {
+                                                                   float to_log2, float *out) {
     RG_PDL_TRIGGER();
     RG_PDL_WAIT();
     extern __shared__ float sh[]; /* weight [n_split] | l [n_split] | per-group sums [groups][hd] */
@@ -198,14 +195,7 @@ __global__ void __launch_bounds__(MERGE_THREADS) attn_merge_kernel(const float *
     for (int64_t d = tid; d < hd; d += MERGE_THREADS) {
         float o = 0;
         for (int g = 0; g < groups; g++) o += part[g * hd + d];
-        const float val = total > 0 ? o / total : 0.0f;
-        out[row * hd + d] = val;
-        if (fmt) { /* hd <= MERGE_THREADS, a multiple of 32 (the host checks): warp w holds unit w of the row */
-            int8_t *uq = q8 + row * hd + (d & ~(int64_t)31);
-            act_meta *um = meta + (row * hd + d) / 32;
-            if (fmt == ACT_Q8_0) q8_0_unit<false>(val, (int)(d & 31), uq, um);
-            else q8_0_unit<true>(val, (int)(d & 31), uq, um);
-        }
+        out[row * hd + d] = total > 0 ? o / total : 0.0f;
     }
 }
 
@@ -285,21 +275,9 @@ void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
         else attn_split_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, c->stream>>>(a);
     }
     if (!RG_CUDA_LAUNCHED(c, "attention") || a.out) return;
-    /* The merge also writes the o-proj's int8 activations where the o-proj is an
-     * integer GEMV of a per-32 form (rg_backend_attn.next; RIDGE_CUDA_ATTN_QUANT=1,
-     * opt-in): the quantization kernel before it disappears. xq's layout as
-     * matmul_q.cu's launch_type: q [n_tok][k], then act_meta [n_tok][k / 32]. */
-    const int64_t k_o = a.n_head * hd;
-    int fmt = c->attn_quant && q->next && q->next->k == k_o && k_o <= c->k_max && n_tok <= GEMV_MAX_TOK &&
-                      hd % 32 == 0 && hd <= MERGE_THREADS
-                  ? rg_cuda_act_fmt(q->next->type)
-                  : 0;
-    if (fmt == ACT_Q8_K_PERM) fmt = 0; /* per 256: more than a head */
-    int8_t *q8 = (int8_t *)c->xq;
     /* the decode kernel's maxima are in log2 units, the general kernel's natural */
     rg_cuda_launch(c, attn_merge_kernel, dim3((unsigned)a.n_head, (unsigned)n_tok), dim3(MERGE_THREADS),
                    merge_smem(n_split, hd), (const float *)c->attn_o, (const float2 *)c->attn_ml, a.n_head, a.n_split,
-                   hd, fast ? 1.0f : 1.4426950408889634f, q->out, fmt, q8, (act_meta *)(q8 + n_tok * k_o));
-    if (RG_CUDA_LAUNCHED(c, "attention merge") && fmt)
-        rg_cuda_prepared_set(&c->act8, q->out, c->xq, fmt, n_tok, k_o);
+                   hd, fast ? 1.0f : 1.4426950408889634f, q->out);
+    RG_CUDA_LAUNCHED(c, "attention merge");
 }

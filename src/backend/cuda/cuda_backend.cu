@@ -354,10 +354,6 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     c->w16_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
     c->w16 = cuda_alloc(be, c->w16_bytes);
     c->xq = (float *)cuda_alloc(be, (size_t)16 * (size_t)lim->k_max * 4);
-    c->xq2 = (float *)cuda_alloc(be, (size_t)16 * (size_t)lim->k_max * 4);
-    c->unit_cnt = (unsigned *)cuda_alloc(be, (size_t)(lim->k_max / 32 + 1) * 4);
-    if (c->unit_cnt)
-        rg_cuda_check(c, cudaMemsetAsync(c->unit_cnt, 0, (size_t)(lim->k_max / 32 + 1) * 4, c->stream), "memset");
     c->d_argmax = (int32_t *)cuda_alloc(be, (size_t)lim->max_tokens * 4);
     /* split-KV partials: enough for every token of a full step with a few splits each,
      * and for a decode batch to split its context finely */
@@ -371,8 +367,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (cudaMallocHost(&c->h_out, c->h_out_bytes) != cudaSuccess) c->h_out = NULL, cudaGetLastError();
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
-    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->xq2 ||
-        !c->unit_cnt || !c->attn_o || !c->attn_ml || !c->d_argmax)
+    if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o ||
+        !c->attn_ml || !c->d_argmax)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
     return c->status ? rg_fail(err, c->status, "%s", c->msg) : RG_OK;
@@ -479,7 +475,7 @@ static void cuda_destroy(rg_backend *be) {
     cudaFreeHost(c->h_stage);
     if (c->h_out) cudaFreeHost(c->h_out);
     free(c->row_src), free(c->row_ctx);
-    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq), cudaFree(c->xq2), cudaFree(c->unit_cnt);
+    cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq);
     cudaFree(c->attn_o), cudaFree(c->attn_ml);
     cudaFree(c->d_argmax);
     if (c->cublas) cublasDestroy(c->cublas);
@@ -516,8 +512,6 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->prefill_gu16 = lever("RIDGE_CUDA_PREFILL_GU16", true);
     c->pf_mt2 = lever("RIDGE_CUDA_PF_MT2", false);
     c->pf_wgmma = prop.major == 9 && lever("RIDGE_CUDA_PF_WGMMA", true); /* and the binary has it: setup */
-    c->attn_quant = lever("RIDGE_CUDA_ATTN_QUANT", false);
-    c->swiglu_quant = lever("RIDGE_CUDA_SWIGLU_QUANT", false);
     c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {

@@ -49,17 +49,14 @@ typedef struct cuda_backend {
     bool gemv_q_short, gemv_q_u2; /* matmul_q.cu's mappings for short and long rows (RIDGE_CUDA_GEMV_Q_SHORT, _U2) */
     bool gemv_mma;                /* 2..16-token GEMV of 16-bit weights on tensor cores (RIDGE_CUDA_GEMV_MMA=0: off) */
     bool norm_quant;              /* rmsnorm_prepare writes int8 activations (RIDGE_CUDA_NORM_QUANT=0: off) */
-    /* opt-in, not yet run on a GPU: */
-    bool swiglu_quant;            /* matmul_swiglu writes the down product's int8 input (RIDGE_CUDA_SWIGLU_QUANT=1) */
-    bool attn_quant;              /* the attention merge writes the o-proj's int8 input (RIDGE_CUDA_ATTN_QUANT=1) */
-    bool pf_mt2;                  /* prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1) */
+    bool pf_mt2;                  /* mma.sync prefill attention with 32 query rows a warp (RIDGE_CUDA_PF_MT2=1) */
     bool pf_wgmma;                /* prefill attention on wgmma (sm_90a; RIDGE_CUDA_PF_WGMMA=0: mma.sync) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (act16; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     bool prefill_gu16;            /* prefill gate/up products in bf16 (RIDGE_CUDA_PREFILL_GU16=0: f32) */
     /* Input forms of the next matmul on some activations, written by the op that
-     * produced them: the int8 activations of the integer GEMV (act8, in xq or xq2:
-     * rmsnorm_prepare, the attention merge, matmul_swiglu) and the 16-bit cuBLAS
-     * input (act16, in x16: rmsnorm_prepare, swiglu_into, prefill attention). */
+     * produced them: the int8 activations of the integer GEMV (act8, in xq:
+     * rmsnorm_prepare) and the 16-bit cuBLAS input (act16, in x16: rmsnorm_prepare,
+     * swiglu_into, matmul_swiglu at prefill, prefill attention). */
     prepared_form act8, act16;
     cudaStream_t stream;
     cublasHandle_t cublas;
@@ -86,8 +83,6 @@ typedef struct cuda_backend {
     int64_t k_max;                /* the widest matmul input reserved (x16 holds max_tokens rows of it, xq 16) */
     void *w16;                    /* a dequantized tile of weight rows, w16_bytes */
     float *xq;                    /* quantized activations (GEMV path): 16 * k_max (matmul_q.cu: int8 + scales) */
-    float *xq2;                   /* a second one, for the down product's input written by matmul_swiglu */
-    unsigned *unit_cnt;           /* k_max / 32 counters (matmul_q.cu's swiglu_quant_tail), zero between launches */
     size_t w16_bytes;
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */

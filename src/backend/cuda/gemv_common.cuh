@@ -6,7 +6,6 @@
 #ifndef RG_BACKEND_CUDA_GEMV_COMMON_CUH
 #define RG_BACKEND_CUDA_GEMV_COMMON_CUH
 
-#include "backend/cuda/act_q8.cuh"
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/rope.cuh"
 
@@ -28,16 +27,6 @@
  *                sums and the rope_kv_store launch disappears. */
 enum { GEMV_STORE, GEMV_ADD, GEMV_SWIGLU, GEMV_QKV_ROPE };
 
-
-/* GEMV_SWIGLU of the integer GEMV only: the output's int8 activation form for
- * the next product (matmul_q.cu's swiglu_quant_tail), or fmt 0: none. */
-struct act_out {
-    int fmt;        /* ACT_Q8_0, ACT_Q8_0_PERM or ACT_Q8_K_PERM */
-    int8_t *q;      /* [n_tok][n_out], then meta [n_tok][n_out / 32] (the launch's first token's) */
-    act_meta *meta;
-    unsigned *cnt;  /* per unit of the output (32 or 256 rows): blocks done, back to 0 after */
-};
-
 struct gemv_job {
     wplanes w[3];
     const float *bias[3];
@@ -45,7 +34,6 @@ struct gemv_job {
     unsigned blk_end[3];
     rope_kv_layout rope; /* GEMV_QKV_ROPE only: the step and the KV pool */
     int64_t rope_tok0;   /* the launch's first token within the step (launches cover 8 tokens) */
-    act_out ao;
 };
 
 

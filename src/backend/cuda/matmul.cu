@@ -22,6 +22,7 @@
 
 #include <type_traits>
 
+#include "backend/cuda/act_q8.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/mma.cuh"
@@ -378,10 +379,9 @@ static void matmul_cublas(cuda_backend *c, const rg_weight *w, const float *x, i
 /* The GEMV path for n_mat matrices of one type and input width. */
 template <int MODE>
 static void gemv(cuda_backend *c, int n_mat, const rg_weight *const *w, const float *const *bias, const float *x,
-                 int64_t n_tok, float *const *y, const rope_kv_layout *rope = NULL, const act_out *ao = NULL) {
+                 int64_t n_tok, float *const *y, const rope_kv_layout *rope = NULL) {
     gemv_job job = {};
     if (rope) job.rope = *rope;
-    if (ao) job.ao = *ao;
     for (int i = 0; i < n_mat; i++) {
         job.w[i] = rg_cuda_planes(w[i]);
         job.bias[i] = bias ? bias[i] : NULL;
@@ -479,9 +479,7 @@ static bool prefill_swiglu16(cuda_backend *c, const rg_weight *gate, const rg_we
 }
 
 /* out = silu(Wg·x) * (Wu·x) for decode-sized steps and prefill_swiglu16's case;
- * other prefill steps run the unfused ops. With RIDGE_CUDA_SWIGLU_QUANT=1 (opt-in), when gate/up and next are both
- * integer-GEMV types, the kernel also writes next's int8 activations of out into
- * xq2 (matmul_q.cu's swiglu_quant_tail), for the down product to find. */
+ * other prefill steps run the unfused ops. */
 bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weight *up, const float *x, int64_t n_tok,
                            float *out, const rg_weight *next) {
     cuda_backend *c = cuda_of(be);
@@ -490,15 +488,7 @@ bool rg_cuda_matmul_swiglu(rg_backend *be, const rg_weight *gate, const rg_weigh
     if (n_tok <= 0 || c->status) return true;
     const rg_weight *w[2] = {gate, up};
     float *y[2] = {out, NULL};
-    act_out ao = {};
-    const int64_t n = gate->n_out;
-    if (c->swiglu_quant && next && rg_cuda_act_fmt(gate->type) && next->k == n && n <= c->k_max) {
-        ao.fmt = rg_cuda_act_fmt(next->type);
-        if (n % (ao.fmt == ACT_Q8_K_PERM ? 256 : 32)) ao.fmt = 0;
-        ao.q = (int8_t *)c->xq2, ao.meta = (act_meta *)(ao.q + n_tok * n), ao.cnt = c->unit_cnt;
-    }
-    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y, NULL, ao.fmt ? &ao : NULL);
-    if (ao.fmt && !c->status) rg_cuda_prepared_set(&c->act8, out, c->xq2, ao.fmt, n_tok, n);
+    gemv<GEMV_SWIGLU>(c, 2, w, NULL, x, n_tok, y);
     return true;
 }
 

@@ -116,47 +116,6 @@ __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_int8_kernel(const float *
     else q8_k_block<PERM, 1>({v}, q + t * k + i - threadIdx.x, meta + (t * k + i - threadIdx.x) / 32);
 }
 
-/* After a GEMV_SWIGLU block's epilogue (job.ao.fmt set, RIDGE_CUDA_SWIGLU_QUANT=1):
- * the block that completes a unit of the output (32 rows for the per-32 forms,
- * 256 for Q8_K; a block has R of them) quantizes that unit for every token, as
- * the activation quantization kernels would, so the down product finds its int8
- * activations written and that launch disappears. Completion is counted per
- * unit: each block's output stores are fenced, then one atomic increment; the
- * block that brings the count to units/R reads the unit through L2 and puts the
- * counter back to 0 for the next launch. */
-template <int R> __device__ __forceinline__ void swiglu_quant_tail(const gemv_job &job, int64_t r0, int64_t n_tok) {
-    __shared__ bool last;
-    const act_out &ao = job.ao;
-    const int U = ao.fmt == ACT_Q8_K_PERM ? 256 : 32;
-    const int64_t n = job.w[0].n_out, unit = r0 / U;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(ao.cnt + unit, 1u) == (unsigned)(U / R - 1);
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float *y = job.y[0];
-    if (ao.fmt != ACT_Q8_K_PERM) {
-        const int lane = threadIdx.x & 31;
-        for (int64_t t = threadIdx.x >> 5; t < n_tok; t += GEMV_THREADS / 32) {
-            const float v = __ldcg(y + t * n + unit * 32 + lane);
-            int8_t *uq = ao.q + t * n + unit * 32;
-            act_meta *um = ao.meta + t * (n / 32) + unit;
-            if (ao.fmt == ACT_Q8_0) q8_0_unit<false>(v, lane, uq, um);
-            else q8_0_unit<true>(v, lane, uq, um);
-        }
-    } else {
-        static_assert(GEMV_THREADS == 128, "two elements of the 256 a thread");
-        for (int64_t t = 0; t < n_tok; t++) {
-            const float *yr = y + t * n + unit * 256;
-            const float v[2] = {__ldcg(yr + threadIdx.x), __ldcg(yr + threadIdx.x + 128)};
-            q8_k_block<true, 2>(v, ao.q + t * n + unit * 256,
-                                 ao.meta + t * (n / 32) + unit * 8);
-        }
-    }
-    if (threadIdx.x == 0) ao.cnt[unit] = 0;
-}
-
 /* ---- weights: one row's 32-element unit as 8 words of 4 bytes (w[e] pairs
  * with activation word e) and two float factors */
 
@@ -338,7 +297,6 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[i][t] = i / RG == g ? sum[i % RG][t] : 0.0f;
     gemv_epilogue<MODE, R, NT, RR>(job, m, r0, n_tok, w0.n_out, acc);
-    if (MODE == GEMV_SWIGLU && job.ao.fmt) swiglu_quant_tail<R>(job, r0, n_tok);
 }
 
 /* One launch per tile of up to 8 tokens (U applies to one-token tiles only). */
@@ -353,7 +311,6 @@ static void launch_r(cuda_backend *c, gemv_job job, int n_mat, const int8_t *q, 
         gemv_job jt = job;
         jt.rope_tok0 = t0;
         for (int i = 0; i < n_mat; i++) jt.y[i] = job.y[i] + t0 * job.w[i].n_out;
-        if (jt.ao.fmt) jt.ao.q += t0 * job.w[0].n_out, jt.ao.meta += t0 * (job.w[0].n_out / 32);
         const dim3 grid(blocks), block(GEMV_THREADS);
         if (nt == 1) rg_cuda_launch(c, gemv_dp4a_kernel<T, 1, R, MODE, G, U>, grid, block, 0, jt, qt, mt, nt);
         else if (nt == 2) rg_cuda_launch(c, gemv_dp4a_kernel<T, 2, R, MODE, G, 1>, grid, block, 0, jt, qt, mt, nt);
