@@ -38,9 +38,11 @@ echo "== test_cuda_ops =="
 grep -E "^FAIL|passed" "$O/ops.txt"
 [ $ops_rc -eq 0 ] || fail=1
 
-if [ "${RIDGE_GPU_SANITIZE:-0}" = 1 ]; then
-  echo "== compute-sanitizer (memcheck) test_cuda_ops =="
-  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$T" >"$O/sanitizer.txt" 2>&1; san_rc=$?
+# RIDGE_GPU_SANITIZE=1: all of test_cuda_ops under memcheck; =prefill: its prefill tests only
+if [ "${RIDGE_GPU_SANITIZE:-0}" != 0 ]; then
+  part=; [ "$RIDGE_GPU_SANITIZE" = prefill ] && part=prefill
+  echo "== compute-sanitizer (memcheck) test_cuda_ops $part =="
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$T" $part >"$O/sanitizer.txt" 2>&1; san_rc=$?
   grep -E "ERROR SUMMARY|passed" "$O/sanitizer.txt" | tail -n 2
   [ $san_rc -eq 0 ] || { echo "compute-sanitizer: exit $san_rc"; fail=1; }
 fi

@@ -1496,6 +1496,15 @@ static void test_attention_prefill(rg_dtype kv_type, int64_t n_head, int64_t n_h
     rg_threadpool_free(tp);
 }
 
+/* Prefill attention: GQA, MHA and MQA at head dims 64 and 128, KV block sizes 8-32. */
+static void test_prefill_all(void) {
+    test_attention_prefill(RG_F16, 32, 8, 128, 16);
+    test_attention_prefill(RG_BF16, 32, 8, 128, 16);
+    test_attention_prefill(RG_BF16, 8, 8, 64, 16);
+    test_attention_prefill(RG_F16, 8, 1, 64, 8);
+    test_attention_prefill(RG_BF16, 8, 1, 128, 32);
+}
+
 /* A logits row of kind k for the argmax test: 0 normal, 1 few distinct values
  * (ties everywhere), 2 the max planted at three places (one in the last float4),
  * 3 mostly -inf, 4 NaNs sprinkled, 5 NaN at entry 0, 6 all -inf, 7 one constant. */
@@ -1550,10 +1559,20 @@ static void test_argmax_rows(rg_backend *gpu, rg_backend *cpu) {
     if (gpu->sync(gpu, &err)) check(err.msg, NAN, 0);
 }
 
-int main(void) {
+/* The prefill-path tests alone (`test_cuda_ops prefill`): a short run for
+ * compute-sanitizer over the prefill kernels. */
+static int run_prefill_only(void) {
+    test_prefill_swiglu16();
+    test_prefill_all();
+    printf("test_cuda_ops (prefill): %d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     rng = rg_test_seed();
     printf("seed %llu\n", (unsigned long long)rng);
+    if (argc > 1 && !strcmp(argv[1], "prefill")) return run_prefill_only();
     rg_err err = {0};
     rg_backend *gpu, *cpu, *gpu_plain;
     rg_threadpool *tp = rg_threadpool_create(0);
@@ -1646,11 +1665,7 @@ int main(void) {
     test_attention_decode(RG_F16, 8, 4, 256, false, 3, ctx_mid);   /* hd 256, group 2 */
     test_attention_decode(RG_BF16, 12, 2, 96, false, 3, ctx_mid);  /* general kernel: hd 96, group 6 */
     test_attention_decode(RG_F32, 32, 8, 128, true, 3, ctx_mid);   /* general kernel, many splits */
-    test_attention_prefill(RG_F16, 32, 8, 128, 16);
-    test_attention_prefill(RG_BF16, 32, 8, 128, 16);
-    test_attention_prefill(RG_BF16, 8, 8, 64, 16);
-    test_attention_prefill(RG_F16, 8, 1, 64, 8);
-    test_attention_prefill(RG_BF16, 8, 1, 128, 32);
+    test_prefill_all();
     printf("test_cuda_ops: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
