@@ -109,17 +109,7 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
             qa[kk][2] = pack2<E>(x2.x, x2.y), qa[kk][3] = pack2<E>(x3.x, x3.y);
         }
     } else {
-        constexpr int CH = HD / 8;
-        for (int i = threadIdx.x; i < PF_BM * CH; i += NTHR) {
-            const int r = i / CH, c = i % CH;
-            uint32_t w[4] = {0, 0, 0, 0};
-            if (r < n_rows) { /* q is 8-byte aligned (rg_cuda_attention_prefill checks) */
-                const float2 *src = (const float2 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
-#pragma unroll
-                for (int e = 0; e < 4; e++) w[e] = pack2<E>(src[e].x, src[e].y);
-            }
-            *(uint4 *)(q_s + swz<HD>(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
-        }
+        pf_stage_q<E, HD, NTHR>(q_s, a, t0, h, n_rows, swz_off<HD>());
     }
     /* online softmax state of rows r_lo (index 0) and r_hi (1) of each m-tile:
      * running max m (raw score units), this lane's share of the running sum l

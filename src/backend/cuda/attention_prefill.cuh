@@ -92,6 +92,24 @@ __device__ __forceinline__ void pf_load_kv_tile(E *ks, E *vs, const prefill_para
     }
 }
 
+/* The block's PF_BM query rows of head h rounded to E into the shared tile q_s,
+ * 16-byte chunk c of row r at element OFF(r, c); rows past n_rows are zeros. */
+template <typename E, int HD, int NTHR, typename OFF>
+__device__ __forceinline__ void pf_stage_q(E *q_s, const prefill_params &a, int64_t t0, int64_t h, int n_rows,
+                                           OFF off) {
+    constexpr int CH = HD / 8;
+    for (int i = threadIdx.x; i < PF_BM * CH; i += NTHR) {
+        const int r = i / CH, c = i % CH;
+        uint32_t w[4] = {0, 0, 0, 0};
+        if (r < n_rows) { /* q is 8-byte aligned (rg_cuda_attention_prefill checks) */
+            const float2 *src = (const float2 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
+#pragma unroll
+            for (int e = 0; e < 4; e++) w[e] = pack2<E>(src[e].x, src[e].y);
+        }
+        *(uint4 *)(q_s + off(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
 /* The block's query rows: table row and context length of each (-1 / 0 past n_rows). */
 template <int NTHR>
 __device__ __forceinline__ void pf_load_rows(int32_t *row_s, int32_t *ctx_s, const prefill_params &a, int64_t t0,

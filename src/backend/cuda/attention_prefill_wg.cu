@@ -52,19 +52,7 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
     const int64_t t0 = (int64_t)(gridDim.y - 1 - blockIdx.y) * PF_BM; /* the longest contexts first */
     const int n_rows = (int)(a.n_tok - t0 < PF_BM ? a.n_tok - t0 : PF_BM);
     pf_load_rows<WG_THREADS>(row_s, ctx_s, a, t0, n_rows);
-    {
-        constexpr int CH = HD / 8;
-        for (int i = threadIdx.x; i < PF_BM * CH; i += WG_THREADS) {
-            const int r = i / CH, c = i % CH;
-            uint32_t w[4] = {0, 0, 0, 0};
-            if (r < n_rows) { /* q is 8-byte aligned (rg_cuda_attention_prefill checks) */
-                const float2 *src = (const float2 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
-#pragma unroll
-                for (int e = 0; e < 4; e++) w[e] = pack2<E>(src[e].x, src[e].y);
-            }
-            *(uint4 *)(q_s + wg_off<HD, PF_BM>()(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
-        }
-    }
+    pf_stage_q<E, HD, WG_THREADS>(q_s, a, t0, h, n_rows, wg_off<HD, PF_BM>());
     fence_proxy_async();
     const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
     float o[HD / 8][4];
