@@ -138,20 +138,28 @@ int cmd_bench(int argc, char **argv) {
         /* The planner's floors (perf/plan.h, the same formulas as `ridge plan`): a
          * decode token streams the weights plus the KV cache at the average context
          * (none with --kv none, which recomputes instead), over the bandwidth just
-         * measured; the prompt's FLOPs over the saved roofline's compute peak
-         * (int8 dot for quantized weights), when `ridge roofline` has saved one. */
+         * measured; the prompt's FLOPs over the compute peak: on the CPU the saved
+         * roofline's (int8 dot for quantized weights), when `ridge roofline` has
+         * saved one; on the GPU cuBLAS's bf16 GEMM rate measured here, after the
+         * repetitions (prefill runs every product through cuBLAS in bf16 or f16,
+         * quantized weights dequantized tile by tile). */
         rg_plan_shape shape;
         rg_plan plan, plan_pre;
         rg_roofline roof;
-        /* the saved roofline is the CPU's: no compute floor for the GPU */
-        bool have_peak = gpu || !rg_roofline_default_path(roof_path, sizeof roof_path) ? false
-                         : !rg_roofline_load(roof_path, &roof, &err);
+        bool have_peak = false;
+        double peak_flops = 0;
         int n_threads = rg_threadpool_size(rg_ctx_cpu_pool(ctx));
         bool quantized = m->layers[0].wq.type != RG_F32 && m->layers[0].wq.type != RG_F16 &&
                          m->layers[0].wq.type != RG_BF16;
-        rg_roofs roofs = have_peak ? rg_roofs_from_roofline(&roof, n_threads) : (rg_roofs){0};
+        if (gpu) {
+            peak_flops = rg_backend_cuda_gemm_tflops(o.device, true, 8192) * 1e12;
+            have_peak = peak_flops > 0;
+        } else if (rg_roofline_default_path(roof_path, sizeof roof_path) && !rg_roofline_load(roof_path, &roof, &err)) {
+            peak_flops = rg_roofs_from_roofline(&roof, n_threads).peak_gops[quantized] * 1e9;
+            have_peak = true;
+        }
         rg_machine mach = {.mem_bw = sb.median * 1e9,
-                           .peak_flops = have_peak ? roofs.peak_gops[quantized] * 1e9 : 1e30, /* unknown: no compute floor */
+                           .peak_flops = have_peak ? peak_flops : 1e30, /* unknown: no compute floor */
                            .capacity_bytes = 0};
         double avg_ctx = o.bench_prompt + 0.5 * o.bench_gen;
         rg_plan_inputs in = {.ctx = (int64_t)(avg_ctx + 1.5), .batch = 1, .cache_type = o.kv_type, .tp = 1,
@@ -178,13 +186,15 @@ int cmd_bench(int argc, char **argv) {
                        "\"decode_roofline_fraction\": %.4f, "
                        "\"decode_floor_ms\": %.6g, \"decode_measured_ms\": %.6g, \"decode_measured_over_floor\": %.4f, "
                        "\"prefill_floor_ms\": %.6g, \"prefill_measured_ms\": %.6g, \"prefill_measured_over_floor\": %.4f, "
-                       "\"compute_peak_gflops\": %.6g}\n",
+                       "\"prefill_roofline_fraction\": %.4f, \"prefill_flops\": %.6g, \"compute_peak_gflops\": %.6g}\n",
                        o.model, n_threads, o.bench_prompt, o.bench_gen, o.bench_reps, warmup ? "true" : "false",
                        o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
                        sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, gpu ? "cuda" : "cpu", sb.median, frac,
                        decode_floor_ms,
                        decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, prefill_floor_ms, prefill_ms,
-                       prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0, have_peak ? mach.peak_flops / 1e9 : 0);
+                       prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0,
+                       prefill_floor_ms > 0 ? prefill_floor_ms / prefill_ms : 0, plan_pre.prefill_flops,
+                       have_peak ? mach.peak_flops / 1e9 : 0);
             } else {
                 printf("model            %s (%s, %d threads, attn %s, kv %s)\n", o.model, gpu ? "cuda" : "cpu", n_threads,
                        o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged");
@@ -200,9 +210,12 @@ int cmd_bench(int argc, char **argv) {
                        decode_floor_ms, decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, 100 * frac);
                 if (have_peak)
                     printf("planner floor, prefill  %.1f ms for %d tokens (%.3g FLOP / %.1f GFLOP/s %s), measured %.1f "
-                           "ms: measured/floor %.2f\n",
+                           "ms: measured/floor %.2f (%.0f%% of the compute roofline)\n",
                            prefill_floor_ms, o.bench_prompt, plan_pre.prefill_flops, mach.peak_flops / 1e9,
-                           quantized ? "int8 dot" : "f32 FMA", prefill_ms, prefill_ms / prefill_floor_ms);
+                           gpu ? "cuBLAS bf16 GEMM" : quantized ? "int8 dot" : "f32 FMA", prefill_ms,
+                           prefill_ms / prefill_floor_ms, 100 * prefill_floor_ms / prefill_ms);
+                else if (gpu)
+                    printf("planner floor, prefill  the GEMM probe failed: no compute floor\n");
                 else
                     printf("planner floor, prefill  needs the compute peak: run `ridge roofline` once\n");
             }

@@ -184,4 +184,9 @@ rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err *err);
  * against. 0 without CUDA or on failure. */
 double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps);
 
+/* cuBLAS's bf16 (or f16) GEMM rate in TFLOP/s on n^3 random data, best of 5
+ * after a warm-up: the ceiling prefill is measured against. 0 without CUDA or
+ * on failure. */
+double rg_backend_cuda_gemm_tflops(int device, bool bf16, int n);
+
 #endif

@@ -13,4 +13,9 @@ double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps) {
     (void)device, (void)bytes, (void)reps;
     return 0;
 }
+
+double rg_backend_cuda_gemm_tflops(int device, bool bf16, int n) {
+    (void)device, (void)bf16, (void)n;
+    return 0;
+}
 #endif

@@ -164,6 +164,9 @@ with tempfile.TemporaryDirectory() as tmp:
     check(b["decode_floor_ms"] > 0 and b["prefill_floor_ms"] > 0, "bench: no planner floors")
     check(abs(b["decode_measured_over_floor"] - b["decode_measured_ms"] / b["decode_floor_ms"]) < 1e-3 *
           b["decode_measured_over_floor"], "bench: ratio is not measured / floor")
+    check("prefill_roofline_fraction" in b and "prefill_flops" in b, "bench JSON lacks the prefill roofline fraction")
+    check(abs(b["prefill_roofline_fraction"] - b["prefill_floor_ms"] / b["prefill_measured_ms"]) < 1e-3 *
+          b["prefill_roofline_fraction"] and b["prefill_flops"] > 0, "bench: prefill fraction is not floor / measured")
 
     # --- bad options
     run("plan", "--shape", "nope", expect=1)

@@ -47,6 +47,31 @@ static double gemm_tflops(cublasHandle_t h, cudaDataType t, void *a, void *b, fl
     return best;
 }
 
+/* cuBLAS's 16-bit GEMM rate on n^3 random data (bf16 or f16 in, f32 out),
+ * TFLOP/s, best of 5 after a warm-up; 0 on failure (nothing left allocated). */
+extern "C" double rg_backend_cuda_gemm_tflops(int device, bool bf16, int n) {
+    if (cudaSetDevice(device) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    size_t elems = (size_t)n * n;
+    void *a = NULL, *b = NULL;
+    float *c = NULL;
+    cublasHandle_t h = NULL;
+    double tf = 0;
+    if (cudaMalloc(&a, elems * 2) == cudaSuccess && cudaMalloc(&b, elems * 2) == cudaSuccess &&
+        cudaMalloc((void **)&c, elems * 4) == cudaSuccess && cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
+        fill_random_16bit<<<1024, 256>>>((uint16_t *)a, (int64_t)elems, bf16);
+        fill_random_16bit<<<1024, 256>>>((uint16_t *)b, (int64_t)elems, bf16);
+        tf = gemm_tflops(h, bf16 ? CUDA_R_16BF : CUDA_R_16F, a, b, c, n);
+        if (cudaDeviceSynchronize() != cudaSuccess) tf = 0;
+    }
+    cudaGetLastError();
+    if (h) cublasDestroy(h);
+    cudaFree(a), cudaFree(b), cudaFree(c);
+    return tf;
+}
+
 extern "C" rg_status rg_roofline_measure_gpu(rg_roofline *r, rg_err *err) {
     int n_dev = 0;
     cudaDeviceProp prop;
@@ -55,51 +80,30 @@ extern "C" rg_status rg_roofline_measure_gpu(rg_roofline *r, rg_err *err) {
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: no usable GPU");
     }
     const int n = 8192;
-    size_t elems = (size_t)n * n;
-    void *a = NULL, *b = NULL;
-    float *c = NULL;
-    cublasHandle_t h = NULL;
-    rg_status st = RG_OK;
-    if (cudaMalloc(&a, elems * 2) != cudaSuccess || cudaMalloc(&b, elems * 2) != cudaSuccess ||
-        cudaMalloc((void **)&c, elems * 4) != cudaSuccess || cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) {
-        cudaGetLastError();
-        st = rg_fail(err, RG_E_NOMEM, "cuda: cannot allocate the GEMM probe (%zu MB)", elems * 8 >> 20);
-    } else {
-        double bf16 = 0, fp16 = 0;
-        for (int pass = 0; pass < 2; pass++) {
-            bool is_bf16 = pass == 0;
-            fill_random_16bit<<<1024, 256>>>((uint16_t *)a, (int64_t)elems, is_bf16);
-            fill_random_16bit<<<1024, 256>>>((uint16_t *)b, (int64_t)elems, is_bf16);
-            double tf = gemm_tflops(h, is_bf16 ? CUDA_R_16BF : CUDA_R_16F, a, b, c, n);
-            (is_bf16 ? bf16 : fp16) = tf;
-        }
-        /* launch overhead: many empty kernels back to back */
-        cudaEvent_t e0, e1;
-        float ms = 0;
-        double launch_us = 0;
-        if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
-            empty_kernel<<<1, 32>>>();
-            cudaEventRecord(e0);
-            for (int i = 0; i < 1000; i++) empty_kernel<<<1, 32>>>();
-            cudaEventRecord(e1);
-            if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess)
-                launch_us = ms * 1e3 / 1000;
-            cudaEventDestroy(e0), cudaEventDestroy(e1);
-        }
-        cudaError_t e = cudaDeviceSynchronize();
-        if (e != cudaSuccess || bf16 <= 0) {
-            st = rg_fail(err, RG_E_IO, "cuda: roofline probe failed (%s)", cudaGetErrorString(e));
-        } else {
-            r->has_gpu = true;
-            snprintf(r->gpu_name, sizeof r->gpu_name, "%s", prop.name);
-            r->gpu_mem_gbs = rg_backend_cuda_copy_bandwidth(0, (size_t)1 << 30, 10) / 1e9;
-            r->gpu_bf16_tflops = bf16;
-            r->gpu_fp16_tflops = fp16;
-            r->gpu_launch_us = launch_us;
-            r->gpu_mem_bytes = (int64_t)prop.totalGlobalMem;
-        }
+    const double bf16 = rg_backend_cuda_gemm_tflops(0, true, n), fp16 = rg_backend_cuda_gemm_tflops(0, false, n);
+    if (bf16 <= 0)
+        return rg_fail(err, RG_E_NOMEM, "cuda: the GEMM probe failed (%zu MB of buffers)", (size_t)n * n * 8 >> 20);
+    /* launch overhead: many empty kernels back to back */
+    cudaEvent_t e0, e1;
+    float ms = 0;
+    double launch_us = 0;
+    if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
+        empty_kernel<<<1, 32>>>();
+        cudaEventRecord(e0);
+        for (int i = 0; i < 1000; i++) empty_kernel<<<1, 32>>>();
+        cudaEventRecord(e1);
+        if (cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess)
+            launch_us = ms * 1e3 / 1000;
+        cudaEventDestroy(e0), cudaEventDestroy(e1);
     }
-    if (h) cublasDestroy(h);
-    cudaFree(a), cudaFree(b), cudaFree(c);
-    return st;
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) return rg_fail(err, RG_E_IO, "cuda: roofline probe failed (%s)", cudaGetErrorString(e));
+    r->has_gpu = true;
+    snprintf(r->gpu_name, sizeof r->gpu_name, "%s", prop.name);
+    r->gpu_mem_gbs = rg_backend_cuda_copy_bandwidth(0, (size_t)1 << 30, 10) / 1e9;
+    r->gpu_bf16_tflops = bf16;
+    r->gpu_fp16_tflops = fp16;
+    r->gpu_launch_us = launch_us;
+    r->gpu_mem_bytes = (int64_t)prop.totalGlobalMem;
+    return RG_OK;
 }
