@@ -34,7 +34,9 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-typedef struct stats { double min, median, max; } stats;
+typedef struct stats {
+    double min, median, max;
+} stats;
 
 static stats summarize(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -112,8 +114,9 @@ int cmd_bench(int argc, char **argv) {
     /* the ceiling: host read bandwidth on the CPU; device copy bandwidth (read +
      * written bytes) on the GPU */
     bool gpu = o.backend == RG_BACKEND_CUDA;
-#define PROBE() (gpu ? rg_backend_cuda_copy_bandwidth(o.device, (size_t)1 << 30, 5) / 1e9 \
-                     : rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3))
+#define PROBE()                                                                                                        \
+    (gpu ? rg_backend_cuda_copy_bandwidth(o.device, (size_t)1 << 30, 5) / 1e9                                          \
+         : rg_measure_read_bandwidth(probe_pool, PROBE_BYTES, 3))
     bw[o.bench_reps] = PROBE();
     /* An untimed repetition first (as llama-bench): the first prompt and decode
      * steps pay one-time costs that are not the steady rate (CUDA: cuBLAS's first
@@ -149,8 +152,8 @@ int cmd_bench(int argc, char **argv) {
         bool have_peak = false;
         double peak_flops = 0;
         int n_threads = rg_threadpool_size(rg_ctx_cpu_pool(ctx));
-        bool quantized = m->layers[0].wq.type != RG_F32 && m->layers[0].wq.type != RG_F16 &&
-                         m->layers[0].wq.type != RG_BF16;
+        bool quantized =
+            m->layers[0].wq.type != RG_F32 && m->layers[0].wq.type != RG_F16 && m->layers[0].wq.type != RG_BF16;
         if (gpu) {
             peak_flops = rg_backend_cuda_gemm_tflops(o.device, true, 8192) * 1e12;
             have_peak = peak_flops > 0;
@@ -162,8 +165,8 @@ int cmd_bench(int argc, char **argv) {
                            .peak_flops = have_peak ? peak_flops : 1e30, /* unknown: no compute floor */
                            .capacity_bytes = 0};
         double avg_ctx = o.bench_prompt + 0.5 * o.bench_gen;
-        rg_plan_inputs in = {.ctx = (int64_t)(avg_ctx + 1.5), .batch = 1, .cache_type = o.kv_type, .tp = 1,
-                             .act_bytes = 2};
+        rg_plan_inputs in = {
+            .ctx = (int64_t)(avg_ctx + 1.5), .batch = 1, .cache_type = o.kv_type, .tp = 1, .act_bytes = 2};
         if (rg_plan_shape_from_file(o.model, &shape, &err) || rg_plan_compute(&shape, &mach, &in, &plan, &err)) {
             rc = cli_report("bench: plan", &err);
         } else {
@@ -177,31 +180,32 @@ int cmd_bench(int argc, char **argv) {
             double mem_floor_ms = bytes / mach.mem_bw * 1e3; /* the field's meaning since it exists: memory roof only */
             double frac = decode_ms > 0 ? mem_floor_ms / decode_ms : 0;
             if (o.json) {
-                printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
-                       "\"warmup\": %s, "
-                       "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
-                       "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
-                       "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %.0f, "
-                       "\"kv_bytes_per_token\": %.0f, \"backend\": \"%s\", \"bandwidth_gb_s\": %.3f, "
-                       "\"decode_roofline_fraction\": %.4f, "
-                       "\"decode_floor_ms\": %.6g, \"decode_measured_ms\": %.6g, \"decode_measured_over_floor\": %.4f, "
-                       "\"prefill_floor_ms\": %.6g, \"prefill_measured_ms\": %.6g, \"prefill_measured_over_floor\": %.4f, "
-                       "\"prefill_roofline_fraction\": %.4f, \"prefill_flops\": %.6g, \"compute_peak_gflops\": %.6g}\n",
-                       o.model, n_threads, o.bench_prompt, o.bench_gen, o.bench_reps, warmup ? "true" : "false",
-                       o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
-                       sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, gpu ? "cuda" : "cpu", sb.median, frac,
-                       decode_floor_ms,
-                       decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, prefill_floor_ms, prefill_ms,
-                       prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0,
-                       prefill_floor_ms > 0 ? prefill_floor_ms / prefill_ms : 0, plan_pre.prefill_flops,
-                       have_peak ? mach.peak_flops / 1e9 : 0);
+                printf(
+                    "{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
+                    "\"warmup\": %s, "
+                    "\"attn\": \"%s\", \"kv\": \"%s\", \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
+                    "\"prefill_tok_s_max\": %.3f, \"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
+                    "\"decode_tok_s_max\": %.3f, \"decode_bytes_per_token\": %.0f, \"weight_bytes\": %.0f, "
+                    "\"kv_bytes_per_token\": %.0f, \"backend\": \"%s\", \"bandwidth_gb_s\": %.3f, "
+                    "\"decode_roofline_fraction\": %.4f, "
+                    "\"decode_floor_ms\": %.6g, \"decode_measured_ms\": %.6g, \"decode_measured_over_floor\": %.4f, "
+                    "\"prefill_floor_ms\": %.6g, \"prefill_measured_ms\": %.6g, \"prefill_measured_over_floor\": %.4f, "
+                    "\"prefill_roofline_fraction\": %.4f, \"prefill_flops\": %.6g, \"compute_peak_gflops\": %.6g}\n",
+                    o.model, n_threads, o.bench_prompt, o.bench_gen, o.bench_reps, warmup ? "true" : "false",
+                    o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged", sp.median, sp.min,
+                    sp.max, sd.median, sd.min, sd.max, bytes, weights, kv_tok, gpu ? "cuda" : "cpu", sb.median, frac,
+                    decode_floor_ms, decode_ms, decode_floor_ms > 0 ? decode_ms / decode_floor_ms : 0, prefill_floor_ms,
+                    prefill_ms, prefill_floor_ms > 0 ? prefill_ms / prefill_floor_ms : 0,
+                    prefill_floor_ms > 0 ? prefill_floor_ms / prefill_ms : 0, plan_pre.prefill_flops,
+                    have_peak ? mach.peak_flops / 1e9 : 0);
             } else {
-                printf("model            %s (%s, %d threads, attn %s, kv %s)\n", o.model, gpu ? "cuda" : "cpu", n_threads,
-                       o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged");
-                printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min, sp.max);
+                printf("model            %s (%s, %d threads, attn %s, kv %s)\n", o.model, gpu ? "cuda" : "cpu",
+                       n_threads, o.attn == RG_ATTN_FLASH ? "flash" : "naive", o.no_cache ? "none" : "paged");
+                printf("prefill %4d tok  %9.1f tok/s  (min %.1f, max %.1f)\n", o.bench_prompt, sp.median, sp.min,
+                       sp.max);
                 printf("decode  %4d tok  %9.2f tok/s  (min %.2f, max %.2f)\n", o.bench_gen, sd.median, sd.min, sd.max);
-                printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n", bytes / 1e6,
-                       weights / 1e6, (bytes - weights) / 1e6, avg_ctx);
+                printf("bytes per decode token  %.1f MB (weights %.1f MB + KV %.2f MB at avg context %.0f)\n",
+                       bytes / 1e6, weights / 1e6, (bytes - weights) / 1e6, avg_ctx);
                 printf("%s %.1f GB/s (median of %d probes, min %.1f, max %.1f)\n",
                        gpu ? "device copy bandwidth  " : "memory read bandwidth  ", sb.median, o.bench_reps + 1, sb.min,
                        sb.max);
@@ -212,8 +216,10 @@ int cmd_bench(int argc, char **argv) {
                     printf("planner floor, prefill  %.1f ms for %d tokens (%.3g FLOP / %.1f GFLOP/s %s), measured %.1f "
                            "ms: measured/floor %.2f (%.0f%% of the compute roofline)\n",
                            prefill_floor_ms, o.bench_prompt, plan_pre.prefill_flops, mach.peak_flops / 1e9,
-                           gpu ? "cuBLAS bf16 GEMM" : quantized ? "int8 dot" : "f32 FMA", prefill_ms,
-                           prefill_ms / prefill_floor_ms, 100 * prefill_floor_ms / prefill_ms);
+                           gpu         ? "cuBLAS bf16 GEMM"
+                           : quantized ? "int8 dot"
+                                       : "f32 FMA",
+                           prefill_ms, prefill_ms / prefill_floor_ms, 100 * prefill_floor_ms / prefill_ms);
                 else if (gpu)
                     printf("planner floor, prefill  the GEMM probe failed: no compute floor\n");
                 else

@@ -104,7 +104,8 @@ __device__ __forceinline__ void pf_stage_q(E *q_s, const prefill_params &a, int6
         if (r < n_rows) { /* q is 8-byte aligned (rg_cuda_attention_prefill checks) */
             const float2 *src = (const float2 *)(a.q + ((t0 + r) * a.n_head + h) * HD + 8 * c);
 #pragma unroll
-            for (int e = 0; e < 4; e++) w[e] = pack2<E>(src[e].x, src[e].y);
+            for (int e = 0; e < 4; e++)
+                w[e] = pack2<E>(src[e].x, src[e].y);
         }
         *(uint4 *)(q_s + off(r, c)) = make_uint4(w[0], w[1], w[2], w[3]);
     }
@@ -122,8 +123,7 @@ __device__ __forceinline__ void pf_load_rows(int32_t *row_s, int32_t *ctx_s, con
 
 /* One run of tokens of one sequence starting at row s0: its end s1 and the
  * longest context kv_len among its rows. */
-__device__ __forceinline__ int pf_run_end(const int32_t *row_s, const int32_t *ctx_s, int s0, int n_rows,
-                                          int *kv_len) {
+__device__ __forceinline__ int pf_run_end(const int32_t *row_s, const int32_t *ctx_s, int s0, int n_rows, int *kv_len) {
     int s1 = s0 + 1;
     *kv_len = ctx_s[s0];
     while (s1 < n_rows && row_s[s1] == row_s[s0])
@@ -139,8 +139,8 @@ __device__ __forceinline__ int pf_run_end(const int32_t *row_s, const int32_t *c
  * with nothing visible yet keeps m = -inf and uses 0 as its reference so that
  * e^(-inf - ref) is 0, not NaN. */
 template <int NJ, int NO>
-__device__ __forceinline__ void pf_softmax_tile(float (&s)[NJ][4], float (&o)[NO][4], float m[2], float l[2],
-                                                int p0, int ctx_lo, int ctx_hi, bool mask, float scale_log2, int tq) {
+__device__ __forceinline__ void pf_softmax_tile(float (&s)[NJ][4], float (&o)[NO][4], float m[2], float l[2], int p0,
+                                                int ctx_lo, int ctx_hi, bool mask, float scale_log2, int tq) {
     if (mask) {
 #pragma unroll
         for (int j = 0; j < NJ; j++) {

@@ -57,7 +57,8 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
     const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
     float o[HD / 8][4];
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int n = 0; n < HD / 8; n++)
+        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     __syncthreads();
 
@@ -65,7 +66,8 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
         int kv_len;
         const int s1 = pf_run_end(row_s, ctx_s, s0, n_rows, &kv_len);
         const int32_t *table = a.tables + (int64_t)row_s[s0] * a.table_w;
-        const int ctx_lo = r_lo >= s0 && r_lo < s1 ? ctx_s[r_lo] : 0, ctx_hi = r_hi >= s0 && r_hi < s1 ? ctx_s[r_hi] : 0;
+        const int ctx_lo = r_lo >= s0 && r_lo < s1 ? ctx_s[r_lo] : 0,
+                  ctx_hi = r_hi >= s0 && r_hi < s1 ? ctx_s[r_hi] : 0;
         int warp_max = max(ctx_lo, ctx_hi), warp_min = min(ctx_lo, ctx_hi);
 #pragma unroll
         for (int off = 16; off; off >>= 1) {
@@ -78,10 +80,12 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
          * wgmma is collective over the group, so the limit is the group's */
         int group_max = 0;
 #pragma unroll
-        for (int w = 0; w < 4; w++) group_max = max(group_max, warp_lim[4 * wg + w]);
+        for (int w = 0; w < 4; w++)
+            group_max = max(group_max, warp_lim[4 * wg + w]);
         const int n_tiles = (kv_len + BN - 1) / BN;
-        if (n_tiles > 0) pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len,
-                                                                  wg_off<HD, BN>());
+        if (n_tiles > 0)
+            pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len,
+                                                                   wg_off<HD, BN>());
         cp_async_commit();
         for (int it = 0; it < n_tiles; it++) {
             /* tile it landed (and, past the barrier, every thread's part of it, made
@@ -101,7 +105,8 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
             if (p0 >= group_max) continue;
             float s[BN / 8][4];
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            for (int j = 0; j < BN / 8; j++)
+                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < HD / 16; kk++) {
@@ -115,7 +120,8 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
             pf_softmax_tile<BN / 8, HD / 8>(s, o, m, l, p0, ctx_lo, ctx_hi, p0 + BN > warp_min, a.scale_log2, tq);
             uint32_t pa[BN / 16][4]; /* all of P rounded first: no register writes between the products */
 #pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) pf_p_fragment<E>(pa[kk], s, kk);
+            for (int kk = 0; kk < BN / 16; kk++)
+                pf_p_fragment<E>(pa[kk], s, kk);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
@@ -156,11 +162,15 @@ bool rg_cuda_prefill_wg_setup(cuda_backend *c, bool *usable) {
 }
 
 template <typename E> static void launch(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
-    if (hd == 64) attn_prefill_wg_kernel<E, 64, PF_BN, 2><<<grid, WG_THREADS, wg_smem(64, PF_BN), c->stream>>>(a);
-    else attn_prefill_wg_kernel<E, 128, PF_BN, 2><<<grid, WG_THREADS, wg_smem(128, PF_BN), c->stream>>>(a);
+    if (hd == 64)
+        attn_prefill_wg_kernel<E, 64, PF_BN, 2><<<grid, WG_THREADS, wg_smem(64, PF_BN), c->stream>>>(a);
+    else
+        attn_prefill_wg_kernel<E, 128, PF_BN, 2><<<grid, WG_THREADS, wg_smem(128, PF_BN), c->stream>>>(a);
 }
 
 void rg_cuda_prefill_wg_launch(cuda_backend *c, int64_t hd, bool f16, dim3 grid, const prefill_params &a) {
-    if (f16) launch<__half>(c, hd, grid, a);
-    else launch<__nv_bfloat16>(c, hd, grid, a);
+    if (f16)
+        launch<__half>(c, hd, grid, a);
+    else
+        launch<__nv_bfloat16>(c, hd, grid, a);
 }
