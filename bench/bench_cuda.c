@@ -59,9 +59,18 @@ static double time_calls_n(rg_backend *be, bench_fn f, void *arg, int n) {
 
 static double time_calls(rg_backend *be, bench_fn f, void *arg) { return time_calls_n(be, f, arg, 20); }
 
+typedef struct replay_arg {
+    rg_backend *be;
+    int64_t key;
+} replay_arg;
+static void replay_call(void *p) {
+    replay_arg *a = p;
+    a->be->graph_replay(a->be, a->key);
+}
+
 /* Seconds per call of f with the launches' host cost taken out: n calls recorded
  * once as a CUDA graph (backend graph key `key`, unused by anything else), the
- * graph replayed and the median of 5 replays divided by n. Back-to-back calls
+ * graph replayed as time_calls_n times a call, divided by n. Back-to-back calls
  * (time_calls) also pay the host's launch path whenever it is slower than the
  * kernels; the PyTorch peers are timed both ways too. 0 where the backend does
  * not record graphs. */
@@ -70,16 +79,9 @@ static double time_graphed(rg_backend *be, bench_fn f, void *arg, int64_t key, i
     be->graph_record_begin(be, key);
     for (int i = 0; i < n; i++) f(arg);
     be->graph_record_end(be, key); /* also runs the recording once */
-    be->sync(be, NULL);
-    double t[5];
-    for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
-        if (!be->graph_replay(be, key)) return 0;
-        be->sync(be, NULL);
-        t[r] = (now_s() - t0) / n;
-    }
-    qsort(t, 5, sizeof *t, cmp_d);
-    return t[2];
+    if (!be->graph_replay(be, key)) return 0;
+    replay_arg r = {be, key};
+    return time_calls_n(be, replay_call, &r, 1) / n;
 }
 
 typedef struct mm_arg {

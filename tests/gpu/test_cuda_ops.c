@@ -337,14 +337,27 @@ static void test_gemv_mma_shapes(rg_backend *mma, rg_backend *plain) {
 static const rg_kv_config small_pool = {
     .n_layer = 1, .n_head_kv = 1, .head_dim = 64, .block_size = 16, .n_blocks = 4, .dtype = RG_F32};
 
-/* A CUDA backend created with the lever `env` set to 1 (NULL: none) and reserved
- * for lim over a pool of kc (NULL: small_pool); false (reported) on failure. */
-static bool make_gpu(const char *env, const rg_backend_limits *lim, const rg_kv_config *kc, rg_backend **gpu,
+/* Set (or, with set false, unset) the environment variables of "A=1 B=2". */
+static void set_levers(const char *spec, bool set) {
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = 0;
+        if (set) setenv(kv, eq + 1, 1);
+        else unsetenv(kv);
+    }
+}
+
+/* A CUDA backend created with the levers `levers` set ("A=1 B=0", NULL: none) and
+ * reserved for lim over a pool of kc (NULL: small_pool); false (reported) on failure. */
+static bool make_gpu(const char *levers, const rg_backend_limits *lim, const rg_kv_config *kc, rg_backend **gpu,
                      rg_kv_pool **pool) {
     rg_err err = {0};
-    if (env) setenv(env, "1", 1);
+    if (levers) set_levers(levers, true);
     rg_status st = rg_backend_cuda_create(0, gpu, &err);
-    if (env) unsetenv(env);
+    if (levers) set_levers(levers, false);
     if (st || rg_kv_pool_create(kc ? kc : &small_pool, pool, &err) || (*gpu)->reserve(*gpu, lim, *pool, &err)) {
         check(err.msg, NAN, 0);
         return false;
@@ -528,20 +541,15 @@ static void test_prefill_inputs(rg_dtype t) {
  * would be far over. With the lever off, the op declines at these sizes. */
 static void test_prefill_swiglu16(void) {
     char what[200];
-    rg_kv_pool *pool;
+    rg_kv_pool *pool, *pool_off;
     rg_backend *gpu, *off;
     const int64_t k = 512, n_ff = 768;
     rg_backend_limits lim = {.max_tokens = 160, .k_max = n_ff, .n_out_max = n_ff, .n_head = 1, .n_head_kv = 1,
                              .head_dim = 64, .max_ctx = 64};
-    if (!make_gpu(NULL, &lim, NULL, &gpu, &pool)) return;
-    rg_err err = {0};
-    setenv("RIDGE_CUDA_PREFILL_GU16", "0", 1);
-    rg_status st = rg_backend_cuda_create(0, &off, &err);
-    unsetenv("RIDGE_CUDA_PREFILL_GU16");
-    if (st || off->reserve(off, &lim, pool, &err)) {
-        check(err.msg, NAN, 0);
+    if (!make_gpu(NULL, &lim, NULL, &gpu, &pool) ||
+        !make_gpu("RIDGE_CUDA_PREFILL_GU16=0", &lim, NULL, &off, &pool_off))
         return;
-    }
+    rg_err err = {0};
     rg_weight wg, wu, wd, wg2;
     void *hg = NULL, *hu = NULL, *hd = NULL;
     if (!random_weight(gpu, RG_BF16, k, n_ff, &wg, &hg) || !random_weight(gpu, RG_BF16, k, n_ff, &wu, &hu) ||
@@ -580,8 +588,7 @@ static void test_prefill_swiglu16(void) {
     gpu->unload_weight(gpu, &wg), gpu->unload_weight(gpu, &wu), gpu->unload_weight(gpu, &wd);
     off->unload_weight(off, &wg2);
     free(hg), free(hu), free(hd);
-    if (off->sync(off, &err)) check(err.msg, NAN, 0);
-    off->destroy(off);
+    drop_gpu(off, pool_off);
     drop_gpu(gpu, pool);
 }
 
@@ -1294,19 +1301,6 @@ static double row_max_err(const float *got, const float *ref, int64_t n_rows, in
 /* The prefill-attention kernels besides the default, each a backend made with its levers */
 #define N_PF_ALT 2
 static const char *const PF_ALT[N_PF_ALT] = {"RIDGE_CUDA_PF_WGMMA=0", "RIDGE_CUDA_PF_WGMMA=0 RIDGE_CUDA_PF_MT2=1"};
-
-/* Set (or, with set false, unset) the environment variables of "A=1 B=2". */
-static void set_levers(const char *spec, bool set) {
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) continue;
-        *eq = 0;
-        if (set) setenv(kv, eq + 1, 1);
-        else unsetenv(kv);
-    }
-}
 
 typedef struct prefill_case {
     rg_backend *cpu, *gpu;

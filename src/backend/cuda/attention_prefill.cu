@@ -66,9 +66,7 @@ template <int HD> struct swz_off {
  * m-tile, the same softmax); measured, their outputs differ by ~1e-8 relative
  * (not bit for bit: the two instances' floating-point contraction differs), and
  * test_cuda_ops holds each to the reference's bound. */
-template <int MT> struct pf_shape {
-    static constexpr int NW = 8 / MT, THREADS = 32 * NW, STAGES = MT == 1 ? 3 : 2;
-};
+template <int MT> struct pf_shape { static constexpr int NW = 8 / MT, THREADS = 32 * NW, STAGES = MT == 1 ? 3 : 2; };
 
 /* grid (n_head, ceil(n_tok / PF_BM)), pf_shape<MT>::THREADS threads; dynamic shared memory
  * (prefill_smem): STAGES x (K, V) x [PF_BN][HD] elements, then for MT = 2 Q [PF_BM][HD].
@@ -92,7 +90,8 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
     /* this thread's two rows of each of its warp's m-tiles */
     int r_lo[MT], r_hi[MT];
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) r_lo[mt] = (warp * MT + mt) * 16 + g, r_hi[mt] = r_lo[mt] + 8;
+    for (int mt = 0; mt < MT; mt++)
+        r_lo[mt] = (warp * MT + mt) * 16 + g, r_hi[mt] = r_lo[mt] + 8;
     /* Q rounded to E: as A fragments in registers (MT = 1), or as a swizzled tile */
     uint32_t qa[QS ? 1 : HD / 16][4];
     if constexpr (!QS) {
@@ -118,12 +117,11 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
     float o[MT][HD / 8][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++)
-            o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.0f;
+        pf_zero(o[mt]);
     float m[MT][2], l[MT][2];
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
+    for (int mt = 0; mt < MT; mt++)
+        m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
     __syncthreads();
 
     for (int s0 = 0; s0 < n_rows;) {
@@ -166,7 +164,7 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
             if (it + STAGES - 1 < n_tiles) {
                 E *nk = kv_s + ((it + STAGES - 1) % STAGES) * STAGE;
                 pf_load_kv_tile<E, HD, NTHR>(nk, nk + PF_BN * HD, a, table, hkv, (it + STAGES - 1) * PF_BN, kv_len,
-                                              swz_off<HD>());
+                                             swz_off<HD>());
             }
             cp_async_commit();
             const E *ks = kv_s + (it % STAGES) * STAGE, *vs = ks + PF_BN * HD;
@@ -176,9 +174,7 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                 float s[MT][PF_BN / 8][4];
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                    for (int j = 0; j < PF_BN / 8; j++)
-                        s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+                    pf_zero(s[mt]);
 #pragma unroll
                 for (int kk = 0; kk < HD / 16; kk++) {
                     uint32_t qf[MT][4];
@@ -191,7 +187,8 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                                                           2 * kk + (mi >> 1)));
                     } else {
 #pragma unroll
-                        for (int e = 0; e < 4; e++) qf[0][e] = qa[kk][e];
+                        for (int e = 0; e < 4; e++)
+                            qf[0][e] = qa[kk][e];
                     }
 #pragma unroll
                     for (int jp = 0; jp < PF_BN / 16; jp++) {
@@ -207,9 +204,10 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                     }
                 }
 #pragma unroll
-                for (int mt = 0; mt < MT; mt++)
+                for (int mt = 0; mt < MT; mt++) {
                     pf_softmax_tile<PF_BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt], p0, ctx_lo[mt], ctx_hi[mt],
-                                            p0 + PF_BN > warp_min, a.scale_log2, tq);
+                                                       p0 + PF_BN > warp_min, a.scale_log2, tq);
+                }
                 /* O += P·V, each V fragment serving the warp's MT m-tiles; the S
                  * fragments of n-tiles 2kk, 2kk + 1 (P rounded to E) are the A
                  * fragment of k-step kk */
@@ -217,7 +215,8 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
                 for (int kk = 0; kk < PF_BN / 16; kk++) {
                     uint32_t pa[MT][4];
 #pragma unroll
-                    for (int mt = 0; mt < MT; mt++) pf_p_fragment<E>(pa[mt], s[mt], kk);
+                    for (int mt = 0; mt < MT; mt++)
+                        pf_p_fragment<E>(pa[mt], s[mt], kk);
 #pragma unroll
                     for (int np = 0; np < HD / 16; np++) {
                         /* matrices (transposed): (keys +0..7, dims lo), (keys +8..15, lo), (+0..7, hi), (+8..15, hi) */
@@ -236,7 +235,8 @@ __global__ void __launch_bounds__(pf_shape<MT>::THREADS, MINB) attn_prefill_kern
         s0 = s1;
     }
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) pf_store_rows<HD>(a, t0, h, n_rows, r_lo[mt], r_hi[mt], o[mt], l[mt], tq);
+    for (int mt = 0; mt < MT; mt++)
+        pf_store_rows<HD>(a, t0, h, n_rows, r_lo[mt], r_hi[mt], o[mt], l[mt], tq);
 }
 
 static size_t prefill_smem(int64_t hd, int mt) {
@@ -259,23 +259,26 @@ bool rg_cuda_attention_prefill_setup(cuda_backend *c) {
     bool wg_usable;
     if (!rg_cuda_prefill_wg_setup(c, &wg_usable)) return false;
     c->pf_wgmma = c->pf_wgmma && wg_usable;
-    return setup_one<__half, 64, 1, 2>(c) && setup_one<__nv_bfloat16, 64, 1, 2>(c) &&
-           setup_one<__half, 128, 1, 1>(c) && setup_one<__nv_bfloat16, 128, 1, 1>(c) &&
-           setup_one<__half, 64, 2, 2>(c) && setup_one<__nv_bfloat16, 64, 2, 2>(c) &&
-           setup_one<__half, 128, 2, 2>(c) && setup_one<__nv_bfloat16, 128, 2, 2>(c);
+    return setup_one<__half, 64, 1, 2>(c) && setup_one<__nv_bfloat16, 64, 1, 2>(c) && setup_one<__half, 128, 1, 1>(c) &&
+           setup_one<__nv_bfloat16, 128, 1, 1>(c) && setup_one<__half, 64, 2, 2>(c) &&
+           setup_one<__nv_bfloat16, 64, 2, 2>(c) && setup_one<__half, 128, 2, 2>(c) &&
+           setup_one<__nv_bfloat16, 128, 2, 2>(c);
 }
 
-template <typename E>
-static void launch_prefill(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
+template <typename E> static void launch_prefill(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
     if (c->pf_wgmma) return rg_cuda_prefill_wg_launch(c, hd, std::is_same<E, __half>::value, grid, a);
     const size_t smem = prefill_smem(hd, c->pf_mt2 ? 2 : 1);
     constexpr int T1 = pf_shape<1>::THREADS, T2 = pf_shape<2>::THREADS;
     if (c->pf_mt2) {
-        if (hd == 64) attn_prefill_kernel<E, 64, 2, 2><<<grid, T2, smem, c->stream>>>(a);
-        else attn_prefill_kernel<E, 128, 2, 2><<<grid, T2, smem, c->stream>>>(a);
+        if (hd == 64)
+            attn_prefill_kernel<E, 64, 2, 2><<<grid, T2, smem, c->stream>>>(a);
+        else
+            attn_prefill_kernel<E, 128, 2, 2><<<grid, T2, smem, c->stream>>>(a);
     } else {
-        if (hd == 64) attn_prefill_kernel<E, 64, 1, 2><<<grid, T1, smem, c->stream>>>(a);
-        else attn_prefill_kernel<E, 128, 1, 1><<<grid, T1, smem, c->stream>>>(a);
+        if (hd == 64)
+            attn_prefill_kernel<E, 64, 1, 2><<<grid, T1, smem, c->stream>>>(a);
+        else
+            attn_prefill_kernel<E, 128, 1, 1><<<grid, T1, smem, c->stream>>>(a);
     }
 }
 
@@ -310,8 +313,10 @@ bool rg_cuda_attention_prefill(rg_backend *be, const rg_backend_attn *q) {
     a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
     a.scale_log2 = q->scale * 1.4426950408889634f;
     dim3 grid((unsigned)q->n_head, rg_cuda_blocks(n_tok, PF_BM));
-    if (c->kvc.dtype == RG_F16) launch_prefill<__half>(c, hd, grid, a);
-    else launch_prefill<__nv_bfloat16>(c, hd, grid, a);
+    if (c->kvc.dtype == RG_F16)
+        launch_prefill<__half>(c, hd, grid, a);
+    else
+        launch_prefill<__nv_bfloat16>(c, hd, grid, a);
     if (RG_CUDA_LAUNCHED(c, "prefill attention") && a.out16)
         rg_cuda_prepared_set(&c->act16, q->out, c->x16, t16, n_tok, q->n_head * hd);
     return true;

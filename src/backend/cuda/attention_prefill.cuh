@@ -45,6 +45,13 @@ template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, f
     return u;
 }
 
+/* An accumulator of N fragments (mma.cuh's C layout) set to zero. */
+template <int N> __device__ __forceinline__ void pf_zero(float (&x)[N][4]) {
+#pragma unroll
+    for (int n = 0; n < N; n++)
+        x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
+}
+
 /* 16 bytes global -> shared, asynchronously; src_bytes 0 writes zeros (reads nothing). */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);

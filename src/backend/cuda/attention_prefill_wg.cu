@@ -24,6 +24,7 @@
 
 #define WG_THREADS 256 /* two warpgroups of 64 query rows: PF_BM */
 #define WG_STAGES 2
+#define WG_BLOCKS_PER_SM 2 /* 97 KiB of shared memory and 128 registers a thread at head dim 128 */
 
 /* Element offset of 16-byte chunk c of row r in a [ROWS][HD] tile kept as HD / 64
  * column blocks of [ROWS][64], each 128-byte-swizzled (wgmma.cuh). */
@@ -31,17 +32,17 @@ template <int HD, int ROWS> struct wg_off {
     __device__ int operator()(int r, int c) const { return (c >> 3) * ROWS * 64 + r * 64 + (((c & 7) ^ (r & 7)) << 3); }
 };
 
-static constexpr size_t wg_smem(int hd, int bn) { /* Q, the K/V stages, and slack to align to 1024 bytes */
-    return ((size_t)PF_BM * hd + (size_t)WG_STAGES * 2 * bn * hd) * 2 + 1024;
+static constexpr size_t wg_smem(int hd) { /* Q, the K/V stages, and slack to align to 1024 bytes */
+    return ((size_t)PF_BM * hd + (size_t)WG_STAGES * 2 * PF_BN * hd) * 2 + 1024;
 }
 
-/* grid (n_head, ceil(n_tok / PF_BM)), WG_THREADS threads, wg_smem(HD, BN) bytes of
+/* grid (n_head, ceil(n_tok / PF_BM)), WG_THREADS threads, wg_smem(HD) bytes of
  * dynamic shared memory. Compiled to an empty body for other architectures
  * (rg_cuda_prefill_wg_setup checks the binary before it is ever launched). */
-template <typename E, int HD, int BN, int MINB>
-__global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefill_params a) {
+template <typename E, int HD>
+__global__ void __launch_bounds__(WG_THREADS, WG_BLOCKS_PER_SM) attn_prefill_wg_kernel(prefill_params a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int TILE = BN * HD; /* elements of one K or V tile */
+    constexpr int BN = PF_BN, TILE = BN * HD; /* positions and elements of one K or V tile */
     extern __shared__ uint4 wg_smem_raw[];
     __shared__ int32_t row_s[PF_BM], ctx_s[PF_BM];
     __shared__ int warp_lim[WG_THREADS / 32]; /* each warp's longest context in the current run */
@@ -56,9 +57,7 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
     fence_proxy_async();
     const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
     float o[HD / 8][4];
-#pragma unroll
-    for (int n = 0; n < HD / 8; n++)
-        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    pf_zero(o);
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     __syncthreads();
 
@@ -84,8 +83,7 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
             group_max = max(group_max, warp_lim[4 * wg + w]);
         const int n_tiles = (kv_len + BN - 1) / BN;
         if (n_tiles > 0)
-            pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len,
-                                                                   wg_off<HD, BN>());
+            pf_load_kv_tile<E, HD, WG_THREADS>(kv_s, kv_s + TILE, a, table, hkv, 0, kv_len, wg_off<HD, BN>());
         cp_async_commit();
         for (int it = 0; it < n_tiles; it++) {
             /* tile it landed (and, past the barrier, every thread's part of it, made
@@ -96,17 +94,15 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
             __syncthreads();
             if (it + 1 < n_tiles) {
                 E *nk = kv_s + 2 * ((it + 1) % WG_STAGES) * TILE;
-                pf_load_kv_tile<E, HD, WG_THREADS, wg_off<HD, BN>, BN>(nk, nk + TILE, a, table, hkv, (it + 1) * BN,
-                                                                       kv_len, wg_off<HD, BN>());
+                pf_load_kv_tile<E, HD, WG_THREADS>(nk, nk + TILE, a, table, hkv, (it + 1) * BN, kv_len,
+                                                   wg_off<HD, BN>());
             }
             cp_async_commit();
             const E *ks = kv_s + 2 * (it % WG_STAGES) * TILE, *vs = ks + TILE;
             const int p0 = it * BN;
             if (p0 >= group_max) continue;
             float s[BN / 8][4];
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            pf_zero(s);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < HD / 16; kk++) {
@@ -145,13 +141,12 @@ __global__ void __launch_bounds__(WG_THREADS, MINB) attn_prefill_wg_kernel(prefi
  * overlapping each other is worth more than the wider product. */
 template <typename E, int HD> static bool setup_one(cuda_backend *c, bool *usable) {
     cudaFuncAttributes fa;
-    if (!rg_cuda_check(c, cudaFuncGetAttributes(&fa, attn_prefill_wg_kernel<E, HD, PF_BN, 2>),
-                       "prefill attention (wgmma)"))
+    if (!rg_cuda_check(c, cudaFuncGetAttributes(&fa, attn_prefill_wg_kernel<E, HD>), "prefill attention (wgmma)"))
         return false;
     *usable = *usable && fa.binaryVersion == 90;
     return rg_cuda_check(c,
-                         cudaFuncSetAttribute(attn_prefill_wg_kernel<E, HD, PF_BN, 2>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wg_smem(HD, PF_BN)),
+                         cudaFuncSetAttribute(attn_prefill_wg_kernel<E, HD>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wg_smem(HD)),
                          "prefill attention (wgmma) setup");
 }
 
@@ -163,9 +158,9 @@ bool rg_cuda_prefill_wg_setup(cuda_backend *c, bool *usable) {
 
 template <typename E> static void launch(cuda_backend *c, int64_t hd, dim3 grid, const prefill_params &a) {
     if (hd == 64)
-        attn_prefill_wg_kernel<E, 64, PF_BN, 2><<<grid, WG_THREADS, wg_smem(64, PF_BN), c->stream>>>(a);
+        attn_prefill_wg_kernel<E, 64><<<grid, WG_THREADS, wg_smem(64), c->stream>>>(a);
     else
-        attn_prefill_wg_kernel<E, 128, PF_BN, 2><<<grid, WG_THREADS, wg_smem(128, PF_BN), c->stream>>>(a);
+        attn_prefill_wg_kernel<E, 128><<<grid, WG_THREADS, wg_smem(128), c->stream>>>(a);
 }
 
 void rg_cuda_prefill_wg_launch(cuda_backend *c, int64_t hd, bool f16, dim3 grid, const prefill_params &a) {
