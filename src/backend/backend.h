@@ -64,6 +64,22 @@ typedef struct rg_backend_attn {
     const rg_weight *next;
 } rg_backend_attn;
 
+/* One layer's weights as the layer_stack op reads them (backend memory). */
+typedef struct rg_backend_layer {
+    const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    const rg_weight *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+} rg_backend_layer;
+
+/* The layer stack of model/forward.c's run_layers for a one-token step: x (the
+ * residual stream, n_embd floats) in and out. */
+typedef struct rg_backend_stack {
+    int64_t n_layer, n_head, n_head_kv, head_dim;
+    float eps, scale;                /* rmsnorm epsilon; attention's score scale */
+    const rg_rope_params *rope;      /* NULL: no RoPE (the backend then declines) */
+    const rg_backend_layer *layers;  /* n_layer */
+    float *x;
+} rg_backend_stack;
+
 typedef struct rg_backend rg_backend;
 struct rg_backend {
     const char *name;
@@ -170,6 +186,12 @@ struct rg_backend {
     bool (*qkv_rope_kv_store)(rg_backend *be, int64_t layer, const rg_weight *const *w, const float *const *bias,
                               const float *x, int64_t n_tok, float *const *y, int64_t n_head, int64_t n_head_kv,
                               int64_t head_dim, const rg_rope_params *p);
+    /* The whole layer stack of a step of one token (run_layers with its fused
+     * ops: the same roundings — bf16 products round their input to bf16, K/V
+     * round to the cache type — in another summation order) as one pass, so
+     * that weights stream across the layers' phase boundaries (CUDA: one
+     * persistent kernel, decode_stack.cu). */
+    bool (*layer_stack)(rg_backend *be, const rg_backend_stack *s);
 };
 
 /* The CPU backend on `pool` (borrowed; NULL: the calling thread). */

@@ -36,6 +36,7 @@ struct rg_ctx {
     rg_attn_kind attn;
     int64_t n_ctx, max_tokens;
     resident_layer *layers;
+    rg_backend_layer *stack;  /* the layers as layer_stack reads them (pointers into layers) */
     rg_weight tok_embd, output, pos_embd;
     float *output_norm, *rope_freq_factors, *alibi_slopes;
     /* step buffers in backend memory, [max_tokens][width] */
@@ -73,7 +74,8 @@ static rg_status load_model(rg_ctx *c, rg_err *err) {
     int64_t d = hp->n_embd;
     rg_status s;
     c->layers = calloc((size_t)hp->n_layer, sizeof *c->layers);
-    if (!c->layers) return rg_fail(err, RG_E_NOMEM, "out of memory");
+    c->stack = calloc((size_t)hp->n_layer, sizeof *c->stack);
+    if (!c->layers || !c->stack) return rg_fail(err, RG_E_NOMEM, "out of memory");
     if ((s = load_weight(c, &m->tok_embd, &c->tok_embd, err))) return s;
     if (m->output.data == m->tok_embd.data) c->output = c->tok_embd; /* tied: one copy */
     else if ((s = load_weight(c, &m->output, &c->output, err))) return s;
@@ -94,6 +96,10 @@ static rg_status load_model(rg_ctx *c, rg_err *err) {
             (s = load_weight(c, &l->wo, &r->wo, err)) || (s = load_weight(c, &l->w_gate, &r->w_gate, err)) ||
             (s = load_weight(c, &l->w_up, &r->w_up, err)) || (s = load_weight(c, &l->w_down, &r->w_down, err)))
             return s;
+        c->stack[il] = (rg_backend_layer){.attn_norm = r->attn_norm, .ffn_norm = r->ffn_norm, .bq = r->bq,
+                                          .bk = r->bk, .bv = r->bv, .wq = &r->wq, .wk = &r->wk, .wv = &r->wv,
+                                          .wo = &r->wo, .w_gate = &r->w_gate, .w_up = &r->w_up,
+                                          .w_down = &r->w_down};
     }
     return c->be->sync(c->be, err);
 }
@@ -115,6 +121,7 @@ static void free_model(rg_ctx *c) {
         }
         free(c->layers);
     }
+    free(c->stack);
     if (c->output.data != c->tok_embd.data) unload_weight(c, &c->output);
     unload_weight(c, &c->tok_embd), unload_weight(c, &c->pos_embd);
     be->free(be, c->output_norm), be->free(be, c->rope_freq_factors), be->free(be, c->alibi_slopes);
@@ -396,6 +403,15 @@ static void run_layers(rg_ctx *c, int64_t n, int64_t ctx_sum, int64_t ctx_max) {
         .neox = hp->rope_type == RG_ROPE_NEOX,
     };
     const rg_kv_config *kvc = rg_kv_pool_config(c->kv);
+    /* one token, nobody observing single ops: the whole stack in one backend op where it has one */
+    if (n == 1 && fused(c) && !c->observer && be->layer_stack &&
+        be->layer_stack(be, &(rg_backend_stack){.n_layer = hp->n_layer, .n_head = hp->n_head,
+                                                .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+                                                .eps = (float)hp->rms_eps,
+                                                .scale = 1.0f / sqrtf((float)hp->head_dim),
+                                                .rope = m->pos_encoding == RG_POS_ROPE ? &rope_p : NULL,
+                                                .layers = c->stack, .x = c->x}))
+        return;
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const resident_layer *l = &c->layers[il];
         int32_t L = (int32_t)il;

@@ -79,6 +79,30 @@ if [ -s "$DM" ]; then
     >>"$O/eval-default.txt" 2>&1 || fail=1
   tail -n 2 "$O/eval-default.txt"
 fi
+
+# the layer stack (decode_stack.cu, one persistent kernel a decode step): a bf16
+# model of widths it takes (multiples of 1024; 16 query heads over 4 KV heads),
+# ridge eval --gpu with the stack required (on, and a one-token step it declines
+# fails) and with it off (the default), against the CPU backend's ridge eval of the same prompts:
+# greedy tokens and each greedy step's logit within bf16's tolerance
+echo "== layer stack: ridge eval --gpu vs the CPU backend, synthetic bf16 model =="
+R=$O/stack-ref
+rm -rf "$R" && mkdir -p "$R/models" "$R/outputs"
+SM=$R/models/stack-bf16.gguf
+"$B/ridge" synth -o "$SM" --shape tiny --layers 3 --embd 1024 --heads 16 --heads-kv 4 --ff 3072 --vocab 4096 \
+  --ctx 2048 --type bf16 --seed 11 >/dev/null 2>&1 || fail=1
+for n in 1 2 3 4 5; do
+  p=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["prompt"])' \
+    tests/data/refdata/outputs/ref-gqa-f32.p$n.json)
+  "$B/ridge" eval -m "$SM" -p "$p" --json --top 20 --greedy 48 -t "$(nproc)" --cache-type bf16 \
+    >"$R/outputs/stack-bf16.p$n.json" 2>>"$O/eval-stack.txt" || fail=1
+done
+for mode in require 0; do
+  echo "RIDGE_CUDA_STACK=$mode" >>"$O/eval-stack.txt"
+  RIDGE_CUDA_STACK=$mode python3 tests/tools/compare_eval.py --ridge "$B/ridge" --refdata "$R" --wtype bf16 \
+    --greedy-logits -- --gpu --cache-type bf16 >>"$O/eval-stack.txt" 2>&1 || fail=1
+  tail -n 2 "$O/eval-stack.txt"
+done
 fi # RIDGE_GPU_TESTS
 
 declare -a rows
@@ -117,9 +141,10 @@ if [ "${RIDGE_GPU_BENCH:-1}" != 0 ]; then
       # one lever each: the QKV+RoPE fusion off; the quantized GEMV's short-row
       # mapping off, its long-row one on (opt-in); rmsnorm writing the int8
       # activations off
-      for lever in QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=0; do
-        # the int8-activation levers do nothing for bf16 weights
+      for lever in STACK=1 QKV_ROPE=0 GEMV_Q_SHORT=0 GEMV_Q_U2=1 NORM_QUANT=0; do
+        # the int8-activation levers do nothing for bf16 weights, the layer stack (opt-in) nothing for quantized ones
         [ "$type" = bf16 ] && case $lever in GEMV* | NORM_QUANT*) continue ;; esac
+        [ "$type" != bf16 ] && case $lever in STACK*) continue ;; esac
         echo "== bench $spec, RIDGE_CUDA_${lever//,/ RIDGE_CUDA_} =="
         env $(echo "RIDGE_CUDA_${lever//,/ RIDGE_CUDA_}") "$B/ridge" bench -m "$f" --gpu -p 512 -n 128 -r 3 \
           --cache-type bf16 --json 2>&1 | tee "$O/bench-$(basename "$f" .gguf)-${lever//[=,]/_}.json"
@@ -167,6 +192,7 @@ cat "$O/device.txt" | head -n 1
 [ -f "$O/sanitizer.txt" ] && printf "%-28s %s\n" "compute-sanitizer" "$(grep "ERROR SUMMARY" "$O/sanitizer.txt" | tail -n 1)"
 [ -f "$O/eval.txt" ] && printf "%-28s %s\n" "eval --gpu vs refdata" "$(tail -n 1 "$O/eval.txt")"
 [ -f "$O/eval-default.txt" ] && printf "%-28s %s\n" "eval --gpu vs CPU, default" "$(tail -n 1 "$O/eval-default.txt")"
+[ -f "$O/eval-stack.txt" ] && grep -E "^RIDGE_CUDA_STACK|^stack-bf16|failure" "$O/eval-stack.txt" | sed 's/^/layer stack: /' 
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(BF16|Q4_0|Q4_K) +(2048 x 8192|4096 x 14336) +1 |^batch" "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 |^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
   "$O/bench_cuda.txt"

@@ -28,7 +28,7 @@ import sys
 # margins are refdata/README.txt's. Measured relative differences are printed as
 # max_rel_logit_diff (and recorded in docs/BENCHMARKS.md); bounds sit ~2x above.
 TOLERANCE = {
-    "f32": (1e-4, 0.05), "f16": (1e-3, 0.05),
+    "f32": (1e-4, 0.05), "f16": (1e-3, 0.05), "bf16": (5e-3, 0.1),
     "q8_0": (1.5e-2, 0.3), "q4_0": (1.5e-2, 0.3), "q4_1": (1.5e-2, 0.3), "q5_0": (1.5e-2, 0.3),
     "q5_1": (1.5e-2, 0.3), "q4_k_m": (1.5e-2, 0.3), "q5_k_m": (1.5e-2, 0.3), "q6_k": (1.5e-2, 0.3),
 }
@@ -52,7 +52,7 @@ def logit_scale(ref):
     return max(1.0, max(abs(logit) for _, logit in ref["top20_after_prompt"]))
 
 
-def compare(ref, got, tol, noise, errors, label, stats):
+def compare(ref, got, tol, noise, errors, label, stats, greedy_logits=False):
     if got["prompt_tokens"] != ref["prompt_tokens"]:
         errors.append("%s: prompt tokens differ: %s vs %s" % (label, got["prompt_tokens"], ref["prompt_tokens"]))
         return
@@ -79,6 +79,13 @@ def compare(ref, got, tol, noise, errors, label, stats):
                           (label, step, g["token"], r["token"], r["margin"]))
             break
         stats["greedy_steps_matched"] = stats.get("greedy_steps_matched", 0) + 1
+        if greedy_logits:  # the decode steps' own logits, not only their argmax
+            d = abs(r["logit"] - g["logit"]) / logit_scale(ref)
+            stats["max_rel_greedy_logit_diff"] = max(stats.get("max_rel_greedy_logit_diff", 0.0), d)
+            if d > tol:
+                errors.append("%s: greedy step %d: logit %.4f, reference %.4f (%.2e of the logit scale > %.1e)" %
+                              (label, step, g["logit"], r["logit"], d, tol))
+                break
         if r["piece_hex"] != g["piece_hex"]:
             errors.append("%s: greedy step %d: piece %s, reference %s" % (label, step, g["piece_hex"], r["piece_hex"]))
             break
@@ -97,6 +104,9 @@ def main():
                          "name does not follow ref-ARCH-TYPE.gguf, e.g. a CPU run of the default model)")
     ap.add_argument("--tol", type=float,
                     help="the relative logit tolerance instead of the weight type's (near-tie margins unchanged)")
+    ap.add_argument("--greedy-logits", action="store_true",
+                    help="also hold each greedy step's chosen logit to the tolerance (references made by ridge "
+                         "itself, where decode steps are what is under test)")
     ap.add_argument("extra", nargs="*", help="more ridge eval options (e.g. --attn naive)")
     args = ap.parse_args()
     outputs = os.path.join(args.refdata, "outputs")
@@ -123,7 +133,7 @@ def main():
         except Exception as e:  # a crash or bad JSON is a failure of this case, not of the script
             errors.append("%s: %s" % (label, e))
             continue
-        compare(ref, got, tol, noise, errors, label, stats)
+        compare(ref, got, tol, noise, errors, label, stats, args.greedy_logits)
         raw = os.path.join(outputs, f[:-5] + ".logits.f32")
         if os.path.exists(raw):
             data = open(raw, "rb").read()

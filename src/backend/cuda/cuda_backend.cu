@@ -324,7 +324,8 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (lim->head_dim > 256 || lim->head_dim % 8 || lim->n_head % lim->n_head_kv || lim->n_head / lim->n_head_kv > 16)
         return rg_fail(err, RG_E_UNSUPPORTED, "cuda: attention with head_dim %lld, %lld heads over %lld KV heads",
                        (long long)lim->head_dim, (long long)lim->n_head, (long long)lim->n_head_kv);
-    if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim) || !rg_cuda_attention_prefill_setup(c))
+    if (!rg_cuda_attention_setup(c, lim->n_head, lim->n_head_kv, lim->head_dim) || !rg_cuda_attention_prefill_setup(c) ||
+        !rg_cuda_layer_stack_setup(c))
         return rg_fail(err, c->status, "%s", c->msg);
     size_t elem = c->kvc.dtype == RG_F32 ? 4 : 2;
     c->kv_head_bytes = (size_t)c->kvc.block_size * (size_t)c->kvc.head_dim * elem;
@@ -361,6 +362,14 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     if (c->attn_entries < 4096 * lim->n_head) c->attn_entries = 4096 * lim->n_head;
     c->attn_o = (float *)cuda_alloc(be, (size_t)c->attn_entries * (size_t)lim->head_dim * 4);
     c->attn_ml = (float2 *)cuda_alloc(be, (size_t)c->attn_entries * sizeof(float2));
+    c->stack_q_max = lim->n_head * lim->head_dim, c->stack_h_max = lim->n_out_max;
+    c->stack_q = (float *)cuda_alloc(be, (size_t)(2 * c->stack_q_max + c->stack_h_max) * 4);
+    c->stack_att = c->stack_q ? c->stack_q + c->stack_q_max : NULL;
+    c->stack_h = c->stack_q ? c->stack_att + c->stack_q_max : NULL;
+    c->stack_bar = (unsigned *)cuda_alloc(be, (2 + RG_CUDA_STACK_CLAIMS) * sizeof(unsigned));
+    c->stack_claims = c->stack_bar ? (int *)(c->stack_bar + 2) : NULL;
+    if (c->stack_bar)
+        rg_cuda_check(c, cudaMemset(c->stack_bar, 0, (2 + RG_CUDA_STACK_CLAIMS) * sizeof(unsigned)), "reserve");
     /* pinned landing buffer for downloads into pageable memory: 8 rows of the widest
      * output (logits buffers from host_alloc are pinned and skip it) */
     c->h_out_bytes = (size_t)8 * (size_t)lim->n_out_max * 4;
@@ -368,7 +377,7 @@ static rg_status cuda_reserve(rg_backend *be, const rg_backend_limits *lim, rg_k
     c->row_src = (const int32_t **)malloc((size_t)lim->max_tokens * sizeof *c->row_src);
     c->row_ctx = (int64_t *)malloc((size_t)lim->max_tokens * sizeof *c->row_ctx);
     if (!c->row_src || !c->row_ctx || !c->kv_data || !d_stage || !pinned || !c->x16 || !c->w16 || !c->xq || !c->attn_o ||
-        !c->attn_ml || !c->d_argmax)
+        !c->attn_ml || !c->d_argmax || !c->stack_q || !c->stack_bar)
         return rg_fail(err, RG_E_NOMEM, "cuda: out of GPU memory for the KV pool (%zu bytes) and step buffers",
                        (size_t)c->kvc.n_layer * c->kv_layer_bytes);
     return c->status ? rg_fail(err, c->status, "%s", c->msg) : RG_OK;
@@ -477,6 +486,7 @@ static void cuda_destroy(rg_backend *be) {
     free(c->row_src), free(c->row_ctx);
     cudaFree(c->x16), cudaFree(c->w16), cudaFree(c->xq);
     cudaFree(c->attn_o), cudaFree(c->attn_ml);
+    cudaFree(c->stack_q), cudaFree(c->stack_bar);
     cudaFree(c->d_argmax);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -513,6 +523,9 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     c->pf_mt2 = lever("RIDGE_CUDA_PF_MT2", false);
     c->pf_wgmma = prop.major == 9 && lever("RIDGE_CUDA_PF_WGMMA", true); /* and the binary has it: setup */
     c->gemv_mma = lever("RIDGE_CUDA_GEMV_MMA", true);
+    /* opt-in: measured slower than the per-op path so far (decode_stack.cu) */
+    c->stack_require = getenv("RIDGE_CUDA_STACK") && !strcmp(getenv("RIDGE_CUDA_STACK"), "require");
+    c->stack = prop.major == 9 && (lever("RIDGE_CUDA_STACK", false) || c->stack_require); /* and the binary has it */
     if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(&c->be);
@@ -555,6 +568,7 @@ extern "C" rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err
     /* RIDGE_CUDA_QKV_ROPE=0: QKV and RoPE + KV store as two launches (the lever to measure the fusion by) */
     if (lever("RIDGE_CUDA_QKV_ROPE", true)) c->be.qkv_rope_kv_store = rg_cuda_qkv_rope_kv_store;
     c->be.argmax_rows = rg_cuda_argmax_rows;
+    c->be.layer_stack = rg_cuda_layer_stack;
     *out = &c->be;
     return RG_OK;
 }

@@ -53,6 +53,8 @@ typedef struct cuda_backend {
     bool pf_wgmma;                /* prefill attention on wgmma (sm_90a; RIDGE_CUDA_PF_WGMMA=0: mma.sync) */
     bool prefill_inputs;          /* producers write the cuBLAS input form (act16; RIDGE_CUDA_PREFILL_INPUTS=0: off) */
     bool prefill_gu16;            /* prefill gate/up products in bf16 (RIDGE_CUDA_PREFILL_GU16=0: f32) */
+    bool stack, stack_ok;         /* layer_stack (opt-in: RIDGE_CUDA_STACK=1); stack_ok: its sm_90 kernels are here */
+    bool stack_require;           /* RIDGE_CUDA_STACK=require: on, and a one-token step it declines fails (tests) */
     /* Input forms of the next matmul on some activations, written by the op that
      * produced them: the int8 activations of the integer GEMV (act8, in xq:
      * rmsnorm_prepare) and the 16-bit cuBLAS input (act16, in x16: rmsnorm_prepare,
@@ -87,7 +89,14 @@ typedef struct cuda_backend {
     float *attn_o;                /* split partials: attn_entries * head_dim */
     float2 *attn_ml;              /* split (max, sum): attn_entries */
     int64_t attn_entries;
-    int attn_blocks_per_sm;       /* attention split blocks resident per SM (the split count fills one wave) */
+    int attn_blocks_per_sm;
+    /* layer_stack's scratch (decode_stack.cu): q, attention output (stack_q_max
+     * floats each), SwiGLU output (stack_h_max), the grid barrier's two words,
+     * the work-item counters (RG_CUDA_STACK_CLAIMS) */
+    float *stack_q, *stack_att, *stack_h;
+    unsigned *stack_bar;
+    int *stack_claims;            /* work items taken per (layer, phase) of a launch; zero between launches */
+    int64_t stack_q_max, stack_h_max;       /* attention split blocks resident per SM (the split count fills one wave) */
     /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
     cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;
@@ -196,8 +205,20 @@ void rg_cuda_attention_op(rg_backend *be, const rg_backend_attn *a);
 bool rg_cuda_attention_prefill_setup(cuda_backend *c);
 /* Allow the attention kernel the shared memory of this head layout (once, at reserve). */
 bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv, int64_t head_dim);
+/* Work-item counters of the layer-stack kernel: layers a launch takes x phases. */
+#define RG_CUDA_STACK_CLAIMS (40 * 4)
+/* The layer stack as one persistent kernel (decode_stack.cu); setup once at
+ * reserve (its shared memory, whether the binary has the sm_90 kernel). */
+bool rg_cuda_layer_stack(rg_backend *be, const rg_backend_stack *s);
+bool rg_cuda_layer_stack_setup(cuda_backend *c);
 /* Upload n host ids to a device slot for this step (NULL on failure). */
 const int32_t *rg_cuda_stage_ids(cuda_backend *c, const int32_t *ids, int64_t n);
+
+/* The sync of a block whose threads all take part (device helpers that a
+ * kernel with a producer warp calls with a named barrier instead). */
+struct block_sync {
+    __device__ __forceinline__ void operator()() const { __syncthreads(); }
+};
 
 static inline unsigned rg_cuda_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 

@@ -8,10 +8,14 @@
 
 #include <stdint.h>
 
+#include "backend/cuda/cuda_internal.h"
+
 #define RMS_THREADS 256
 
-/* All RMS_THREADS threads of the block call it; every thread gets the scale. */
-__device__ __forceinline__ float rmsnorm_scale(const float *xr, int64_t n, float eps) {
+/* All RMS_THREADS threads of the block call it (threads 0 .. RMS_THREADS - 1,
+ * which sync() brings together); every thread gets the scale. */
+template <typename Sync = block_sync>
+__device__ __forceinline__ float rmsnorm_scale(const float *xr, int64_t n, float eps, Sync sync = Sync()) {
     double sum = 0;
     const bool vec = (n & 3) == 0;
     if (vec) {
@@ -33,7 +37,7 @@ __device__ __forceinline__ float rmsnorm_scale(const float *xr, int64_t n, float
     __shared__ double part[RMS_THREADS / 32];
     for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x / 32] = sum;
-    __syncthreads();
+    sync();
     double total = 0;
 #pragma unroll
     for (int i = 0; i < RMS_THREADS / 32; i++) total += part[i];
