@@ -291,7 +291,7 @@ fail_early:
     return false;
 }
 
-static const char *sections = "gemv,fused,attn,prefill";
+static const char *sections = "gemv,fused,attn,prefill,stream";
 static bool want(const char *name) {
     size_t n = strlen(name);
     for (const char *p = sections; (p = strstr(p, name)); p += n)
@@ -373,6 +373,27 @@ int main(int argc, char **argv) {
         }
     }
     if (want("fused")) bench_fused(be, bw);
+    if (want("stream")) { /* streaming into shared memory: what the layer-stack kernel's ring can draw */
+        printf("%-44s %9s %7s\n", "stream 1 GiB into shared memory (1 block/SM)", "GB/s", "of copy");
+        const double ldg = rg_backend_cuda_stream_probe(dev, 2, 0, 0, 1);
+        printf("%-44s %9.1f %6.0f%%\n", "plain 16-byte loads (4 in flight a thread)", ldg / 1e9, 100 * ldg / bw);
+        const int cfg[][3] = {{4096, 32, 1}, {8192, 24, 1}, {16384, 12, 1}, {16384, 6, 1}, {16384, 12, 4},
+                              {32768, 6, 1}, {65536, 3, 1}};
+        for (int mode = 0; mode < 2; mode++)
+            for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+                const double r = rg_backend_cuda_stream_probe(dev, mode, cfg[i][0], cfg[i][1], cfg[i][2]);
+                char label[96];
+                snprintf(label, sizeof label, "TMA ring %s: %2d x %5d B, %d cop%s", mode ? "items" : "share ",
+                         cfg[i][1], cfg[i][0], cfg[i][2], cfg[i][2] > 1 ? "ies" : "y");
+                printf("%-44s %9.1f %6.0f%%\n", label, r / 1e9, 100 * r / bw);
+            }
+        for (int mode = 3; mode < 5; mode++) {
+            const double r = rg_backend_cuda_stream_probe(dev, mode, 16384, 12, 1);
+            printf("%-44s %9.1f %6.0f%%\n",
+                   mode == 3 ? "TMA ring share, 12 x 16 KB, dot + reduce" : "TMA ring share, 12 x 16 KB, dot only",
+                   r / 1e9, 100 * r / bw);
+        }
+    }
     /* decode attention: fill the pool through kv_store, then time one layer's attention */
     printf("%-28s %10s %9s %7s %10s %7s\n", "attention (bf16 KV, 32/8 heads, hd 128)", "us/call", "GB/s", "of copy",
            "graphed us", "of copy");

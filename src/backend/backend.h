@@ -206,6 +206,16 @@ rg_status rg_backend_cuda_create(int device, rg_backend **out, rg_err *err);
  * against. 0 without CUDA or on failure. */
 double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps);
 
+/* The rate (bytes read per second, best of 5) at which one block per SM
+ * streams 1 GiB from HBM into shared memory: mode 0, a ring of `stages` bulk
+ * copies (TMA) of stage_bytes each (in `copies` pieces), a fixed contiguous
+ * share per block; mode 1, the same with stage-sized items taken from a
+ * counter; mode 2, plain 16-byte loads (the other arguments unused); modes 3
+ * and 4, mode 0 with 16 KB stages whose consumers dot their chunks as the
+ * layer-stack kernel does, with (3) and without (4) the warp reduction. 0
+ * without CUDA, off sm_90 for modes 0-1, or on failure. */
+double rg_backend_cuda_stream_probe(int device, int mode, int stage_bytes, int stages, int copies);
+
 /* cuBLAS's bf16 (or f16) GEMM rate in TFLOP/s on n^3 random data, best of 5
  * after a warm-up: the ceiling prefill is measured against. 0 without CUDA or
  * on failure. */

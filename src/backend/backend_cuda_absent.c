@@ -14,6 +14,11 @@ double rg_backend_cuda_copy_bandwidth(int device, size_t bytes, int reps) {
     return 0;
 }
 
+double rg_backend_cuda_stream_probe(int device, int mode, int stage_bytes, int stages, int copies) {
+    (void)device, (void)mode, (void)stage_bytes, (void)stages, (void)copies;
+    return 0;
+}
+
 double rg_backend_cuda_gemm_tflops(int device, bool bf16, int n) {
     (void)device, (void)bf16, (void)n;
     return 0;

@@ -198,6 +198,7 @@ cat "$O/device.txt" | head -n 1
   "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda_gemv_plain.txt" ] && grep -E "^(Q4_0|Q4_K) +(2048 x 2048|8192 x 2048) +1 |^BF16 +(2048 x 8192|4096 x 14336) +(8|16) " \
   "$O/bench_cuda_gemv_plain.txt" | sed 's/^/plain GEMV: /'
+[ -f "$O/bench_cuda.txt" ] && grep -E "^plain 16-byte|^TMA ring share : 12 x 16384 B, 1|dot \+ reduce" "$O/bench_cuda.txt"
 [ -f "$O/peer_sdpa.txt" ] && grep -E "^batch" "$O/peer_sdpa.txt" | sed 's/^/torch sdpa: /'
 [ -f "$O/bench_cuda.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda.txt"
 [ -f "$O/bench_cuda_prefill_mma.txt" ] && grep -E "^prefill hd 128 .* L  4096" "$O/bench_cuda_prefill_mma.txt" |

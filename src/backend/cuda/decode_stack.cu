@@ -43,19 +43,25 @@
  *
  * Status: opt-in (RIDGE_CUDA_STACK=1; =require also fails a one-token step it
  * declines, for tests), because it is slower than the per-op path it
- * replaces: 1B shape 1.70 against 1.21 ms a token, 8B shape (8 layers) 2.35
- * against 1.76 (H100, docs/BENCHMARKS.md, session 7). Traced with %globaltimer,
- * each block consumes a 16 KB stage in 0.7-0.9 µs whatever the ring depth
- * (6-16 stages), the wait (try_wait, test_wait, a sleeping producer) or the
- * L2 policy, and even with the dot products skipped: ~20 GB/s an SM, 2.3-2.4
- * TB/s in all, where the GEMV kernels draw 2.7. What paces the bulk copies is
- * not found yet; a plain streaming kernel with the same ring is the next
- * measurement. Fixed shares of rows per block (the first version) measured
- * 1.33 ms and per-block FFN times of 11-33 µs (SMs draw unequal bandwidth);
- * work items from counters even that out (31-32 items a block). */
+ * replaces (docs/BENCHMARKS.md, session 7): 1B shape 1.70 against 1.21 ms a
+ * token on the H100, 1.65 against 0.99 on the H200; 8B shape (8 layers) 2.35
+ * against 1.76 (H100), 2.25 against 1.34 (H200). Traced with %globaltimer,
+ * each block took 0.7-0.9 µs a 16 KB stage in its streaming phases, whatever
+ * the ring depth (6-16 stages), the wait instruction or the L2 policy. The
+ * ring itself is not the limit: bench_cuda's "stream" section (stream_probe.cu)
+ * streams 1 GiB through the same kind of ring at 91% of copy bandwidth with
+ * 16 KB stages, 90% with the consumers' dot products added (37% with 4 KB
+ * stages: a stage costs ~0.3 µs of handshakes). So the time goes to what the
+ * stack adds per stage (per-item block barrier and epilogue, item lookup) and
+ * to its 6 grid barriers a layer; a variant whose item epilogue ran on the
+ * warp that completed the item, without the block barrier, measured 1.43 ms
+ * (H200) but gave wrong tokens (not found; reverted). Fixed shares of rows per
+ * block (the first version) measured 1.33 ms (H100) with per-block FFN times
+ * of 11-33 µs; items from counters even the blocks out (31-32 items each). */
 #include "backend/cuda/attn_decode.cuh"
 #include "backend/cuda/rmsnorm.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/tma.cuh"
 
 #define CONSUMERS 8 /* consumer warps; the producer is warp CONSUMERS */
 #define STACK_THREADS ((CONSUMERS + 1) * 32)
@@ -92,42 +98,6 @@ struct stack_params {
     size_t layer_bytes;
 };
 static_assert(sizeof(stack_params) <= 4096, "kernel parameters are limited to 4 KB");
-
-/* ---- Hopper asynchronous copies and barriers */
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mbar_init(uint64_t *b, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(b)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbar_wait(uint64_t *b, uint32_t parity) {
-    uint32_t done;
-    do {
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     " selp.u32 %0, 1, 0, p;\n}"
-                     : "=r"(done)
-                     : "r"(smem_addr(b)), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
-
-__device__ __forceinline__ void mbar_arrive(uint64_t *b) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(b)) : "memory");
-}
-
-/* arrive on b, which then also waits for `bytes` of copies */
-__device__ __forceinline__ void mbar_arrive_expect(uint64_t *b, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
-}
-
-/* bytes from global src into shared dst (16-byte aligned, a multiple of 16), counted on b */
-__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *b) {
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(smem_addr(dst)),
-        "l"(src), "r"(bytes), "r"(smem_addr(b))
-        : "memory");
-}
 
 /* The consumers' barrier (named barrier 1: the producer warp never joins). */
 struct consumer_sync {
@@ -241,17 +211,29 @@ __device__ void produce(const stack_params &p, const ring &r) {
     for (int l = 0; l < p.n_layer; l++)
         for (int ph = 0; ph < N_PH; ph++) {
             int *ctr = &p.claims[l * N_PH + ph];
+            const int ni = n_items(p, ph);
             int c0 = atomicAdd(ctr, 1), c1 = atomicAdd(ctr, 1), c2 = atomicAdd(ctr, 1), c3 = atomicAdd(ctr, 1);
             for (;;) {
-                if (!stream_item(p, r, it, l, ph, c0)) break;
+                if (c0 >= ni) break;
+                stream_item(p, r, it, l, ph, c0);
                 c0 = atomicAdd(ctr, 1);
-                if (!stream_item(p, r, it, l, ph, c1)) break;
+                if (c1 >= ni) break;
+                stream_item(p, r, it, l, ph, c1);
                 c1 = atomicAdd(ctr, 1);
-                if (!stream_item(p, r, it, l, ph, c2)) break;
+                if (c2 >= ni) break;
+                stream_item(p, r, it, l, ph, c2);
                 c2 = atomicAdd(ctr, 1);
-                if (!stream_item(p, r, it, l, ph, c3)) break;
+                if (c3 >= ni) break;
+                stream_item(p, r, it, l, ph, c3);
                 c3 = atomicAdd(ctr, 1);
             }
+            /* every claim has returned before the phase's end is marked: after the
+             * last phase, block 0 zeroes the counters for the next launch, and a
+             * claim still in flight would land after that (its items skipped then).
+             * An atomic's thread waits only where it reads the result: the OR does. */
+            const int returned = c0 | c1 | c2 | c3;
+            asm volatile("" ::"r"(returned) : "memory");
+            stream_item(p, r, it, l, ph, ni);
         }
 }
 
