@@ -44,7 +44,9 @@
  * Status: opt-in (RIDGE_CUDA_STACK=1; =require also fails a one-token step it
  * declines, for tests), because it is slower than the per-op path it
  * replaces (docs/BENCHMARKS.md, session 7): 1B shape 1.70 against 1.21 ms a
- * token on the H100, 1.65 against 0.99 on the H200; 8B shape (8 layers) 2.35
+ * token on the H100, 1.56 against 0.99 on the H200 (1.65 before the QKV
+ * epilogue's RoPE angles and K/V address were computed once a step instead of
+ * per item: global loads on every item's path); 8B shape (8 layers) 2.35
  * against 1.76 (H100), 2.25 against 1.34 (H200). Traced with %globaltimer,
  * each block took 0.7-0.9 µs a 16 KB stage in its streaming phases, whatever
  * the ring depth (6-16 stages), the wait instruction or the L2 policy. The
@@ -259,6 +261,11 @@ struct phase_io {
     float *part;       /* two buffers of part_floats */
     const float *x_s;  /* x as the phase's rmsnorm read it (O, DOWN: the residual) */
     rope_kv_layout rl; /* QKV: the layer's pool and RoPE */
+    /* QKV, the same for every item of the step: the token's RoPE cos / sin per
+     * pair (n_rot / 2 each) and where its K row of KV head 0 lies from a layer's
+     * base, so that no item's epilogue waits for a global load */
+    const float *cs, *sn;
+    size_t kv_off;
 };
 
 /* The epilogue of one item from its rows' partial sums. */
@@ -268,22 +275,19 @@ __device__ __forceinline__ void item_epilogue(const stack_params &p, int ph, con
     const int kch = I.k / CHUNK, tid = threadIdx.x;
     if (ph == PH_QKV) {
         const rope_kv_layout &rl = io.rl;
-        const int32_t pos = rl.pos[0];
         for (int i = tid; i < I.rows; i += CONSUMERS * 32) {
             const int rg = I.row0 + i, m = rg < p.n_q ? 0 : rg < p.n_q + p.n_kv ? 1 : 2;
             const int rm = rg - (m == 0 ? 0 : m == 1 ? p.n_q : p.n_q + p.n_kv);
             const int head = rm / (int)rl.head_dim, j = rm % (int)rl.head_dim;
             float v = row_sum(part, i, kch);
             if (m < 2 && j < rl.n_rot) { /* rotate with the pair's other row, i ^ 1 (items hold whole pairs) */
-                const float pv = row_sum(part, i ^ 1, kch);
-                float cs, sn;
-                rope_cs(pos, j / 2, rl.theta_scale, rl.freq_scale, rl.ff, cs, sn);
+                const float pv = row_sum(part, i ^ 1, kch), cs = io.cs[j / 2], sn = io.sn[j / 2];
                 v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
             }
             if (m == 0)
                 p.q[rm] = v;
-            else
-                ((E *)kv_row(rl, 0, pos, head, m == 2))[j] = (E)v;
+            else /* kv_row's address, from the step's offset */
+                ((E *)(rl.layer_base + io.kv_off + head * rl.head_bytes + (m == 2 ? rl.kv_bytes : 0)))[j] = (E)v;
         }
     } else if (ph == PH_FFN) {
         const int n = I.rows / 2;
@@ -384,6 +388,7 @@ __global__ void __launch_bounds__(STACK_THREADS, 1) decode_stack_kernel(const __
     float(*s_m)[GM] = (float(*)[GM])(mid + (size_t)CONSUMERS * GM * HD * 4);
     float(*s_l)[GM] = s_m + CONSUMERS;
     float *part = (float *)(mid + ((max(act_bytes, attn_bytes) + 15) & ~(size_t)15));
+    float *cs_s = part + 2 * p.part_floats, *sn_s = cs_s + HD / 2;
     const int warp = threadIdx.x >> 5, tid = threadIdx.x;
     if (tid == 0) {
         for (int i = 0; i < r.n; i++)
@@ -399,7 +404,10 @@ __global__ void __launch_bounds__(STACK_THREADS, 1) decode_stack_kernel(const __
     const consumer_sync sync;
     uint32_t it = 0;
     const int S = (int)p.attn.n_split, n_head = (int)p.attn.n_head;
-    phase_io io{act, part, x_s, p.rope};
+    const int32_t pos = p.rope.pos[0];
+    for (int i = tid; i < (int)p.rope.n_rot / 2; i += CONSUMERS * 32)
+        rope_cs(pos, i, p.rope.theta_scale, p.rope.freq_scale, p.rope.ff, cs_s[i], sn_s[i]);
+    phase_io io{act, part, x_s, p.rope, cs_s, sn_s, (size_t)(kv_row(p.rope, 0, pos, 0, false) - p.rope.layer_base)};
     for (int l = 0; l < p.n_layer; l++) {
         const stack_layer &L = p.layer[l];
         io.rl = p.rope;
@@ -488,7 +496,8 @@ static size_t stack_smem(int n_stages, int64_t n_embd, int64_t act_elems, int64_
     const int64_t gm = group <= 4 ? 4 : 8;
     size_t act = (size_t)act_elems * 2, attn = (size_t)(CONSUMERS * gm * head_dim + 2 * CONSUMERS * gm) * 4;
     size_t mid = ((act > attn ? act : attn) + 15) & ~(size_t)15;
-    return (size_t)n_stages * (STAGE_BYTES + 24) + 16 + (size_t)n_embd * 4 + mid + (size_t)part_floats * 2 * 4;
+    return (size_t)n_stages * (STAGE_BYTES + 24) + 16 + (size_t)n_embd * 4 + mid + (size_t)part_floats * 2 * 4 +
+           (size_t)head_dim * 4; /* RoPE cos, sin: head_dim / 2 each */
 }
 
 /* Units per work item of a phase: as many as fill one stage, at least one.
