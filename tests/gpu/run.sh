@@ -83,8 +83,9 @@ fi
 # the layer stack (decode_stack.cu, one persistent kernel a decode step): a bf16
 # model of widths it takes (multiples of 1024; 16 query heads over 4 KV heads),
 # ridge eval --gpu with the stack required (on, and a one-token step it declines
-# fails) and with it off (the default), against the CPU backend's ridge eval of the same prompts:
-# greedy tokens and each greedy step's logit within bf16's tolerance
+# fails) and with it off (the default), against the CPU backend's ridge eval of
+# the same prompts: greedy tokens and each greedy step's logit within bf16's
+# tolerance
 echo "== layer stack: ridge eval --gpu vs the CPU backend, synthetic bf16 model =="
 R=$O/stack-ref
 rm -rf "$R" && mkdir -p "$R/models" "$R/outputs"
