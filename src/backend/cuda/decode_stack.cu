@@ -175,8 +175,8 @@ struct ring {
 };
 
 /* Item j of phase ph of layer l (j >= its count: none left, an empty stage
- * marked -1) into the ring from stage `it` on. False when none was left. */
-__device__ __forceinline__ bool stream_item(const stack_params &p, const ring &r, uint32_t &it, int l, int ph, int j) {
+ * marked -1) into the ring from stage `it` on. */
+__device__ __forceinline__ void stream_item(const stack_params &p, const ring &r, uint32_t &it, int l, int ph, int j) {
     const bool more = j < n_items(p, ph);
     const item I = more ? get_item(p, l, ph, j) : item{};
     const size_t bytes = (size_t)I.rows * I.k * 2, a_bytes = I.b ? bytes / 2 : bytes;
@@ -200,7 +200,6 @@ __device__ __forceinline__ bool stream_item(const stack_params &p, const ring &r
         if (sz > na) bulk_copy(dst + na, (const uint8_t *)I.b + (off + na - a_bytes), sz - na, &r.full[slot]);
         off += sz;
     } while (off < bytes);
-    return more;
 }
 
 /* The producer lane: for every layer and phase, items from the counter until
