@@ -231,39 +231,49 @@ bool rg_cuda_attention_setup(cuda_backend *c, int64_t n_head, int64_t n_head_kv,
     return true;
 }
 
+attn_params rg_cuda_attn_params(const cuda_backend *c, int64_t layer, int64_t n_head, float scale) {
+    attn_params a;
+    memset(&a, 0, sizeof a);
+    a.layer_base = c->kv_data + (size_t)layer * c->kv_layer_bytes;
+    a.row = c->d_row, a.tables = c->d_tables, a.n_ctx = c->d_n_ctx;
+    a.table_w = c->max_table_blocks;
+    a.n_head = n_head, a.n_head_kv = c->kvc.n_head_kv, a.head_dim = c->kvc.head_dim, a.bs = c->kvc.block_size;
+    for (a.log2_bs = 0; ((int64_t)1 << a.log2_bs) < a.bs; a.log2_bs++) {}
+    a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
+    a.scale = scale;
+    a.o_part = c->attn_o, a.ml = c->attn_ml;
+    return a;
+}
+
+int64_t rg_cuda_attn_splits(const cuda_backend *c, int64_t blocks, int64_t n_tok, int64_t n_head, int64_t positions) {
+    const int64_t n_units = (c->max_table_blocks * c->kvc.block_size + positions - 1) / positions;
+    const int64_t cap = c->attn_entries / (n_tok * n_head);
+    int64_t n_split = blocks / (n_tok * c->kvc.n_head_kv);
+    if (n_split > n_units) n_split = n_units;
+    if (n_split > cap) n_split = cap;
+    if (n_split > MAX_SPLIT) n_split = MAX_SPLIT;
+    return n_split < 1 ? 1 : n_split;
+}
+
 void rg_cuda_attention(rg_backend *be, const rg_backend_attn *q) {
     cuda_backend *c = cuda_of(be);
     rg_cuda_forget_prepared(c);
     int64_t n_tok = c->n_tok;
     if (n_tok <= 0 || c->status) return;
-    attn_params a;
+    attn_params a = rg_cuda_attn_params(c, q->layer, q->n_head, q->scale);
     a.q = q->q;
-    a.layer_base = c->kv_data + (size_t)q->layer * c->kv_layer_bytes;
-    a.row = c->d_row, a.tables = c->d_tables, a.n_ctx = c->d_n_ctx;
     a.alibi = q->alibi_slopes;
-    a.table_w = c->max_table_blocks;
-    a.n_head = q->n_head, a.n_head_kv = c->kvc.n_head_kv, a.head_dim = c->kvc.head_dim, a.bs = c->kvc.block_size;
-    for (a.log2_bs = 0; ((int64_t)1 << a.log2_bs) < a.bs; a.log2_bs++) {}
-    a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
-    a.scale = q->scale;
     int64_t G = a.n_head / a.n_head_kv, hd = a.head_dim, unit;
     attn_kernel fast = decode_kernel(c, G, hd, &unit);
     /* splits: one wave of the blocks that fit on the GPU, within the steps the
      * longest context allowed has and the partials scratch; independent of this
      * step's contexts, so a captured step replays at any of them */
-    int64_t n_units = (c->max_table_blocks * a.bs + unit - 1) / unit;
-    int64_t cap = c->attn_entries / (n_tok * a.n_head);
-    int64_t n_split = (int64_t)c->n_sm * c->attn_blocks_per_sm / (n_tok * a.n_head_kv);
-    if (n_split > n_units) n_split = n_units;
-    if (n_split > cap) n_split = cap;
-    if (n_split > MAX_SPLIT) n_split = MAX_SPLIT;
-    if (n_split < 1) n_split = 1;
-    if (cap < 1) {
+    if (c->attn_entries / (n_tok * a.n_head) < 1) {
         rg_cuda_fail(c, "attention", "split scratch too small for the step");
         return;
     }
+    const int64_t n_split = rg_cuda_attn_splits(c, (int64_t)c->n_sm * c->attn_blocks_per_sm, n_tok, a.n_head, unit);
     a.n_split = n_split;
-    a.o_part = c->attn_o, a.ml = c->attn_ml;
     a.out = fast && n_split == 1 ? q->out : NULL; /* one split: the decode kernel normalizes in place */
     dim3 grid((unsigned)a.n_split, (unsigned)a.n_head_kv, (unsigned)n_tok);
     if (fast) {

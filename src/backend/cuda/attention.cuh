@@ -24,6 +24,16 @@ struct attn_params {
 
 typedef void (*attn_kernel)(attn_params);
 
+/* The attention of `layer` over the attached pool for the current step, its
+ * query heads scaled by `scale`: everything but q, alibi, n_split and out
+ * (partials into the backend's attn_o / attn_ml). */
+attn_params rg_cuda_attn_params(const cuda_backend *c, int64_t layer, int64_t n_head, float scale);
+/* Splits per (token, KV head): `blocks` split blocks over the step's n_tok x
+ * n_head_kv, within the units of `positions` the longest context allowed has
+ * and the partials scratch (attn_entries), at least 1. From the batch size
+ * only, so a captured step replays at any context. */
+int64_t rg_cuda_attn_splits(const cuda_backend *c, int64_t blocks, int64_t n_tok, int64_t n_head, int64_t positions);
+
 /* Threads per block of the decode kernel. */
 #define RG_CUDA_ATTN_DECODE_THREADS 128
 

@@ -96,7 +96,8 @@ typedef struct cuda_backend {
     float *stack_q, *stack_att, *stack_h;
     unsigned *stack_bar;
     int *stack_claims;            /* work items taken per (layer, phase) of a launch; zero between launches */
-    int64_t stack_q_max, stack_h_max;       /* attention split blocks resident per SM (the split count fills one wave) */
+    int64_t stack_q_max, stack_h_max;
+    int stack_smem_max;           /* the dynamic shared memory its kernel may ask for (setup) */       /* attention split blocks resident per SM (the split count fills one wave) */
     /* decode-step graphs by batch size (1..RG_CUDA_GRAPHS) */
     cudaGraphExec_t graphs[RG_CUDA_GRAPHS + 1];
 } cuda_backend;

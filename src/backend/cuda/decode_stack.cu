@@ -214,19 +214,14 @@ __device__ void produce(const stack_params &p, const ring &r) {
             int *ctr = &p.claims[l * N_PH + ph];
             const int ni = n_items(p, ph);
             int c0 = atomicAdd(ctr, 1), c1 = atomicAdd(ctr, 1), c2 = atomicAdd(ctr, 1), c3 = atomicAdd(ctr, 1);
-            for (;;) {
-                if (c0 >= ni) break;
-                stream_item(p, r, it, l, ph, c0);
-                c0 = atomicAdd(ctr, 1);
-                if (c1 >= ni) break;
-                stream_item(p, r, it, l, ph, c1);
-                c1 = atomicAdd(ctr, 1);
-                if (c2 >= ni) break;
-                stream_item(p, r, it, l, ph, c2);
-                c2 = atomicAdd(ctr, 1);
-                if (c3 >= ni) break;
-                stream_item(p, r, it, l, ph, c3);
-                c3 = atomicAdd(ctr, 1);
+            /* stream claim c unless none was left, then claim again into c */
+            auto take = [&](int &c) {
+                if (c >= ni) return false;
+                stream_item(p, r, it, l, ph, c);
+                c = atomicAdd(ctr, 1);
+                return true;
+            };
+            while (take(c0) && take(c1) && take(c2) && take(c3)) {
             }
             /* every claim has returned before the phase's end is marked: after the
              * last phase, block 0 zeroes the counters for the next launch, and a
@@ -261,8 +256,8 @@ struct phase_io {
     const float *x_s;  /* x as the phase's rmsnorm read it (O, DOWN: the residual) */
     rope_kv_layout rl; /* QKV: the layer's pool and RoPE */
     /* QKV, the same for every item of the step: the token's RoPE cos / sin per
-     * pair (n_rot / 2 each) and where its K row of KV head 0 lies from a layer's
-     * base, so that no item's epilogue waits for a global load */
+     * pair (n_rot / 2 each) and its kv_pos_offset, so that no item's epilogue
+     * waits for a global load */
     const float *cs, *sn;
     size_t kv_off;
 };
@@ -281,12 +276,12 @@ __device__ __forceinline__ void item_epilogue(const stack_params &p, int ph, con
             float v = row_sum(part, i, kch);
             if (m < 2 && j < rl.n_rot) { /* rotate with the pair's other row, i ^ 1 (items hold whole pairs) */
                 const float pv = row_sum(part, i ^ 1, kch), cs = io.cs[j / 2], sn = io.sn[j / 2];
-                v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
+                v = rope_rotate(v, pv, j, cs, sn);
             }
             if (m == 0)
                 p.q[rm] = v;
-            else /* kv_row's address, from the step's offset */
-                ((E *)(rl.layer_base + io.kv_off + head * rl.head_bytes + (m == 2 ? rl.kv_bytes : 0)))[j] = (E)v;
+            else
+                ((E *)kv_row_at(rl, io.kv_off, head, m == 2))[j] = (E)v;
         }
     } else if (ph == PH_FFN) {
         const int n = I.rows / 2;
@@ -406,7 +401,7 @@ __global__ void __launch_bounds__(STACK_THREADS, 1) decode_stack_kernel(const __
     const int32_t pos = p.rope.pos[0];
     for (int i = tid; i < (int)p.rope.n_rot / 2; i += CONSUMERS * 32)
         rope_cs(pos, i, p.rope.theta_scale, p.rope.freq_scale, p.rope.ff, cs_s[i], sn_s[i]);
-    phase_io io{act, part, x_s, p.rope, cs_s, sn_s, (size_t)(kv_row(p.rope, 0, pos, 0, false) - p.rope.layer_base)};
+    phase_io io{act, part, x_s, p.rope, cs_s, sn_s, kv_pos_offset(p.rope, 0, pos)};
     for (int l = 0; l < p.n_layer; l++) {
         const stack_layer &L = p.layer[l];
         io.rl = p.rope;
@@ -508,27 +503,33 @@ static int item_units(int unit_rows, int64_t k) {
     return u;
 }
 
-/* The dynamic shared memory a block may ask for: the device's opt-in limit less
- * room for the kernel's static shared memory (rmsnorm's partials). */
-static int stack_smem_max(const cuda_backend *c) {
-    int v = 0;
-    cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device);
-    return v - 1024;
-}
-
+/* Once, at reserve: every instance has its sm_90 body, may ask for the device's
+ * opt-in shared memory less room for its static part (rmsnorm's partials), and
+ * fits one block an SM at that size (so at any smaller one) — what the grid
+ * barrier needs; else stack_ok stays false and the op declines. The launch
+ * path then asks the driver nothing. */
 bool rg_cuda_layer_stack_setup(cuda_backend *c) {
     c->stack_ok = false;
     if (!c->stack) return true;
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->device) != cudaSuccess) {
+        cudaGetLastError();
+        return true;
+    }
+    c->stack_smem_max = optin - 1024;
     const rg_dtype kvs[2] = {RG_BF16, RG_F16};
     for (rg_dtype kv : kvs)
         for (int64_t hd : {64, 128})
             for (int64_t g : {4, 8}) {
                 stack_kernel k = kernel_for(kv, hd, g);
                 cudaFuncAttributes fa;
-                /* no sm_90 body in this binary, or not this much shared memory: the op declines */
+                int per_sm = 0;
                 if (cudaFuncGetAttributes(&fa, k) != cudaSuccess || fa.binaryVersion < 90 ||
-                    cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, stack_smem_max(c)) !=
-                        cudaSuccess) {
+                    cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, c->stack_smem_max) !=
+                        cudaSuccess ||
+                    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, STACK_THREADS, c->stack_smem_max) !=
+                        cudaSuccess ||
+                    per_sm < 1) {
                     cudaGetLastError();
                     return true;
                 }
@@ -585,25 +586,16 @@ bool rg_cuda_layer_stack(rg_backend *be, const rg_backend_stack *s) {
     if (2 * unit[PH_FFN] * (n_embd / CHUNK) > part) part = 2 * unit[PH_FFN] * (n_embd / CHUNK);
     if (unit[PH_DOWN] * (n_ff / CHUNK) > part) part = unit[PH_DOWN] * (n_ff / CHUNK);
     const int64_t act = n_ff > n_embd ? (n_ff > n_q ? n_ff : n_q) : (n_embd > n_q ? n_embd : n_q);
-    const int smem_max = stack_smem_max(c);
     int n_stages = MAX_STAGES;
-    while (n_stages >= 4 && stack_smem(n_stages, n_embd, act, hd, G, (int)part) > (size_t)smem_max)
+    while (n_stages >= 4 && stack_smem(n_stages, n_embd, act, hd, G, (int)part) > (size_t)c->stack_smem_max)
         n_stages--;
     if (n_stages < 4) return decline(c, "too little shared memory for 4 stages");
     const size_t smem = stack_smem(n_stages, n_embd, act, hd, G, (int)part);
-    int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, STACK_THREADS, smem) != cudaSuccess || per_sm < 1) {
-        cudaGetLastError();
-        return decline(c, "no block fits an SM");
-    }
-    /* attention splits: one per block, within the partials scratch and the longest context's steps */
+    /* attention splits: one per block */
     const int64_t nb = c->n_sm;
-    int64_t n_split = nb / s->n_head_kv, positions;
+    int64_t positions;
     rg_cuda_attn_decode_kernel(c->kvc.dtype, hd, G, &positions);
-    const int64_t n_units = (c->max_table_blocks * bs + positions - 1) / positions;
-    if (n_split > n_units) n_split = n_units;
-    if (n_split > c->attn_entries / s->n_head) n_split = c->attn_entries / s->n_head;
-    if (n_split < 1) n_split = 1;
+    const int64_t n_split = rg_cuda_attn_splits(c, nb, 1, s->n_head, positions);
 
     rg_cuda_forget_prepared(c);
     stack_params p;
@@ -615,15 +607,6 @@ bool rg_cuda_layer_stack(rg_backend *be, const rg_backend_stack *s) {
     p.x = s->x, p.q = c->stack_q, p.att = c->stack_att, p.h = c->stack_h, p.bar = c->stack_bar;
     p.claims = c->stack_claims;
     p.layer_bytes = c->kv_layer_bytes;
-    attn_params &a = p.attn;
-    a.q = c->stack_q;
-    a.row = c->d_row, a.tables = c->d_tables, a.n_ctx = c->d_n_ctx, a.alibi = NULL;
-    a.table_w = c->max_table_blocks;
-    a.n_head = s->n_head, a.n_head_kv = s->n_head_kv, a.head_dim = hd, a.bs = bs;
-    for (a.log2_bs = 0; ((int64_t)1 << a.log2_bs) < bs; a.log2_bs++) {
-    }
-    a.unit_bytes = c->kv_unit_bytes, a.kv_bytes = c->kv_kv_bytes, a.head_bytes = c->kv_head_bytes;
-    a.scale = s->scale, a.n_split = n_split, a.o_part = c->attn_o, a.ml = c->attn_ml, a.out = NULL;
     for (int64_t l0 = 0; l0 < s->n_layer; l0 += STACK_MAX_LAYERS) {
         const int64_t nl = s->n_layer - l0 < STACK_MAX_LAYERS ? s->n_layer - l0 : STACK_MAX_LAYERS;
         p.n_layer = (int)nl;
@@ -640,7 +623,8 @@ bool rg_cuda_layer_stack(rg_backend *be, const rg_backend_stack *s) {
                           (const bf16 *)L->w_down->data};
         }
         p.rope = rg_cuda_rope_layout(c, l0, hd, s->rope);
-        a.layer_base = c->kv_data + (size_t)l0 * c->kv_layer_bytes;
+        p.attn = rg_cuda_attn_params(c, l0, s->n_head, s->scale);
+        p.attn.q = c->stack_q, p.attn.n_split = n_split; /* no ALiBi; partials, merged in the kernel */
         rg_cuda_launch(c, k, dim3((unsigned)nb), dim3(STACK_THREADS), smem, p);
         if (!RG_CUDA_LAUNCHED(c, "layer stack")) return true; /* the failure is recorded; sync reports it */
     }

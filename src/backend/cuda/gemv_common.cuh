@@ -89,7 +89,7 @@ __device__ __forceinline__ void gemv_apply(const gemv_job &job, int m, int64_t r
                 pv += bias ? bias[r0 + ip] : 0.0f;
                 float cs, sn;
                 rope_cs(pos, j / 2, rp.theta_scale, rp.freq_scale, rp.ff, cs, sn);
-                v = j & 1 ? pv * sn + v * cs : v * cs - pv * sn; /* rope_kv_store_kernel's r1 / r0 */
+                v = rope_rotate(v, pv, j, cs, sn);
             }
             *dst = v;
             if (m > 0) { /* k or v into the cache */
